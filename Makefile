@@ -1,0 +1,40 @@
+# Two commands on a fresh machine: `make run` (the demo's main job) and `make test`.
+# Both build .venv from requirements.lock when it is missing or stale.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test test-fast bench lock clean
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	@VENV=$(VENV) scripts/run_demo.sh
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: venv
+	$(BIN)/python -m bench.run
+
+# Re-resolve the pins from pyproject.toml (needs the package index).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet ".[test]"
+	{ .lockvenv/bin/pip freeze --exclude hotline-early-warning; echo "setuptools==80.9.0"; } | \
+	  { echo "# Pinned, resolved set for Python 3.11 (pip freeze of a fresh resolve of pyproject.toml [test])."; \
+	    echo "# Regenerate: make lock"; cat; } > requirements.lock
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""Alert routing, grouping, inhibition, silences and delivery. Not built yet: see the alerts issue."""

@@ -1,0 +1,63 @@
+"""One settings object, resolved at the edge (CLI flags, environment, config/hotline.yaml) and
+passed into library code, which never reads the environment itself.
+
+Precedence: explicit argument > environment variable > config/hotline.yaml > built-in default.
+
+| setting       | environment             | default                        |
+|---------------|-------------------------|--------------------------------|
+| db_url        | HOTLINE_DB_URL          | sqlite:///<var_dir>/hotline.db |
+| var_dir       | HOTLINE_VAR_DIR         | <project>/var                  |
+| config_dir    | HOTLINE_CONFIG_DIR      | <project>/config               |
+| caller_salt   | HOTLINE_CALLER_SALT     | a demo salt (warns: set it in production) |
+| lookback_days | HOTLINE_LOOKBACK_DAYS   | 7                              |
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEMO_SALT = "hotline-demo-salt-change-me"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    var_dir: Path
+    config_dir: Path
+    caller_salt: str
+    lookback_days: int = 7
+    source: dict[str, Any] = field(default_factory=dict)  # the daily DAG's source
+
+    def with_db(self, url: str | None) -> "Settings":
+        return replace(self, db_url=url) if url else self
+
+
+def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
+    doc: dict[str, Any] = {}
+    path = config_dir / "hotline.yaml"
+    if path.exists():
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    var_dir = Path(env.get("HOTLINE_VAR_DIR", doc.get("var_dir") or PROJECT_ROOT / "var"))
+    if not var_dir.is_absolute():
+        var_dir = PROJECT_ROOT / var_dir
+    url = db_url or env.get("HOTLINE_DB_URL") or doc.get("database") or f"sqlite:///{var_dir / 'hotline.db'}"
+    salt = env.get("HOTLINE_CALLER_SALT") or doc.get("caller_salt")
+    if not salt:
+        warnings.warn("HOTLINE_CALLER_SALT is not set: caller keys use the demo salt", stacklevel=2)
+        salt = DEMO_SALT
+    return Settings(
+        db_url=url,
+        var_dir=var_dir,
+        config_dir=config_dir,
+        caller_salt=salt,
+        lookback_days=int(env.get("HOTLINE_LOOKBACK_DAYS", doc.get("lookback_days", 7))),
+        source=dict(doc.get("source") or {}),
+    )

@@ -1,0 +1,145 @@
+"""daily_counts: tickets counted per local day at every level of both hierarchies, in SQL.
+
+Region levels province / city / district times category levels all / l1 / l2: nine GROUP BYs
+over the touched days only, so re-aggregating one day costs that day's tickets, not the history.
+A ticket without a district (a foreign export's row with no borough) counts at city and province
+level only.
+
+n_overdue counts, as of the aggregation, tickets closed after their deadline or still open past it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import pandas as pd
+from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, literal, or_, select
+
+from hotline.reference import ALL_CATEGORIES
+from warehouse.schema import COUNT_COLUMNS, UTCDateTime, daily_counts, tickets
+
+REGION_COLUMNS = {"province": tickets.c.province_code, "city": tickets.c.city_code,
+                  "district": tickets.c.district_code}
+CATEGORY_COLUMNS = {"all": None, "l1": tickets.c.category_l1, "l2": tickets.c.category_l2}
+
+
+def _ranges(days: Iterable[dt.date]) -> list[tuple[dt.date, dt.date]]:
+    """Consecutive runs of days, so a bulk load aggregates in a few range scans."""
+    out: list[tuple[dt.date, dt.date]] = []
+    for d in sorted(set(days)):
+        if out and d == out[-1][1] + dt.timedelta(days=1):
+            out[-1] = (out[-1][0], d)
+        else:
+            out.append((d, d))
+    return out
+
+
+def _count_exprs(now_param):
+    t = tickets.c
+    overdue = or_(and_(t.closed_at.is_not(None), t.closed_at > t.deadline_at),
+                  and_(t.closed_at.is_(None), t.deadline_at < now_param))
+    return [
+        func.count().label("n_tickets"),
+        func.sum(case((t.closed_at.is_not(None), 1), else_=0)).label("n_closed"),
+        func.sum(case((and_(t.deadline_at.is_not(None), overdue), 1), else_=0)).label("n_overdue"),
+        func.sum(case((t.is_repeat, 1), else_=0)).label("n_repeat"),
+        func.sum(case((t.satisfaction.is_not(None), 1), else_=0)).label("n_rated"),
+        func.sum(case((t.satisfaction == "unsatisfied", 1), else_=0)).label("n_unsatisfied"),
+        func.sum(case((t.resolved, 1), else_=0)).label("n_resolved"),
+    ]
+
+
+def aggregate_days(engine: Engine, days: Iterable[dt.date], now: dt.datetime | None = None) -> int:
+    """Recompute daily_counts for ``days``; returns the number of days aggregated."""
+    days = sorted(set(days))
+    if not days:
+        return 0
+    now = now or dt.datetime.now(dt.timezone.utc)
+    now_param = bindparam("now", value=now, type_=UTCDateTime)
+    counts = _count_exprs(now_param)
+    target_cols = ["ds", "region_level", "region_code", "category_level", "category_code",
+                   "province_code", "city_code", *COUNT_COLUMNS, "aggregated_at"]
+    with engine.begin() as conn:
+        for lo, hi in _ranges(days):
+            conn.execute(delete(daily_counts).where(daily_counts.c.ds.between(lo, hi)))
+            for rlevel, rcol in REGION_COLUMNS.items():
+                for clevel, ccol in CATEGORY_COLUMNS.items():
+                    city_col = {"province": literal(None, type_=tickets.c.city_code.type),
+                                "city": tickets.c.city_code, "district": tickets.c.city_code}[rlevel]
+                    cat_col = ccol if ccol is not None else literal(ALL_CATEGORIES)
+                    group = [tickets.c.received_date, rcol, tickets.c.province_code]
+                    if rlevel != "province":
+                        group.append(tickets.c.city_code)
+                    if ccol is not None:
+                        group.append(ccol)
+                    sel = (select(tickets.c.received_date, literal(rlevel), rcol, literal(clevel), cat_col,
+                                  tickets.c.province_code, city_col, *counts,
+                                  bindparam("agg_at", value=now, type_=UTCDateTime))
+                           .where(tickets.c.received_date.between(lo, hi))
+                           .group_by(*group))
+                    if rlevel == "district":
+                        sel = sel.where(tickets.c.district_code.is_not(None))
+                    conn.execute(insert(daily_counts).from_select(target_cols, sel))
+    return len(days)
+
+
+def aggregated_days(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(select(func.count(func.distinct(daily_counts.c.ds)))).scalar_one()
+
+
+def read_series(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
+                end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
+    """The series frame of one level pair: ``series_id, ds, y`` plus key columns.
+
+    Days with no tickets between a series' province's first and last loaded day are zeros.
+    """
+    dc = daily_counts.c
+    q = select(dc.ds, dc.region_level, dc.region_code, dc.category_level, dc.category_code,
+               dc.province_code, dc.city_code, dc[value].label("y")).where(
+        dc.region_level == region_level, dc.category_level == category_level)
+    if start:
+        q = q.where(dc.ds >= start)
+    if end:
+        q = q.where(dc.ds <= end)
+    if city_code:
+        q = q.where(dc.city_code == city_code) if region_level != "city" else q.where(dc.region_code == city_code)
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(q).mappings().all())
+    if df.empty:
+        return pd.DataFrame(columns=["series_id", "ds", "y", "region_level", "region_code",
+                                     "category_level", "category_code"])
+    df["ds"] = pd.to_datetime(df["ds"])
+    df["series_id"] = df["region_level"] + ":" + df["region_code"] + "|" + df["category_level"] + ":" + df["category_code"]
+    keys = df.drop_duplicates("series_id").set_index("series_id")[
+        ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
+    span = df.groupby("province_code")["ds"].agg(["min", "max"])
+    parts = []
+    for sid, g in df.groupby("series_id", sort=True):
+        lo, hi = span.loc[keys.at[sid, "province_code"]]
+        full = pd.DataFrame({"ds": pd.date_range(lo, hi, freq="D")})
+        part = full.merge(g[["ds", "y"]], on="ds", how="left").fillna({"y": 0})
+        part["series_id"] = sid
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True).join(keys, on="series_id")
+    out["y"] = out["y"].astype(int)
+    return out[["series_id", "ds", "y", "region_level", "region_code", "category_level", "category_code",
+                "province_code", "city_code"]]
+
+
+def aggregate_run(engine: Engine, days: Iterable[dt.date], logical_date: dt.date | None = None) -> int:
+    """:func:`aggregate_days` recorded in the run log as its own stage."""
+    from warehouse.runs import finish_run, new_run_id, start_run
+
+    days = sorted(set(days))
+    run_id = new_run_id("aggregate")
+    start_run(engine, run_id, "aggregate", logical_date, {"days": len(days)})
+    try:
+        n = aggregate_days(engine, days)
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", {"days_aggregated": 0}, f"{type(exc).__name__}: {exc}")
+        raise
+    finish_run(engine, run_id, "success", {"days_aggregated": n,
+                                           "first": days[0].isoformat() if days else None,
+                                           "last": days[-1].isoformat() if days else None})
+    return n

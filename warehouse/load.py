@@ -1,0 +1,137 @@
+"""Bulk loading: canonical tickets upserted through a staging table, quarantine rows appended.
+
+PostgreSQL takes the batch through COPY, SQLite through one executemany; both then run one
+``INSERT ... SELECT ... ON CONFLICT (ticket_id) DO UPDATE`` that keeps the newer version of a
+ticket (by ``updated_at``), so reruns and backfills are idempotent.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert
+
+from ingestion.canonical import CANONICAL_COLUMNS
+from warehouse.schema import quarantine
+
+TICKET_COLUMNS = CANONICAL_COLUMNS + ["ingest_run_id"]
+_TS = ("received_at", "deadline_at", "closed_at", "updated_at")
+_BOOL = ("is_repeat", "resolved")
+
+
+@dataclass
+class UpsertResult:
+    inserted: int
+    updated: int
+    unchanged: int
+    touched_dates: set[dt.date]
+
+
+def _ts_strings(s: pd.Series, dialect: str) -> np.ndarray:
+    """UTC timestamps as text: SQLAlchemy's SQLite format, or ISO 8601 with offset for COPY."""
+    v = pd.to_datetime(s, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    txt = np.datetime_as_string(v, unit="us")
+    txt = np.char.replace(txt, "T", " ") if dialect == "sqlite" else np.char.add(txt, "+00")
+    out = txt.astype(object)
+    out[np.isnat(v)] = None
+    return out
+
+
+def _clean_objects(s: pd.Series) -> np.ndarray:
+    vals = s.astype("object").to_numpy()
+    missing = pd.isna(vals)
+    if missing.any():
+        vals = vals.copy()
+        vals[missing] = None
+    return vals
+
+
+def _column_values(df: pd.DataFrame, dialect: str) -> list[np.ndarray]:
+    """Each ticket column as an object array of DB-ready values (None for NULL)."""
+    cols = []
+    for c in TICKET_COLUMNS:
+        s = df[c]
+        if c in _TS:
+            cols.append(_ts_strings(s, dialect))
+        elif c == "received_date":
+            cols.append(np.array([d.isoformat() for d in s], dtype=object))
+        elif c in _BOOL:
+            vals = _clean_objects(s)
+            t, f = ("t", "f") if dialect == "postgresql" else (1, 0)
+            cols.append(np.array([None if v is None else (t if v else f) for v in vals], dtype=object))
+        else:
+            cols.append(_clean_objects(s))
+    return cols
+
+
+_FREE_TEXT = ("content", "department", "category_raw", "street_code", "ticket_id")
+
+
+def _copy_text(cols: list[np.ndarray]) -> str:
+    """The batch in PostgreSQL's COPY text format: tab-separated, \\N for NULL."""
+    parts = []
+    for name, vals in zip(TICKET_COLUMNS, cols):
+        if name in _FREE_TEXT:
+            parts.append(["\\N" if v is None else
+                          str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+                          for v in vals.tolist()])
+        else:
+            parts.append(["\\N" if v is None else str(v) for v in vals.tolist()])
+    return "".join(["\t".join(r) + "\n" for r in zip(*parts)])
+
+
+def _stage(conn: Connection, df: pd.DataFrame) -> None:
+    dialect = conn.dialect.name
+    cols = _column_values(df, dialect)
+    collist = ", ".join(TICKET_COLUMNS)
+    if dialect == "postgresql":
+        conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS stage_tickets (LIKE tickets) ON COMMIT DROP")
+        cur = conn.connection.cursor()
+        cur.copy_expert(f"COPY stage_tickets ({collist}) FROM STDIN", io.StringIO(_copy_text(cols)))
+    else:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS temp.stage_tickets")
+        conn.exec_driver_sql("CREATE TEMP TABLE stage_tickets AS SELECT * FROM tickets WHERE 0")
+        ph = ", ".join("?" for _ in TICKET_COLUMNS)
+        cur = conn.connection.cursor()
+        cur.executemany(f"INSERT INTO stage_tickets ({collist}) VALUES ({ph})", list(zip(*cols)))
+
+
+def upsert_tickets(engine: Engine, df: pd.DataFrame, run_id: str) -> UpsertResult:
+    """Upsert canonical tickets; return what changed and the local days whose counts are stale."""
+    if df.empty:
+        return UpsertResult(0, 0, 0, set())
+    df = df.assign(ingest_run_id=run_id)
+    collist = ", ".join(TICKET_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in TICKET_COLUMNS if c != "ticket_id")
+    with engine.begin() as conn:
+        _stage(conn, df)
+        existing, newer = conn.exec_driver_sql(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN s.updated_at > t.updated_at THEN 1 ELSE 0 END), 0) "
+            "FROM stage_tickets s JOIN tickets t ON t.ticket_id = s.ticket_id").one()
+        dates = conn.exec_driver_sql(
+            "SELECT DISTINCT received_date FROM stage_tickets UNION "
+            "SELECT DISTINCT t.received_date FROM tickets t JOIN stage_tickets s ON s.ticket_id = t.ticket_id "
+            "WHERE s.updated_at > t.updated_at").scalars().all()
+        conn.exec_driver_sql(
+            f"INSERT INTO tickets ({collist}) SELECT {collist} FROM stage_tickets WHERE true "
+            f"ON CONFLICT (ticket_id) DO UPDATE SET {updates} WHERE excluded.updated_at > tickets.updated_at")
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("DROP TABLE temp.stage_tickets")
+    touched = {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in dates}
+    existing, newer = int(existing), int(newer)
+    return UpsertResult(len(df) - existing, newer, existing - newer, touched)
+
+
+def insert_quarantine(engine: Engine, bad: pd.DataFrame, run_id: str, source: str) -> int:
+    if bad.empty:
+        return 0
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = [{**{k: (None if v is None or (isinstance(v, float) and v != v) else v) for k, v in r.items()},
+             "run_id": run_id, "source": source, "quarantined_at": now}
+            for r in bad.to_dict("records")]
+    with engine.begin() as conn:
+        conn.execute(insert(quarantine), rows)
+    return len(rows)

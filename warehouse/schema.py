@@ -1,0 +1,129 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations in warehouse/migrations create them.
+
+Timestamps are stored in UTC: ``timestamptz`` on PostgreSQL, naive UTC text on SQLite. The
+:class:`UTCDateTime` type makes both read back as timezone-aware UTC datetimes.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON, Boolean, Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text, TypeDecorator,
+)
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware in Python, UTC in the database, on every dialect."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if getattr(value, "tzinfo", None) is None:
+            raise ValueError(f"naive datetime {value!r}: the warehouse stores tz-aware timestamps only")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+# The canonical ticket: the province's data standard (docs/SCHEMA.md).
+tickets = Table(
+    "tickets", metadata,
+    Column("ticket_id", String(64), primary_key=True),
+    Column("source", String(32), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("received_date", Date, nullable=False),  # local date in the province's time zone
+    Column("channel", String(16), nullable=False),
+    Column("request_type", String(16)),
+    Column("province_code", String(6), nullable=False),
+    Column("city_code", String(6), nullable=False),
+    Column("district_code", String(6)),
+    Column("street_code", String(32)),
+    Column("category_l1", String(48), nullable=False),
+    Column("category_l2", String(80), nullable=False),
+    Column("category_raw", String(255)),
+    Column("content", Text),
+    Column("caller_key", String(32)),
+    Column("department", String(64)),
+    Column("urgency", String(16)),
+    Column("deadline_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    Column("status", String(16), nullable=False),
+    Column("is_repeat", Boolean, nullable=False),
+    Column("satisfaction", String(24)),
+    Column("resolved", Boolean),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("ingest_run_id", String(64)),
+    Index("ix_tickets_received_date", "received_date"),
+    Index("ix_tickets_city_date", "city_code", "received_date"),
+)
+
+# Every rejected source row, with where it came from and why; never silently dropped.
+quarantine = Table(
+    "quarantine", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("source_file", String(512)),
+    Column("source_row", Integer),  # 1-based data row (CSV: line number minus the header)
+    Column("ticket_id", String(64)),
+    Column("field", String(64)),
+    Column("reason_code", String(48), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),  # the source row as JSON, PII masked
+    Column("quarantined_at", UTCDateTime, nullable=False),
+    Index("ix_quarantine_run", "run_id"),
+    Index("ix_quarantine_reason", "reason_code"),
+)
+
+COUNT_COLUMNS = ("n_tickets", "n_closed", "n_overdue", "n_repeat", "n_rated", "n_unsatisfied", "n_resolved")
+
+# Daily counts at every level of both hierarchies: region (province/city/district) x category
+# (all/l1/l2). category_code is "*" at level "all".
+daily_counts = Table(
+    "daily_counts", metadata,
+    Column("ds", Date, primary_key=True),
+    Column("region_level", String(10), primary_key=True),
+    Column("region_code", String(6), primary_key=True),
+    Column("category_level", String(3), primary_key=True),
+    Column("category_code", String(80), primary_key=True),
+    Column("province_code", String(6), nullable=False),
+    Column("city_code", String(6)),
+    *(Column(c, Integer, nullable=False) for c in COUNT_COLUMNS),
+    Column("aggregated_at", UTCDateTime, nullable=False),
+    Index("ix_daily_counts_series", "region_level", "region_code", "category_level", "category_code", "ds"),
+)
+
+ingest_watermarks = Table(
+    "ingest_watermarks", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("last_logical_date", Date),
+    Column("max_updated_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+pipeline_runs = Table(
+    "pipeline_runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("stage", String(32), nullable=False),
+    Column("logical_date", Date),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("status", String(16), nullable=False),  # running, success, failed
+    Column("params", JSON),
+    Column("metrics", JSON),
+    Column("message", Text),
+    Index("ix_pipeline_runs_stage", "stage", "started_at"),
+)
