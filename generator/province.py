@@ -211,7 +211,7 @@ class ProvinceGenerator:
         sf_hol = cal["holiday_name"].str.contains("Spring", na=False).to_numpy() | (
             cal["is_holiday"].to_numpy() & (np.abs(cal["days_from_spring_festival"].to_numpy()) <= 8))
         wk = np.where(cal["is_holiday"], np.where(sf_hol, c["spring_festival_factor"], c["holiday_factor"]), wk)
-        years = (days - pd.Timestamp("2020-01-01")).days.to_numpy() / 365.25
+        years = (days - pd.Timestamp(f"{c['growth_reference_year']}-07-01")).days.to_numpy() / 365.25
         growth = (1 + c["yearly_growth"]) ** years
         day_factor = wk * growth
 
@@ -239,7 +239,9 @@ class ProvinceGenerator:
             if e.kind == "emerging":
                 offs = np.arange(d0, d1 + 1) - (pd.Timestamp(e.start) - days[0]).days
                 ramp = e.magnitude * np.clip(offs / 27.0, 0, 1) ** 1.5
-                lam[rows[:, None], np.arange(d0, d1 + 1)[None, :]] += ramp[None, :] * day_factor[d0:d1 + 1] / day_factor.mean()
+                # the weekly rhythm applies to a new issue too; normalised so the peak is the magnitude
+                weekly = wk[d0:d1 + 1] / np.mean(c["weekday_factor"])
+                lam[rows[:, None], np.arange(d0, d1 + 1)[None, :]] += ramp[None, :] * weekly
             else:
                 lam[rows, d0:d1 + 1] *= e.magnitude
         return s, days, lam
@@ -360,6 +362,8 @@ class ProvinceGenerator:
         # arrival in the system: a few tickets reach the feed one to three days late
         late = rng.random(n) < per_city_value("late_share") * c["late_share_multiplier"]
         visible = (received + pd.to_timedelta(np.where(late, rng.uniform(24, 72, n), rng.uniform(0.01, 0.2, n)), unit="h")).floor("s")
+        # a ticket cannot be closed in the system before it has reached it
+        closed = closed.where(closed > visible, visible + pd.Timedelta(hours=1))
 
         # text: what the citizen says, where, what they ask; a few carry a phone or ID number
         places = c["places"]

@@ -10,6 +10,7 @@ Precedence: explicit argument > environment variable > config/hotline.yaml > bui
 | config_dir    | HOTLINE_CONFIG_DIR      | <project>/config               |
 | caller_salt   | HOTLINE_CALLER_SALT     | a demo salt (warns: set it in production) |
 | lookback_days | HOTLINE_LOOKBACK_DAYS   | 7                              |
+| (the file)    | HOTLINE_SETTINGS        | <config_dir>/hotline.yaml      |
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
     env = dict(os.environ if env is None else env)
     config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
     doc: dict[str, Any] = {}
-    path = config_dir / "hotline.yaml"
+    path = Path(env.get("HOTLINE_SETTINGS", config_dir / "hotline.yaml"))
     if path.exists():
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     var_dir = Path(env.get("HOTLINE_VAR_DIR", doc.get("var_dir") or PROJECT_ROOT / "var"))

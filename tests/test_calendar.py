@@ -1,0 +1,47 @@
+"""The Chinese working calendar, 调休 included, and its fallback beyond chinese-calendar's years."""
+import datetime as dt
+
+import pandas as pd
+
+from hotline.calendar import add_working_days, calendar_frame, deadlines_for, is_workday, year_calendar
+
+
+def test_a_makeup_saturday_is_a_workday():
+    assert dt.date(2026, 2, 14).weekday() == 5
+    assert is_workday(dt.date(2026, 2, 14))
+
+
+def test_spring_festival_days_are_holidays_even_on_weekdays():
+    assert dt.date(2026, 2, 17).weekday() == 1
+    assert not is_workday(dt.date(2026, 2, 17))
+
+
+def test_years_past_the_package_fall_back_to_computed_lunar_holidays():
+    cal = year_calendar(2027)
+    assert cal.source == "holidays"
+    assert cal.spring_festival == dt.date(2027, 2, 6)
+    assert not is_workday(dt.date(2027, 2, 8))  # a Monday in the Spring Festival holiday
+    assert is_workday(dt.date(2027, 3, 1))
+
+
+def test_frame_flags_holidays_makeup_days_and_distance_to_spring_festival():
+    f = calendar_frame(dt.date(2026, 2, 10), dt.date(2026, 2, 25)).set_index("ds")
+    assert f.loc["2026-02-14", "is_makeup_workday"] and f.loc["2026-02-14", "is_workday"]
+    assert f.loc["2026-02-17", "is_holiday"] and not f.loc["2026-02-17", "is_workday"]
+    assert f.loc["2026-02-17", "days_from_spring_festival"] == 0
+    assert f.loc["2026-02-10", "days_from_spring_festival"] == -7
+
+
+def test_working_days_skip_the_spring_festival_holiday():
+    # Friday 13 Feb 2026 + 5 working days: Sat 14 (调休 workday), then the holiday to Mon 23,
+    # which is a rest day too; Tue 24, Wed 25, Thu 26, Fri 27.
+    start = dt.datetime(2026, 2, 13, 10, 0)
+    assert add_working_days(start, 5) == dt.datetime(2026, 2, 27, 10, 0)
+
+
+def test_vectorised_deadlines_match_the_scalar_rule():
+    classes = {"general": {"working_days": 5}, "utility": {"hours": 24}}
+    rec = pd.DatetimeIndex(["2026-02-13 10:00", "2026-02-13 10:00"], tz="Asia/Shanghai")
+    out = deadlines_for(rec, ["general", "utility"], classes)
+    assert out[0] == pd.Timestamp("2026-02-27 10:00", tz="Asia/Shanghai")
+    assert out[1] == pd.Timestamp("2026-02-14 10:00", tz="Asia/Shanghai")
