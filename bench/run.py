@@ -1,0 +1,228 @@
+"""`make bench`: throughput of the foundation's hot paths, each beside a naive baseline measured
+in the same run (these machines are noisy: compare within a run, not across runs).
+
+    python -m bench.run [--only NAME ...] [--pg URL] [--history-years 3]
+
+Prints a Markdown table and writes var/bench/results.json. PostgreSQL benchmarks use a scratch
+database (hotline_bench) on the server named by --pg / HOTLINE_BENCH_PG_URL.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import create_engine, insert, text
+
+from generator.province import ProvinceGenerator
+from hotline.reference import load_mapping, load_reference
+from ingestion.canonical import Batch, TicketMapper
+from ingestion.pipeline import ingest
+from ingestion.sources import GeneratorSource
+from warehouse.aggregate import aggregate_days
+from warehouse.db import connect, migrate
+from warehouse.load import upsert_tickets
+from warehouse.schema import tickets
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS: list[dict] = []
+
+
+def record(name: str, value: float, unit: str, baseline: float | None = None, note: str = "") -> None:
+    row = {"benchmark": name, "value": round(value, 2), "unit": unit,
+           "baseline": None if baseline is None else round(baseline, 2), "note": note}
+    if baseline:
+        row["speedup"] = round(value / baseline, 1) if unit.endswith("/s") else round(baseline / value, 1)
+    RESULTS.append(row)
+    print(f"  {name}: {row['value']} {unit}" + (f" (baseline {row['baseline']}, x{row.get('speedup')})" if baseline else ""),
+          flush=True)
+
+
+def fresh_pg(server_url: str, name: str = "hotline_bench") -> str:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+                          f"AND pid <> pg_backend_pid()"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def fresh_sqlite(name: str) -> str:
+    d = ROOT / "var" / "bench"
+    d.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        (d / f"{name}.db{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{d / name}.db"
+
+
+# ---------------------------------------------------------------- generator
+def naive_generate(n: int, gen: ProvinceGenerator) -> list[dict]:
+    """The obvious way: one ticket at a time, Python's random module, string formatting."""
+    rnd = random.Random(1)
+    s = gen.series
+    codes, weights = s.index.tolist(), s["base"].tolist()
+    out = []
+    for i in range(n):
+        k = rnd.choices(codes, weights)[0]
+        row = s.loc[k]
+        out.append({"工单编号": f"X{i:09d}", "受理时间": dt.datetime(2024, 5, 8, rnd.randrange(24), rnd.randrange(60)),
+                    "来电号码": f"1{rnd.randrange(3, 10)}{rnd.randrange(10**9):09d}", "区划代码": row["district_code"],
+                    "问题分类": row["category_l2"], "诉求内容": f"市民反映：{row['district_zh']}{row['phrase']}"})
+    return out
+
+
+def bench_generator() -> None:
+    print("generator")
+    gen = ProvinceGenerator(scale=0.1, seed=1)
+    t = time.perf_counter()
+    n = sum(len(f) for f in gen.tickets(dt.date(2024, 5, 1), dt.date(2024, 5, 14)))
+    fast = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    m = len(naive_generate(20_000, gen))
+    naive = m / (time.perf_counter() - t)
+    record("generator throughput", fast, "tickets/s", naive, f"{n} tickets, 14 days at scale 0.1; baseline: row-by-row")
+
+
+# ---------------------------------------------------------------- ingest
+def _day_frames(scale: float, day: dt.date) -> list[pd.DataFrame]:
+    return list(ProvinceGenerator(scale=scale, seed=2).tickets(day, day))
+
+
+def _mapper() -> TicketMapper:
+    return TicketMapper(load_mapping("generator"), load_reference(), "bench-salt")
+
+
+def bench_ingest(url: str, label: str) -> None:
+    print(f"ingest into {label}")
+    frames = _day_frames(0.45, dt.date(2024, 5, 8))  # a ~50,000-ticket weekday
+    n = sum(len(f) for f in frames)
+    engine = connect(url)
+    migrate(engine)
+    mapper = _mapper()
+    t = time.perf_counter()
+    goods = [mapper.map(Batch(f)).good for f in frames]
+    t_map = time.perf_counter() - t
+    t = time.perf_counter()
+    days: set = set()
+    for g in goods:
+        days |= upsert_tickets(engine, g, "bench").touched_dates
+    t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    aggregate_days(engine, days)
+    t_agg = time.perf_counter() - t
+    # baseline: the same canonical rows inserted one statement per row (first 3,000, extrapolated)
+    sample = pd.concat(goods).head(3000)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tickets"))
+    rows = sample.assign(ingest_run_id="naive").astype(object).where(sample.notna(), None).to_dict("records")
+    for r in rows:
+        r["received_at"], r["updated_at"] = r["received_at"].to_pydatetime(), r["updated_at"].to_pydatetime()
+        for c in ("deadline_at", "closed_at"):
+            r[c] = r[c].to_pydatetime() if r[c] is not None else None
+    t = time.perf_counter()
+    with engine.begin() as conn:
+        for r in rows:
+            conn.execute(insert(tickets).values(**r))
+    naive = len(rows) / (time.perf_counter() - t)
+    record(f"load into {label} (COPY/executemany + upsert)", n / t_load, "tickets/s", naive,
+           f"{n} canonical tickets; baseline: one INSERT per row")
+    record(f"ingest into {label}, end to end (map + mask + load)", n / (t_map + t_load), "tickets/s")
+    record(f"ingest + aggregate of a {n:,}-ticket day on {label} (map, load, aggregate in turn)",
+           t_map + t_load + t_agg, "s")
+    # the pipeline as the CLI and DAG run it: the next slice is mapped while the current one loads
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM tickets"))
+        conn.execute(text("DELETE FROM daily_counts"))
+    t = time.perf_counter()
+    ingest(engine, _Frames([Batch(f) for f in frames]), _mapper(), aggregate=False)
+    t_pipe = time.perf_counter() - t
+    t = time.perf_counter()
+    aggregate_days(engine, days)
+    t_agg2 = time.perf_counter() - t
+    record(f"ingest into {label}, end to end, pipelined (hotline ingest)", n / t_pipe, "tickets/s",
+           n / (t_map + t_load), "baseline: the same steps one after the other")
+    record(f"ingest + aggregate of the same day on {label}, pipelined", t_pipe + t_agg2, "s")
+    engine.dispose()
+
+
+def bench_rerun_vs_history(url: str, label: str, years: int) -> None:
+    print(f"re-running one day on top of {years} years of history ({label})")
+    gen = ProvinceGenerator(scale=0.01, seed=4)
+    day = dt.date(2024, 11, 20)
+    mapper = _mapper()
+    engine = connect(url)
+    migrate(engine)
+
+    def one_day() -> float:
+        z = pd.Timestamp(day + dt.timedelta(days=1), tz="Asia/Shanghai")
+        since = pd.Timestamp(day - dt.timedelta(days=7), tz="Asia/Shanghai")
+        src = GeneratorSource(gen, day - dt.timedelta(days=7), day, as_of=z, updated_since=since)
+        frames = list(src.batches())  # generation is not what is measured
+        t = time.perf_counter()
+        ingest(engine, _Frames(frames), _mapper())
+        return time.perf_counter() - t
+
+    # Baseline: the same day on a warehouse holding only the previous 90 days. A day's run touches
+    # the days of every ticket updated in its look-back window (closures reach back ~45 days), so
+    # the baseline holds all of those; what differs is only the length of the history behind them.
+    recent = day - dt.timedelta(days=90)
+    ingest(engine, GeneratorSource(gen, recent, day - dt.timedelta(days=1)), mapper)
+    one_day()
+    small = min(one_day() for _ in range(3))
+    start = day - dt.timedelta(days=365 * years)
+    t = time.perf_counter()
+    hist = ingest(engine, GeneratorSource(gen, start, recent - dt.timedelta(days=1)), _mapper())
+    t_hist = time.perf_counter() - t
+    big = min(one_day() for _ in range(3))
+    record(f"re-run one day's ingest + aggregate on {years}y history ({label})", big, "s", small,
+           f"history {hist.loaded:,} more tickets loaded in {t_hist:.0f} s; baseline: same day on 90 days of history")
+    engine.dispose()
+
+
+class _Frames:
+    def __init__(self, batches):
+        self._b = batches
+
+    def batches(self):
+        yield from self._b
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", default=None,
+                    help="generator, ingest_sqlite, ingest_pg, rerun_sqlite, rerun_pg")
+    ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
+                                                   "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
+    ap.add_argument("--history-years", type=int, default=3)
+    args = ap.parse_args()
+    todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "rerun_sqlite", "rerun_pg"]
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if "generator" in todo:
+        bench_generator()
+    if "ingest_sqlite" in todo:
+        bench_ingest(fresh_sqlite("ingest"), "SQLite")
+    if "ingest_pg" in todo:
+        bench_ingest(fresh_pg(args.pg), "PostgreSQL")
+    if "rerun_sqlite" in todo:
+        bench_rerun_vs_history(fresh_sqlite("rerun"), "SQLite", args.history_years)
+    if "rerun_pg" in todo:
+        bench_rerun_vs_history(fresh_pg(args.pg), "PostgreSQL", args.history_years)
+    out = ROOT / "var" / "bench" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))
+    print("\n| benchmark | value | unit | naive baseline | ratio | note |\n|---|---|---|---|---|---|")
+    for r in RESULTS:
+        print(f"| {r['benchmark']} | {r['value']:,} | {r['unit']} | {r['baseline'] if r['baseline'] is not None else '-'} "
+              f"| {('x' + str(r['speedup'])) if r.get('speedup') else '-'} | {r['note']} |")
+
+
+if __name__ == "__main__":
+    main()

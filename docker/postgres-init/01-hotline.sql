@@ -1,0 +1,2 @@
+-- The warehouse lives in its own database beside Airflow's metadata database.
+CREATE DATABASE hotline OWNER airflow;
