@@ -137,19 +137,6 @@ def bench_ingest(url: str, label: str) -> None:
     record(f"ingest into {label}, end to end (map + mask + load)", n / (t_map + t_load), "tickets/s")
     record(f"ingest + aggregate of a {n:,}-ticket day on {label} (map, load, aggregate in turn)",
            t_map + t_load + t_agg, "s")
-    # the pipeline as the CLI and DAG run it: the next slice is mapped while the current one loads
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM tickets"))
-        conn.execute(text("DELETE FROM daily_counts"))
-    t = time.perf_counter()
-    ingest(engine, _Frames([Batch(f) for f in frames]), _mapper(), aggregate=False)
-    t_pipe = time.perf_counter() - t
-    t = time.perf_counter()
-    aggregate_days(engine, days)
-    t_agg2 = time.perf_counter() - t
-    record(f"ingest into {label}, end to end, pipelined (hotline ingest)", n / t_pipe, "tickets/s",
-           n / (t_map + t_load), "baseline: the same steps one after the other")
-    record(f"ingest + aggregate of the same day on {label}, pipelined", t_pipe + t_agg2, "s")
     engine.dispose()
 
 

@@ -73,5 +73,7 @@ def caller_key(phone: str | None, salt: str) -> str | None:
 def caller_keys(phones: pd.Series, salt: str) -> pd.Series:
     """Vectorised :func:`caller_key`; hashing distinct numbers only (repeat callers are common)."""
     uniq = pd.unique(phones.dropna())
-    lut = {p: caller_key(p, salt) for p in uniq}
+    sha = hashlib.sha256
+    lut = {p: (sha((salt + p).encode()).hexdigest()[:32] if len(p) == 11 and p.isdigit()  # plain mobile
+               else caller_key(p, salt)) for p in uniq}
     return phones.map(lut).astype("object").where(phones.notna(), None)

@@ -78,7 +78,16 @@ QUARANTINE_COLUMNS = ["source_file", "source_row", "ticket_id", "field", "reason
 
 
 def _blank(s: pd.Series) -> pd.Series:
-    return s.isna() | (s.astype("string").str.strip() == "")
+    return _text(s).isna()
+
+
+def _text(s: pd.Series) -> pd.Series:
+    """Source values as stripped strings, None where empty (a plain loop beats the .str machinery
+    on object columns)."""
+    vals = [None if v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
+            else (v.strip() or None) if isinstance(v, str) else (str(v).strip() or None)
+            for v in s.tolist()]
+    return pd.Series(vals, index=s.index, dtype="object")
 
 
 class TicketMapper:
@@ -164,8 +173,8 @@ class TicketMapper:
                 continue
             if "closed_if" in spec:
                 continue  # derived after timestamps
-            keyed = col(spec["column"]).astype("string").str.strip()
-            blank = keyed.isna() | (keyed == "")
+            keyed = _text(col(spec["column"]))
+            blank = keyed.isna()
             if "map" in spec:
                 m = {str(k): v for k, v in spec["map"].items()}
                 mapped = keyed.map(m)
@@ -174,7 +183,7 @@ class TicketMapper:
                      lambda i, c=spec["column"], f=fld, k=keyed: k[i].map(lambda v: f"{f}: value {v!r} in column {c!r} is not in the mapping"))
                 out[fld] = mapped.astype("object").where(~blank & ~unknown, None)
             else:
-                out[fld] = keyed.astype("object").where(~blank, None)
+                out[fld] = keyed
             if not spec.get("optional", False) and fld != "ticket_id":
                 flag(blank, "missing_field", fld, f"{fld}: required column {spec['column']!r} is empty")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -48,20 +47,8 @@ class IngestSummary:
         return d
 
 
-def _slices(batches, rows: int):
-    """Cut source batches into slices of at most ``rows`` rows, keeping their row numbers."""
-    for b in batches:
-        n = len(b.frame)
-        if n <= rows:
-            yield b
-            continue
-        for i in range(0, n, rows):
-            yield Batch(b.frame.iloc[i:i + rows].reset_index(drop=True), b.source_file, b.first_row + i)
-
-
 def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date: dt.date | None = None,
-           aggregate: bool = True, run_id: str | None = None, params: dict[str, Any] | None = None,
-           slice_rows: int = 20_000) -> IngestSummary:
+           aggregate: bool = True, run_id: str | None = None, params: dict[str, Any] | None = None) -> IngestSummary:
     """Run one ingest; with ``aggregate`` the touched days' daily counts are recomputed."""
     run_id = run_id or new_run_id("ingest")
     t0 = dt.datetime.now(dt.timezone.utc)
@@ -91,17 +78,8 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
                  len(mapped.good), len(mapped.bad))
 
     try:
-        # Map the next slice while the database loads the current one: the mapping is CPU work in
-        # this process, the load mostly the database server's, so on two cores they overlap.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map") as pool:
-            pending = None
-            for batch in _slices(source.batches(), slice_rows):
-                ahead = pool.submit(mapper.map, batch)
-                if pending is not None:
-                    load(pending[0], pending[1].result())
-                pending = (batch, ahead)
-            if pending is not None:
-                load(pending[0], pending[1].result())
+        for batch in source.batches():
+            load(batch, mapper.map(batch))
         assert summary.read == summary.loaded + summary.quarantined, "rows lost between read and load"
         summary.touched_dates = [d.isoformat() for d in sorted(touched)]
         if aggregate:
