@@ -17,12 +17,15 @@ DOC = """
 ### 12345 daily pipeline
 
 Runs after each day ends (00:00 Asia/Shanghai) for the day that just ended: the data interval
-is that local day. Set the `day` param to run a given day by hand.
+is that local day. Set the `day` param to run a given day by hand. The batch goes through a
+data-quality gate before anything downstream sees it (write, audit, publish).
 
 | task | what it does | when it fails |
 |---|---|---|
-| `ingest` | reads the configured source (config/hotline.yaml `source`) for the day plus the look-back window (late and updated tickets), maps to the canonical schema, masks PII, upserts tickets, quarantines bad rows | the source is unreachable or unreadable: the log names the file, line and column; fix the source or the mapping and clear the task. Bad *rows* never fail it: `hotline quarantine` lists them. |
-| `aggregate` | recomputes `daily_counts` for every day the ingest touched, at all region and category levels | a database error: clear the task; it is idempotent |
+| `ingest` | reads the configured source (config/hotline.yaml `source`) for the day plus the look-back window (late and updated tickets), maps to the canonical schema, masks PII, quarantines bad rows, and *stages* the batch | the source is unreachable or unreadable: the log names the file, line and column; fix the source or the mapping and clear the task. Bad *rows* never fail it: `hotline quarantine` lists them. |
+| `validate` | the tickets-batch suite (Great Expectations) on the staged batch: failing rows are quarantined; too many, or garbled text, **halts** the run | halted: the log and `var/dq/<day>/` say why; the batch stays staged, nothing is published. Fix the feed, then rerun the day. |
+| `publish` | merges the batch into `tickets` and recomputes `daily_counts` for every day it touched | a database error: clear the task; it is idempotent |
+| `feed_health` | volumes per city, district and channel against the same weekday in recent weeks, silent regions or channels, unmapped categories, days loaded twice, late arrivals, the hour-of-day profile | halted: the day's regions are flagged (`dq_day_flags`) so later stages treat the day as missing; the log and the page say why |
 """
 
 
@@ -51,30 +54,69 @@ def _day(context) -> dt.date:
 def hotline_daily():
     @task
     def ingest() -> dict:
-        """Ingest the day (plus look-back); return a small summary with the touched days."""
+        """Stage the day's batch (plus look-back); return a small summary."""
         from hotline.settings import load_settings
         from ingestion.daily import ingest_day
 
-        ctx = get_current_context()
-        day = _day(ctx)
-        summary = ingest_day(load_settings(), day, aggregate=False)
-        print(f"ingest {day}: read {summary.read}, loaded {summary.loaded}, quarantined {summary.quarantined}")
+        day = _day(get_current_context())
+        summary = ingest_day(load_settings(), day, aggregate=False, publish=False)
+        print(f"ingest {day}: read {summary.read}, staged {summary.loaded}, quarantined {summary.quarantined}")
         return {"day": day.isoformat(), "run_id": summary.run_id, "read": summary.read, "loaded": summary.loaded,
-                "quarantined": summary.quarantined, "touched_dates": summary.touched_dates}
+                "quarantined": summary.quarantined}
 
     @task
-    def aggregate(ingested: dict) -> dict:
-        """Recompute daily_counts for the days the ingest touched."""
+    def validate(ingested: dict) -> dict:
+        """The tickets-batch suite on the staged batch; halts the run on a broken feed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from data_quality.gate import halt_message, validate_staged
+        from hotline.reference import load_reference
         from hotline.settings import load_settings
-        from warehouse.aggregate import aggregate_run
         from warehouse.db import connect
 
-        days = [dt.date.fromisoformat(d) for d in ingested["touched_dates"]]
-        n = aggregate_run(connect(load_settings().db_url), days, dt.date.fromisoformat(ingested["day"]))
-        print(f"aggregated {n} days")
-        return {"day": ingested["day"], "days_aggregated": n}
+        s = load_settings()
+        day = dt.date.fromisoformat(ingested["day"])
+        v = validate_staged(connect(s.db_url), load_reference(s.config_dir), s.var_dir, ingested["run_id"], day,
+                            s.lookback_days)
+        print(f"data quality (tickets batch) {day}: {v.action}, {len(v.failed)} failed expectations, "
+              f"{v.quarantined} rows quarantined; page {v.docs_path}")
+        if v.action == "halt":
+            raise AirflowFailException(halt_message(v))
+        return {**ingested, "dq_batch": v.action, "dq_quarantined": v.quarantined, "dq_docs": str(v.docs_path)}
 
-    aggregate(ingest())
+    @task
+    def publish(validated: dict) -> dict:
+        """Merge the audited batch into tickets and re-aggregate the days it touched."""
+        from data_quality.gate import publish_and_aggregate
+        from hotline.settings import load_settings
+        from warehouse.db import connect
+
+        res = publish_and_aggregate(connect(load_settings().db_url), validated["run_id"],
+                                    dt.date.fromisoformat(validated["day"]))
+        print(f"published: new {res['inserted']}, updated {res['updated']}; aggregated {res['days_aggregated']} days")
+        return {**validated, **res}
+
+    @task
+    def feed_health(published: dict) -> dict:
+        """Feed health against history; halts before forecasting on an implausible feed."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from data_quality.gate import check_feed, halt_message
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from warehouse.db import connect
+
+        s = load_settings()
+        day = dt.date.fromisoformat(published["day"])
+        v = check_feed(connect(s.db_url), load_reference(s.config_dir), s.var_dir, published["run_id"], day)
+        print(f"data quality (feed health) {day}: {v.action}, {len(v.failed)} failed expectations; page {v.docs_path}")
+        for r in v.reasons:
+            print(f"  {r}")
+        if v.action == "halt":
+            raise AirflowFailException(halt_message(v))
+        return {"day": published["day"], "dq_feed": v.action, "dq_docs": str(v.docs_path)}
+
+    feed_health(publish(validate(ingest())))
 
 
 hotline_daily()

@@ -52,12 +52,12 @@ def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None
 
 
 def ingest_day(settings: Settings, day: dt.date, *, aggregate: bool = True, run_id: str | None = None,
-               now: dt.datetime | None = None) -> IngestSummary:
+               now: dt.datetime | None = None, publish: bool = True) -> IngestSummary:
     """Ingest the logical ``day`` (plus look-back) from the configured source into the warehouse."""
     engine = connect(settings.db_url)
     migrate(engine)
     src, mapping = source_for_day(settings, day)
     mapper = TicketMapper(mapping, load_reference(settings.config_dir), settings.caller_salt, now=now)
-    return ingest(engine, src, mapper, logical_date=day, aggregate=aggregate, run_id=run_id,
+    return ingest(engine, src, mapper, logical_date=day, aggregate=aggregate, run_id=run_id, publish=publish,
                   params={"day": day.isoformat(), "lookback_days": settings.lookback_days,
                           "kind": (settings.source or {}).get("kind", "generator")})

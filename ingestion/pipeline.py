@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from ingestion.canonical import Batch, TicketMapper
 from warehouse.aggregate import aggregate_days
-from warehouse.load import insert_quarantine, upsert_tickets
+from warehouse.load import UpsertResult, insert_quarantine, stage_batch, upsert_tickets
 from warehouse.runs import finish_run, new_run_id, set_watermark, start_run
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,14 @@ class IngestSummary:
 
 
 def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date: dt.date | None = None,
-           aggregate: bool = True, run_id: str | None = None, params: dict[str, Any] | None = None) -> IngestSummary:
-    """Run one ingest; with ``aggregate`` the touched days' daily counts are recomputed."""
+           aggregate: bool = True, run_id: str | None = None, params: dict[str, Any] | None = None,
+           publish: bool = True) -> IngestSummary:
+    """Run one ingest; with ``aggregate`` the touched days' daily counts are recomputed.
+
+    With ``publish=False`` the mapped rows wait in ``staged_tickets`` for the data-quality gate
+    (write-audit-publish); ``warehouse.load.publish_run`` merges them later, and nothing is
+    aggregated here.
+    """
     run_id = run_id or new_run_id("ingest")
     t0 = dt.datetime.now(dt.timezone.utc)
     summary = IngestSummary(run_id=run_id, source=mapper.source)
@@ -61,7 +67,11 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
     def load(batch: Batch, mapped) -> None:
         nonlocal touched, max_updated
         summary.notes.extend(n for n in mapped.notes if n not in summary.notes)
-        res = upsert_tickets(engine, mapped.good, run_id)
+        if publish:
+            res = upsert_tickets(engine, mapped.good, run_id)
+        else:
+            stage_batch(engine, mapped.good, run_id)
+            res = UpsertResult(0, 0, 0, set())
         insert_quarantine(engine, mapped.bad, run_id, mapper.source)
         summary.read += len(batch.frame)
         summary.loaded += len(mapped.good)
@@ -82,7 +92,7 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
             load(batch, mapper.map(batch))
         assert summary.read == summary.loaded + summary.quarantined, "rows lost between read and load"
         summary.touched_dates = [d.isoformat() for d in sorted(touched)]
-        if aggregate:
+        if aggregate and publish:
             summary.days_aggregated = aggregate_days(engine, touched)
         set_watermark(engine, mapper.source, logical_date, max_updated.to_pydatetime() if max_updated is not None else None)
         summary.quarantine_reasons = dict(reasons.most_common())

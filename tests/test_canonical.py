@@ -43,7 +43,6 @@ def test_phone_numbers_in_text_are_masked_and_never_stored(small_generator, mapp
     ("受理时间", None, "missing_field", "received_at"),
     ("受理时间", "2024-13-45 25:00", "bad_timestamp", "received_at"),
     ("区划代码", "449999", "unknown_region", "district_code"),
-    ("问题分类", "不存在-的类别", "unknown_category", "category"),
     ("受理时间", "2031-01-01 10:00:00", "future_date", "received_at"),
     ("办结时间", "2024-01-01 00:00:00", "closed_before_received", "closed_at"),
     ("受理渠道", "信鸽", "bad_enum", "channel"),
@@ -59,6 +58,19 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason(small_generator, ma
     assert bad["reason_code"] == reason and bad["field"] == field
     assert bad["source_row"] == 4 and bad["source_file"] == "export.csv"
     assert bad["reason"]
+
+
+def test_unmapped_category_is_kept_as_unmapped_or_quarantined_as_the_mapping_says(small_generator, mapper_factory):
+    raw = _rows(small_generator, n=4)
+    raw.loc[1, "问题分类"] = "城管/油烟"  # a renamed upstream value
+    kept = mapper_factory().map(Batch(raw))
+    assert kept.bad.empty and kept.good.loc[1, "category_l2"] == "other.unmapped"
+    assert kept.good.loc[1, "category_raw"] == "城管/油烟"
+    strict = mapper_factory()
+    strict.fields = {**strict.fields, "category": {**strict.fields["category"], "unmapped": "quarantine"}}
+    out = strict.map(Batch(raw, "x.csv", 1))
+    assert len(out.good) == 3 and out.bad.iloc[0]["reason_code"] == "unknown_category"
+    assert "城管/油烟" in out.bad.iloc[0]["reason"] and out.bad.iloc[0]["source_row"] == 2
 
 
 def test_duplicate_ids_keep_the_latest_version(small_generator, mapper_factory):
@@ -149,6 +161,6 @@ def test_every_row_is_either_loaded_or_quarantined(small_generator, mapper_facto
             continue  # row 0's id may legitimately load from a clean duplicate
         if how == "ok":
             assert rid in loaded
-        elif how not in ("dup", "no_id"):
+        elif how not in ("dup", "no_id", "bad_category"):  # an unmapped category loads as other.unmapped
             assert rid not in loaded, how
     assert not out.good["content"].map(contains_pii).any()

@@ -42,9 +42,11 @@ def test_parsing_a_dag_file_imports_no_heavy_library():
     assert out.stdout.strip().splitlines()[-1] == "heavy:"
 
 
-def test_ingest_then_aggregate_order(dagbag):
+def test_the_gate_sits_between_ingest_and_publication(dagbag):
     dag = dagbag.dags["hotline_daily"]
-    assert dag.get_task("aggregate").upstream_task_ids == {"ingest"}
+    assert dag.get_task("validate").upstream_task_ids == {"ingest"}
+    assert dag.get_task("publish").upstream_task_ids == {"validate"}
+    assert dag.get_task("feed_health").upstream_task_ids == {"publish"}
 
 
 @pytest.mark.slow
@@ -58,6 +60,7 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
     db = f"sqlite:///{tmp_path / 'w.db'}"
     monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
     monkeypatch.setenv("HOTLINE_DB_URL", db)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path / "var"))
 
     from airflow.dag_processing.dagbag import DagBag
 

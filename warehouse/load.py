@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from ingestion.canonical import CANONICAL_COLUMNS
-from warehouse.schema import quarantine
+from warehouse.schema import quarantine, staged_tickets
 
 TICKET_COLUMNS = CANONICAL_COLUMNS + ["ingest_run_id"]
 _TS = ("received_at", "deadline_at", "closed_at", "updated_at")
@@ -83,20 +83,43 @@ def _copy_text(cols: list[np.ndarray]) -> str:
     return "".join(["\t".join(r) + "\n" for r in zip(*parts)])
 
 
-def _stage(conn: Connection, df: pd.DataFrame) -> None:
-    dialect = conn.dialect.name
-    cols = _column_values(df, dialect)
+def _copy_into(conn: Connection, table: str, cols: list[np.ndarray]) -> None:
     collist = ", ".join(TICKET_COLUMNS)
-    if dialect == "postgresql":
+    cur = conn.connection.cursor()
+    if conn.dialect.name == "postgresql":
+        cur.copy_expert(f"COPY {table} ({collist}) FROM STDIN", io.StringIO(_copy_text(cols)))
+    else:
+        ph = ", ".join("?" for _ in TICKET_COLUMNS)
+        cur.executemany(f"INSERT INTO {table} ({collist}) VALUES ({ph})", list(zip(*cols)))
+
+
+def _stage(conn: Connection, df: pd.DataFrame) -> None:
+    """The batch into a temporary table of the connection (the direct path)."""
+    if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("CREATE TEMP TABLE IF NOT EXISTS stage_tickets (LIKE tickets) ON COMMIT DROP")
-        cur = conn.connection.cursor()
-        cur.copy_expert(f"COPY stage_tickets ({collist}) FROM STDIN", io.StringIO(_copy_text(cols)))
     else:
         conn.exec_driver_sql("DROP TABLE IF EXISTS temp.stage_tickets")
         conn.exec_driver_sql("CREATE TEMP TABLE stage_tickets AS SELECT * FROM tickets WHERE 0")
-        ph = ", ".join("?" for _ in TICKET_COLUMNS)
-        cur = conn.connection.cursor()
-        cur.executemany(f"INSERT INTO stage_tickets ({collist}) VALUES ({ph})", list(zip(*cols)))
+    _copy_into(conn, "stage_tickets", _column_values(df, conn.dialect.name))
+
+
+def _merge(conn: Connection, source: str, n: int) -> UpsertResult:
+    """Upsert ``source`` (a table or subquery of ticket rows) into tickets; newer versions win."""
+    collist = ", ".join(TICKET_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in TICKET_COLUMNS if c != "ticket_id")
+    existing, newer = conn.exec_driver_sql(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN s.updated_at > t.updated_at THEN 1 ELSE 0 END), 0) "
+        f"FROM {source} s JOIN tickets t ON t.ticket_id = s.ticket_id").one()
+    dates = conn.exec_driver_sql(
+        f"SELECT DISTINCT received_date FROM {source} s UNION "
+        f"SELECT DISTINCT t.received_date FROM tickets t JOIN {source} s ON s.ticket_id = t.ticket_id "
+        "WHERE s.updated_at > t.updated_at").scalars().all()
+    conn.exec_driver_sql(
+        f"INSERT INTO tickets ({collist}) SELECT {collist} FROM {source} s WHERE true "
+        f"ON CONFLICT (ticket_id) DO UPDATE SET {updates} WHERE excluded.updated_at > tickets.updated_at")
+    touched = {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in dates}
+    existing, newer = int(existing), int(newer)
+    return UpsertResult(n - existing, newer, existing - newer, touched)
 
 
 def upsert_tickets(engine: Engine, df: pd.DataFrame, run_id: str) -> UpsertResult:
@@ -104,25 +127,40 @@ def upsert_tickets(engine: Engine, df: pd.DataFrame, run_id: str) -> UpsertResul
     if df.empty:
         return UpsertResult(0, 0, 0, set())
     df = df.assign(ingest_run_id=run_id)
-    collist = ", ".join(TICKET_COLUMNS)
-    updates = ", ".join(f"{c} = excluded.{c}" for c in TICKET_COLUMNS if c != "ticket_id")
     with engine.begin() as conn:
         _stage(conn, df)
-        existing, newer = conn.exec_driver_sql(
-            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN s.updated_at > t.updated_at THEN 1 ELSE 0 END), 0) "
-            "FROM stage_tickets s JOIN tickets t ON t.ticket_id = s.ticket_id").one()
-        dates = conn.exec_driver_sql(
-            "SELECT DISTINCT received_date FROM stage_tickets UNION "
-            "SELECT DISTINCT t.received_date FROM tickets t JOIN stage_tickets s ON s.ticket_id = t.ticket_id "
-            "WHERE s.updated_at > t.updated_at").scalars().all()
-        conn.exec_driver_sql(
-            f"INSERT INTO tickets ({collist}) SELECT {collist} FROM stage_tickets WHERE true "
-            f"ON CONFLICT (ticket_id) DO UPDATE SET {updates} WHERE excluded.updated_at > tickets.updated_at")
+        res = _merge(conn, "stage_tickets", len(df))
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("DROP TABLE temp.stage_tickets")
-    touched = {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in dates}
-    existing, newer = int(existing), int(newer)
-    return UpsertResult(len(df) - existing, newer, existing - newer, touched)
+    return res
+
+
+def stage_batch(engine: Engine, df: pd.DataFrame, run_id: str) -> int:
+    """Write-audit-publish, step one: park a batch in staged_tickets until the gate lets it through."""
+    if df.empty:
+        return 0
+    with engine.begin() as conn:
+        _copy_into(conn, "staged_tickets", _column_values(df.assign(ingest_run_id=run_id), conn.dialect.name))
+    return len(df)
+
+
+def publish_run(engine: Engine, run_id: str) -> UpsertResult:
+    """Write-audit-publish, last step: merge a run's staged batch into tickets and clear it."""
+    with engine.begin() as conn:
+        n = conn.execute(select(func.count()).select_from(staged_tickets).where(
+            staged_tickets.c.ingest_run_id == run_id)).scalar_one()
+        if n == 0:
+            return UpsertResult(0, 0, 0, set())
+        src = f"(SELECT * FROM staged_tickets WHERE ingest_run_id = '{_safe_id(run_id)}')"
+        res = _merge(conn, src, n)
+        conn.execute(delete(staged_tickets).where(staged_tickets.c.ingest_run_id == run_id))
+    return res
+
+
+def _safe_id(run_id: str) -> str:
+    if not all(ch.isalnum() or ch in "-_:.+T" for ch in run_id):
+        raise ValueError(f"unexpected characters in run id {run_id!r}")
+    return run_id
 
 
 def insert_quarantine(engine: Engine, bad: pd.DataFrame, run_id: str, source: str) -> int:

@@ -41,3 +41,11 @@ def set_watermark(engine: Engine, source: str, logical_date: dt.date | None, max
         mu = max(filter(None, [row["max_updated_at"], max_updated_at]), default=None)
         conn.execute(update(ingest_watermarks).where(ingest_watermarks.c.source == source).values(
             last_logical_date=ld, max_updated_at=mu, updated_at=now))
+
+
+def latest_run(engine: Engine, stage: str, logical_date: dt.date) -> str | None:
+    """The newest run of a stage for a logical day."""
+    with engine.connect() as conn:
+        return conn.execute(select(pipeline_runs.c.run_id).where(
+            pipeline_runs.c.stage == stage, pipeline_runs.c.logical_date == logical_date)
+            .order_by(pipeline_runs.c.started_at.desc()).limit(1)).scalar_one_or_none()

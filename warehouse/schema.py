@@ -70,6 +70,15 @@ tickets = Table(
     Index("ix_tickets_city_date", "city_code", "received_date"),
 )
 
+# Write-audit-publish: a daily run's batch waits here until the data-quality gate lets it through
+# (``warehouse.load.publish_run``). Same columns as tickets; one batch per ingest run.
+staged_tickets = Table(
+    "staged_tickets", metadata,
+    *(Column(c.name, c.type, primary_key=c.name in ("ticket_id", "ingest_run_id"),
+             nullable=c.nullable if c.name not in ("ticket_id", "ingest_run_id") else False)
+      for c in tickets.columns),
+)
+
 # Every rejected source row, with where it came from and why; never silently dropped.
 quarantine = Table(
     "quarantine", metadata,
@@ -112,6 +121,34 @@ ingest_watermarks = Table(
     Column("last_logical_date", Date),
     Column("max_updated_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The data-quality gate's verdict for each run and suite (docs under var/dq/).
+dq_verdicts = Table(
+    "dq_verdicts", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("suite", String(32), primary_key=True),  # tickets_batch, feed_health
+    Column("logical_date", Date, nullable=False),
+    Column("success", Boolean, nullable=False),
+    Column("action", String(16), nullable=False),  # continue, warn, halt
+    Column("quarantined", Integer, nullable=False),
+    Column("failed", JSON),  # [{expectation, column, action, observed, threshold, key, message}]
+    Column("metrics", JSON),  # rows checked, late share, ...
+    Column("docs_path", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_dq_verdicts_date", "logical_date"),
+)
+
+# Days a feed-health check flagged for a region: forecasting and detection treat a halted day as
+# missing rather than as a real drop or spike.
+dq_day_flags = Table(
+    "dq_day_flags", metadata,
+    Column("ds", Date, primary_key=True),
+    Column("region_code", String(6), primary_key=True),
+    Column("check_name", String(48), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Column("detail", Text),
 )
 
 pipeline_runs = Table(

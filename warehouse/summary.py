@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from warehouse.schema import daily_counts, pipeline_runs, quarantine, tickets
+from warehouse.schema import daily_counts, dq_verdicts, pipeline_runs, quarantine, tickets
 
 
 def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
@@ -23,7 +23,10 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             .order_by(pipeline_runs.c.started_at.desc()).limit(1)).mappings().first()
         runs_for_day = conn.execute(
             select(func.count()).select_from(pipeline_runs).where(pipeline_runs.c.logical_date == day)).scalar_one()
+        dq = conn.execute(select(dq_verdicts).where(dq_verdicts.c.logical_date == day)
+                          .order_by(dq_verdicts.c.created_at)).mappings().all()
     m = (run or {}).get("metrics") or {}
+    latest = {v["suite"]: v for v in dq}  # the newest verdict per suite
     return {
         "tickets": n_tickets, "quarantined": n_quar, "days_aggregated": days, "daily_count_rows": rows,
         "first_day": first, "last_day": last,
@@ -31,4 +34,7 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                 "last_run": run["run_id"] if run else None, "status": run["status"] if run else None,
                 "read": m.get("read", 0), "loaded": m.get("loaded", 0), "quarantined": m.get("quarantined", 0),
                 "days_aggregated": m.get("days_aggregated", 0)},
+        "data_quality": {suite: {"action": v["action"], "success": v["success"], "quarantined": v["quarantined"],
+                                 "failed": len(v["failed"] or []), "reasons": (v["metrics"] or {}).get("reasons", []),
+                                 "docs": v["docs_path"]} for suite, v in latest.items()},
     }
