@@ -174,6 +174,44 @@ def bench_rerun_vs_history(url: str, label: str, years: int) -> None:
     engine.dispose()
 
 
+def bench_quality(url: str, label: str) -> None:
+    """The data-quality gate on a ~58,000-ticket day (50 days of history behind it)."""
+    from pathlib import Path
+
+    from data_quality import gate
+
+    print(f"data-quality gate on {label}")
+    gen = ProvinceGenerator(scale=0.45, seed=2)
+    ref = load_reference()
+    day = dt.date(2024, 5, 15)
+    engine = connect(url)
+    migrate(engine)
+    # history: the six same weekdays the feed-health band learns from, and the week before the day
+    days = sorted({day - dt.timedelta(days=7 * k) for k in range(1, 7)} | {day - dt.timedelta(days=k) for k in range(1, 8)})
+    for d in days:
+        ingest(engine, GeneratorSource(gen, d, d), _mapper())
+    frames = list(gen.tickets(day, day))
+    n = sum(len(f) for f in frames)
+    t = time.perf_counter()
+    s = ingest(engine, _Frames([Batch(f) for f in frames]), _mapper(), logical_date=day, publish=False)
+    t_ingest = time.perf_counter() - t
+    var = ROOT / "var" / "bench"
+    t = time.perf_counter()
+    v = gate.validate_staged(engine, ref, var, s.run_id, day, 7)
+    t_batch = time.perf_counter() - t
+    t = time.perf_counter()
+    gate.publish_and_aggregate(engine, s.run_id, day)
+    t_pub = time.perf_counter() - t
+    t = time.perf_counter()
+    f = gate.check_feed(engine, ref, var, s.run_id, day)
+    t_feed = time.perf_counter() - t
+    record(f"tickets-batch suite on a {n:,}-ticket day ({label})", t_batch, "s", t_ingest,
+           f"action {v.action}; baseline: staging the same batch (ingest, same run)")
+    record(f"feed-health suite after aggregation ({label})", t_feed, "s", t_pub,
+           f"action {f.action}, {f.metrics.get('checked')} checks; baseline: publish + aggregate, same run")
+    engine.dispose()
+
+
 class _Frames:
     def __init__(self, batches):
         self._b = batches
@@ -185,12 +223,13 @@ class _Frames:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="generator, ingest_sqlite, ingest_pg, rerun_sqlite, rerun_pg")
+                    help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, rerun_sqlite, rerun_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
     args = ap.parse_args()
-    todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "rerun_sqlite", "rerun_pg"]
+    todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg",
+                         "rerun_sqlite", "rerun_pg"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
@@ -198,6 +237,10 @@ def main() -> None:
         bench_ingest(fresh_sqlite("ingest"), "SQLite")
     if "ingest_pg" in todo:
         bench_ingest(fresh_pg(args.pg), "PostgreSQL")
+    if "quality_sqlite" in todo:
+        bench_quality(fresh_sqlite("quality"), "SQLite")
+    if "quality_pg" in todo:
+        bench_quality(fresh_pg(args.pg, "hotline_bench_dq"), "PostgreSQL")
     if "rerun_sqlite" in todo:
         bench_rerun_vs_history(fresh_sqlite("rerun"), "SQLite", args.history_years)
     if "rerun_pg" in todo:

@@ -11,7 +11,7 @@ import pandas as pd
 from data_quality.verdict import Verdict
 from hotline.pii import mask_text
 
-ACTION_ZH = {"continue": "继续 continue", "warn": "警告 warn", "halt": "暂停 halt"}
+ACTION_ZH = {"continue": "继续 continue", "warn": "警告 warn", "halt": "暂停 halt", "quarantine": "隔离 quarantine"}
 SUITE_ZH = {"tickets_batch": "工单批次校验 (tickets batch)", "feed_health": "数据源健康检查 (feed health)"}
 CSS = """
 body{font-family:"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",sans-serif;
@@ -26,10 +26,15 @@ code{font-size:.85rem} .muted{color:#7b8794}
 """
 
 
-def _cell(v) -> str:
+IDENTIFIERS = {"ticket_id", "row_key", "key"}
+
+
+def _cell(v, column: str | None = None) -> str:
+    """Escaped and, except for identifier columns, PII-masked."""
     if v is None or (isinstance(v, float) and pd.isna(v)):
         return ""
-    return html.escape(mask_text(str(v)) or "")
+    text = str(v) if column in IDENTIFIERS else mask_text(str(v))
+    return html.escape(text or "")
 
 
 def render(verdict: Verdict, out_dir: Path) -> Path:
@@ -49,7 +54,7 @@ def render(verdict: Verdict, out_dir: Path) -> Path:
         if not o.unexpected_rows:
             continue
         cols = list(o.unexpected_rows[0].keys())
-        body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c))}</td>" for c in cols) + "</tr>"
+        body = "".join("<tr>" + "".join(f"<td>{_cell(r.get(c), c)}</td>" for c in cols) + "</tr>"
                        for r in o.unexpected_rows[:10])
         samples.append(f"<h3>{_cell(o.description or o.check)} <span class='muted'>"
                        f"({o.unexpected_count} 行 rows; 前 10 行 first 10)</span></h3>"

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import poisson
 from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from data_quality.gx import run_suite
@@ -97,9 +98,14 @@ def _band_rows(obs: pd.DataFrame, hist: pd.DataFrame, ref_days: list[dt.date], f
                             observed=0.0, expected=round(exp, 1), value=0.0, low=1.0, high=np.inf,
                             action=pol["silent"][level]))
         else:
+            # The band in counts: the tier's ratio band, widened to the Poisson tails for small
+            # volumes (a district expecting 6 sees 1 about one day in sixty by chance alone).
+            tail = band.get("tail", 0.001)
+            low = min(band["low"] * exp, float(poisson.ppf(tail, exp)))
+            high = max(band["high"] * exp, float(poisson.isf(tail, exp)))
             out.append(dict(check=f"{level}_volume", level=level, key=key, city_code=city, tier=tiers[city],
-                            observed=o, expected=round(exp, 1), value=round(o / exp, 3), low=band["low"],
-                            high=band["high"], action=band["action"]))
+                            observed=o, expected=round(exp, 1), value=o, low=round(low, 1), high=round(high, 1),
+                            action=band["action"]))
     return out
 
 
@@ -210,6 +216,26 @@ def _expectations(metrics: pd.DataFrame) -> list:
     return ex
 
 
+CHANNEL_ZH = {"phone": "电话", "app": "APP", "wechat": "微信", "web": "网站", "sms": "短信", "email": "邮件", "other": "其他"}
+
+
+def _where(key: str, ref: Reference) -> str:
+    if key == "*":
+        return "全省 (all)"
+    region, _, channel = key.partition(":")
+    name = f"{ref.regions.name(region)} ({region})"
+    return f"{name} {CHANNEL_ZH.get(channel, channel)}渠道" if channel else name
+
+
+def _reason(row: pd.Series, ref: Reference) -> str:
+    share = "share" in row["check"] or row["check"] == "hour_profile"
+    fmt = (lambda x: f"{x:.1%}") if "share" in row["check"] else (lambda x: f"{x:g}")
+    high = "∞" if row["high"] >= 1e17 else fmt(row["high"])
+    exp = "" if share or pd.isna(row["expected"]) else f"，历史同期约 {row['expected']:g} (expected)"
+    return (f"{CHECK_TEXT.get(row['check'], row['check'])}：{_where(row['key'], ref)} 实际 {fmt(row['observed'])}"
+            f"{exp}，允许范围 [{fmt(row['low'])}, {high}] → {row['action']}")
+
+
 def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: str = "Asia/Shanghai") -> Verdict:
     """Validate the day's feed against history; record flags for the regions that failed."""
     metrics = feed_metrics(engine, day, ref, run_id, tz)
@@ -223,16 +249,18 @@ def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: s
         if not o.success:
             for r in o.unexpected_rows:
                 failed_rows.append({**r, "check": o.check})
-    # the per-row action (a silent district warns, a silent city halts) decides
+    # the per-row action (a silent district warns, a silent city halts) decides; a row failing at
+    # halt level is not repeated at warn level
     by_key = metrics.set_index(metrics["check"] + "|" + metrics["key"])
+    failed_keys = {r["row_key"] for r in failed_rows}
     actions, reasons, flags = [], [], []
-    for r in {r["row_key"]: r for r in failed_rows}.values():
-        row = by_key.loc[r["row_key"]]
+    for row_key in sorted(failed_keys):
+        row = by_key.loc[row_key]
+        base = row["check"].removesuffix("_warn").removesuffix("_halt")
+        if row["check"].endswith("_warn") and f"{base}_halt|{row['key']}" in failed_keys:
+            continue
         actions.append(row["action"])
-        exp = f"，历史同期约 {row['expected']} (expected ~{row['expected']})" if row["expected"] not in (None, 0.0) and \
-            not pd.isna(row["expected"]) else ""
-        reasons.append(f"{CHECK_TEXT.get(row['check'], row['check'])}：{row['key']} 实际 {row['observed']}{exp}，"
-                       f"阈值 [{row['low']}, {row['high'] if row['high'] < 1e17 else '∞'}] → {row['action']}")
+        reasons.append(_reason(row, ref))
         region = row["key"].split(":")[0] if row["key"] != "*" else "*"
         flags.append({"ds": day, "region_code": region[:6], "check_name": row["check"], "action": row["action"],
                       "run_id": run_id, "detail": reasons[-1]})

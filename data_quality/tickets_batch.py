@@ -110,8 +110,11 @@ def run_window(day: dt.date, lookback_days: int, tz: str = "Asia/Shanghai") -> t
 
 
 def validate_frame(frame: pd.DataFrame, engine: Engine, ref: Reference, day: dt.date, lookback_days: int,
-                   tz: str = "Asia/Shanghai"):
-    """Run the suite on a canonical frame; returns (outcomes, ids of failing rows, helper frame)."""
+                   tz: str = "Asia/Shanghai", as_of_day: dt.date | None = None):
+    """Run the suite on a canonical frame; returns (outcomes, ids of failing rows, helper frame).
+
+    ``as_of_day`` is the day the closure backlog is judged at (default: the run's day).
+    """
     df = frame.copy()
     stored = _existing(engine, df["ticket_id"].dropna().astype(str).tolist())
     df = df.merge(stored, on="ticket_id", how="left")
@@ -130,7 +133,8 @@ def validate_frame(frame: pd.DataFrame, engine: Engine, ref: Reference, day: dt.
     df["in_window"] = ~is_new | (~early & (df["received_at"] < window[1]))
     df.attrs["has_history"] = has_history
     df["is_new"] = is_new
-    df["stale_open"] = df["closed_at"].isna() & (df["received_at"] < pd.Timestamp(day, tz="UTC") - pd.Timedelta(days=30))
+    as_of = pd.Timestamp(as_of_day or day, tz="UTC")
+    df["stale_open"] = df["closed_at"].isna() & (df["received_at"] < as_of - pd.Timedelta(days=30))
     outcomes = run_suite(SUITE, df, _expectations(ref, window), ["ticket_id"])
     bad: dict[str, list[str]] = {}
     for o in outcomes:
@@ -174,6 +178,9 @@ def validate_batch(engine: Engine, run_id: str, day: dt.date, ref: Reference, lo
     if mojibake > policy["mojibake_share"]["halt"]:
         actions.append("halt")
         reasons.append(f"乱码占比 {mojibake:.1%}：疑似编码错误 (garbled text: wrong encoding)")
+    if n_bad:
+        checks = sorted({o.check for o in outcomes if not o.success and o.action == "quarantine"})
+        reasons.append(f"{n_bad} 行未通过行级期望，已隔离 (rows failing row expectations quarantined): {', '.join(checks)}")
     for o in outcomes:
         if not o.success and o.action == "warn":
             actions.append("warn")
@@ -187,11 +194,11 @@ def _quarantine_rows(engine: Engine, df: pd.DataFrame, bad: dict[str, list[str]]
     recs = []
     for r in rows.itertuples(index=False):
         reasons = bad[r.ticket_id]
-        raw = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r._asdict().items()
-               if k != "ingest_run_id" and not (isinstance(v, float) and v != v)}
+        raw = {k: (v.isoformat() if hasattr(v, "isoformat") else (mask_text(v) if isinstance(v, str) and k != "ticket_id" else v))
+               for k, v in r._asdict().items() if k != "ingest_run_id" and not (isinstance(v, float) and v != v)}
         recs.append({"source_file": "staged_tickets", "source_row": None, "ticket_id": r.ticket_id,
                      "field": "dq", "reason_code": "dq_expectation", "reason": "; ".join(dict.fromkeys(reasons)),
-                     "raw": mask_text(json.dumps(raw, ensure_ascii=False, default=str))})
+                     "raw": json.dumps(raw, ensure_ascii=False, default=str)})
     insert_quarantine(engine, pd.DataFrame(recs), run_id, "data_quality")
     with engine.begin() as conn:
         ids = list(bad.keys())

@@ -386,9 +386,12 @@ class TicketMapper:
                 reasons[i].append((code, fld, str(m)))
         recs = []
         cols = list(raw.columns)
+        # every value masked but the id column: a long ticket number is not a bank card
+        id_col = (self.fields.get("ticket_id") or {}).get("column")
         for i in idx:
             first = reasons[i][0]
-            rawrow = {c: _jsonable(raw.at[i, c]) for c in cols}
+            rawrow = {c: (mask_text(v) if isinstance(v := _jsonable(raw.at[i, c]), str) and c != id_col else v)
+                      for c in cols}
             recs.append({
                 "source_file": source_file,
                 "source_row": int(rows.loc[i]),
@@ -396,7 +399,7 @@ class TicketMapper:
                 "field": first[1],
                 "reason_code": first[0],
                 "reason": "; ".join(r[2] for r in reasons[i]),
-                "raw": mask_text(json.dumps(rawrow, ensure_ascii=False, default=str)),
+                "raw": json.dumps(rawrow, ensure_ascii=False, default=str),
             })
         return pd.DataFrame(recs, columns=QUARANTINE_COLUMNS)
 

@@ -4,6 +4,7 @@ right verdict, and no row is ever lost (read = loaded + quarantined, loaded = pu
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 
 import pandas as pd
@@ -39,6 +40,14 @@ def sqlite_base(tmp_path_factory, ref):
     return path
 
 
+def _drop(admin, name: str) -> None:
+    """Drop a scratch database, ending sessions still open on it (a CLI run's pooled connection)."""
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+                          f"AND pid <> pg_backend_pid()"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+
+
 @pytest.fixture(scope="module")
 def pg_base(pg_database_url, ref):
     """A history database on the real server, cloned per test as a template."""
@@ -53,8 +62,7 @@ def pg_base(pg_database_url, ref):
     ingest(eng, GeneratorSource(GEN, DAY - dt.timedelta(days=50), DAY - dt.timedelta(days=1)), _mapper(ref))
     eng.dispose()
     yield admin, name
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    _drop(admin, name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -75,8 +83,7 @@ def hist_engine(request, tmp_path):
     eng = connect(str(admin.url.set(database=name).render_as_string(hide_password=False)))
     yield eng
     eng.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    _drop(admin, name)
 
 
 def clean_day() -> pd.DataFrame:
@@ -247,3 +254,37 @@ def test_unmasked_pii_in_a_staged_row_is_quarantined(hist_engine, ref, tmp_path)
     with hist_engine.connect() as conn:
         raw = conn.execute(select(quarantine.c.raw).where(quarantine.c.ticket_id == tid)).scalar_one()
     assert "13800138000" not in raw
+
+
+def test_the_page_of_a_broken_batch_shows_its_failures_offline(hist_engine, ref, tmp_path):
+    day = clean_day()
+    day = day[day["区划代码"] != "440106"].reset_index(drop=True)  # 天河区 silent
+    day.loc[:3, "诉求内容"] = "锟斤拷锟斤拷"
+    out = run_gate(hist_engine, ref, Frames(day), tmp_path)
+    batch_page = out["batch"].docs_path.read_text(encoding="utf-8")
+    feed_page = out["feed"].docs_path.read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in batch_page and "诉求内容无乱码" in batch_page
+    bad_ids = {r["ticket_id"] for o in out["batch"].failed for r in o.unexpected_rows}
+    assert len(bad_ids) == 4 and all(i in batch_page for i in bad_ids)  # sample offending rows
+    assert "天河区 (440106)" in feed_page and "警告 warn" in feed_page
+    for page in (batch_page, feed_page):
+        assert "http://" not in page and "https://" not in page and "<script" not in page
+
+
+def test_validate_command_gates_a_staged_batch(hist_engine, ref, tmp_path):
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    day = clean_day()
+    day["受理时间"] = day["受理时间"] + pd.Timedelta(hours=8)
+    s = ingest(hist_engine, Frames(day), _mapper(ref), logical_date=DAY, publish=False)
+    url = hist_engine.url.render_as_string(hide_password=False)
+    r = CliRunner().invoke(main, ["validate", "--date", DAY.isoformat(), "--db", url, "--json"],
+                           env={"HOTLINE_VAR_DIR": str(tmp_path)})
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert set(out) >= {"success", "failed_expectations", "quarantined", "action"}
+    assert out["success"] is False and out["action"] == "halt" and out["quarantined"] > 0
+    assert any(f["check"] == "received_window" for f in out["failed_expectations"])
+    assert s.run_id in out["docs"][0]
