@@ -12,17 +12,18 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from data_quality.docs import render
 from data_quality.feed_health import feed_health
-from data_quality.tickets_batch import validate_batch
+from data_quality.tickets_batch import SUITE, validate_batch, validate_frame
 from data_quality.verdict import Verdict, save
 from hotline.reference import Reference
 from warehouse.aggregate import aggregate_run
 from warehouse.load import publish_run
-from warehouse.runs import finish_run, new_run_id, start_run
-from warehouse.schema import pipeline_runs, quarantine
+from warehouse.runs import finish_run, latest_run, new_run_id, start_run
+from warehouse.schema import pipeline_runs, quarantine, staged_tickets, tickets
 
 
 class DataQualityHalt(RuntimeError):
@@ -70,3 +71,36 @@ def check_feed(engine: Engine, ref: Reference, var_dir: Path, run_id: str, day: 
 def halt_message(v: Verdict) -> str:
     return (f"data-quality gate halted the run ({v.suite}, {v.day}): " + "; ".join(v.reasons)
             + f". Page: {v.docs_path}")
+
+
+def validate_day(engine: Engine, ref: Reference, var_dir: Path, day: dt.date, lookback_days: int,
+                 run_id: str | None = None, tz: str = "Asia/Shanghai") -> list[Verdict]:
+    """`hotline validate`: gate the day's staged batch for real, or report on a published day.
+
+    A batch still staged (the DAG's ingest ran, validate did not) is validated with the policy
+    applied. A day already published is checked in report mode: the same suite on the day's
+    tickets, its closure backlog judged as of the last day loaded, nothing moved. Feed health
+    follows unless the batch halted.
+    """
+    run_id = run_id or latest_run(engine, "ingest", day) or f"report-{day.isoformat()}"
+    with engine.connect() as conn:
+        staged = conn.execute(select(func.count()).select_from(staged_tickets).where(
+            staged_tickets.c.ingest_run_id == run_id)).scalar_one()
+    if staged:
+        batch = validate_staged(engine, ref, var_dir, run_id, day, lookback_days, tz)
+        if batch.action == "halt":
+            return [batch]
+    else:
+        with engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all())
+            last_day = conn.execute(select(func.max(tickets.c.received_date))).scalar_one()
+        for col in ("received_at", "closed_at", "deadline_at", "updated_at"):
+            if col in frame.columns:
+                frame[col] = pd.to_datetime(frame[col], utc=True)
+        outcomes = validate_frame(frame, engine, ref, day, lookback_days, tz, as_of_day=last_day)[0] if len(frame) else []
+        failed = [o for o in outcomes if not o.success]
+        batch = Verdict(SUITE, run_id, day, outcomes, action="warn" if failed else "continue",
+                        metrics={"rows": len(frame), "mode": "report"},
+                        reasons=[f"{o.description}：{o.unexpected_count}/{o.element_count}" for o in failed])
+        _record(engine, batch, var_dir)
+    return [batch, check_feed(engine, ref, var_dir, run_id, day, tz)]

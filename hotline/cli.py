@@ -275,47 +275,15 @@ def validate(ctx, day, run_id, db_url, as_json):
     A batch still staged by the daily DAG is gated for real (failing rows quarantined); a day
     already published is checked in report mode. Prints success, failed expectations, quarantined
     rows and the action (continue, warn or halt), and writes the HTML pages under var/dq/."""
-    from data_quality.gate import check_feed, validate_staged
-    from data_quality.tickets_batch import SUITE, validate_frame
-    from data_quality.verdict import Verdict, combine
-    from data_quality.docs import render
-    from data_quality.verdict import save
+    from data_quality.gate import validate_day
+    from data_quality.verdict import combine
     from hotline.reference import load_reference
     from warehouse.db import connect, migrate
-    from warehouse.runs import latest_run
-    import pandas as pd
-    from sqlalchemy import func, select
-    from warehouse.schema import staged_tickets, tickets
 
     s = _settings(ctx).with_db(db_url)
     engine = connect(s.db_url)
     migrate(engine)
-    ref = load_reference(s.config_dir)
-    run_id = run_id or latest_run(engine, "ingest", day) or f"report-{day.isoformat()}"
-    with engine.connect() as conn:
-        staged = conn.execute(select(func.count()).select_from(staged_tickets).where(
-            staged_tickets.c.ingest_run_id == run_id)).scalar_one()
-    if staged:
-        batch = validate_staged(engine, ref, s.var_dir, run_id, day, s.lookback_days)
-    else:
-        with engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all())
-        for col in ("received_at", "closed_at", "deadline_at", "updated_at"):
-            if col in frame.columns:
-                frame[col] = pd.to_datetime(frame[col], utc=True)
-        with engine.connect() as conn:
-            last_day = conn.execute(select(func.max(tickets.c.received_date))).scalar_one()
-        # a published day is judged as the data stands now: its closure backlog as of the last day loaded
-        outcomes = validate_frame(frame, engine, ref, day, s.lookback_days, as_of_day=last_day)[0] if len(frame) else []
-        batch = Verdict(SUITE, run_id, day, outcomes, metrics={"rows": len(frame), "mode": "report"})
-        warn = [o for o in outcomes if not o.success]
-        batch.action = "warn" if warn else "continue"
-        batch.reasons = [f"{o.description}：{o.unexpected_count}/{o.element_count}" for o in warn]
-        batch.docs_path = render(batch, s.var_dir / "dq" / day.isoformat())
-        save(engine, batch)
-    verdicts = [batch]
-    if batch.action != "halt" or not staged:
-        verdicts.append(check_feed(engine, ref, s.var_dir, run_id, day))
+    verdicts = validate_day(engine, load_reference(s.config_dir), s.var_dir, day, s.lookback_days, run_id)
     out = combine(verdicts)
     lines = [f"{v.suite}: {v.action} ({len(v.failed)} failed expectations, {v.quarantined} quarantined) {v.docs_path}"
              for v in verdicts] + [f"  {r}" for r in out["reasons"]]
