@@ -290,6 +290,52 @@ def validate(ctx, day, run_id, db_url, as_json):
     _emit(out, as_json, lines)
 
 
+@main.command("forecast-backtest")
+@click.option("--csv", "csv_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A CSV with ds,y (one series) or series_id,ds,y (many).")
+@click.option("--level", default=None, help="From the warehouse instead: REGION:CATEGORY, e.g. city:l1, district:all.")
+@click.option("--city", default=None, help="With --level: only this city's series.")
+@click.option("--end", callback=_date, default=None, help="Use history up to this day only.")
+@click.option("--horizon", type=int, default=14, show_default=True)
+@click.option("--folds", type=int, default=4, show_default=True)
+@click.option("--models", default="fast,seasonal_naive,ets,prophet,auto", show_default=True,
+              help="Comma-separated: fast, seasonal_naive, ets, prophet, auto.")
+@db_option
+@json_option
+@click.pass_context
+def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, db_url, as_json):
+    """Rolling-origin backtest of each model: MASE, sMAPE, 80%/95% interval coverage, seconds."""
+    import pandas as pd
+
+    from forecasting.evaluate import evaluate
+
+    if csv_path:
+        df = pd.read_csv(csv_path)
+        if "series_id" not in df.columns:
+            df["series_id"] = Path(csv_path).stem
+        history = df[["series_id", "ds", "y"]]
+    elif level:
+        from warehouse.aggregate import read_series
+        from warehouse.db import connect, migrate
+
+        s = _settings(ctx).with_db(db_url)
+        engine = connect(s.db_url)
+        migrate(engine)
+        rlevel, _, clevel = level.partition(":")
+        history = read_series(engine, rlevel, clevel or "all", city_code=city)
+        if history.empty:
+            _fail(f"no series at level {level} in {engine.url.render_as_string(hide_password=True)}")
+    else:
+        raise click.UsageError("give --csv PATH or --level REGION:CATEGORY")
+    if end:
+        history = history[pd.to_datetime(history["ds"]) <= pd.Timestamp(end)]
+    names = tuple(m.strip() for m in models.split(",") if m.strip())
+    report = evaluate(history, horizon, folds, names, progress=lambda msg: click.echo(f"  ... {msg}", err=True))
+    lines = [report.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
+    _emit({"horizon": horizon, "folds": folds, "series": int(history["series_id"].nunique()),
+           "models": report.to_dict("records")}, as_json, lines)
+
+
 @main.command()
 @click.option("--end", callback=_date, default=None, help="Last day of history (default: yesterday, Asia/Shanghai).")
 @click.option("--days", type=int, default=760, show_default=True, help="Days of history before --end.")

@@ -34,6 +34,7 @@ class Settings:
     caller_salt: str
     lookback_days: int = 7
     source: dict[str, Any] = field(default_factory=dict)  # the daily DAG's source
+    forecasting: dict[str, Any] = field(default_factory=dict)  # forecasting.job.ForecastSettings
 
     def with_db(self, url: str | None) -> "Settings":
         return replace(self, db_url=url) if url else self
@@ -61,4 +62,5 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
         caller_salt=salt,
         lookback_days=int(env.get("HOTLINE_LOOKBACK_DAYS", doc.get("lookback_days", 7))),
         source=dict(doc.get("source") or {}),
+        forecasting=dict(doc.get("forecasting") or {}),
     )

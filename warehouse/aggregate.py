@@ -113,14 +113,13 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
     df["series_id"] = df["region_level"] + ":" + df["region_code"] + "|" + df["category_level"] + ":" + df["category_code"]
     keys = df.drop_duplicates("series_id").set_index("series_id")[
         ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
-    span = df.groupby("province_code")["ds"].agg(["min", "max"])
     parts = []
-    for sid, g in df.groupby("series_id", sort=True):
-        lo, hi = span.loc[keys.at[sid, "province_code"]]
-        full = pd.DataFrame({"ds": pd.date_range(lo, hi, freq="D")})
-        part = full.merge(g[["ds", "y"]], on="ds", how="left").fillna({"y": 0})
-        part["series_id"] = sid
-        parts.append(part)
+    for prov, g in df.groupby("province_code"):
+        days = pd.date_range(g["ds"].min(), g["ds"].max(), freq="D")
+        wide = g.pivot_table(index="series_id", columns="ds", values="y", aggfunc="sum").reindex(columns=days, fill_value=0)
+        long = wide.fillna(0).stack().rename("y").reset_index()
+        long.columns = ["series_id", "ds", "y"]
+        parts.append(long)
     out = pd.concat(parts, ignore_index=True).join(keys, on="series_id")
     out["y"] = out["y"].astype(int)
     return out[["series_id", "ds", "y", "region_level", "region_code", "category_level", "category_code",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
-    JSON, Boolean, Column, Date, DateTime, Index, Integer, MetaData, String, Table, Text, TypeDecorator,
+    JSON, Boolean, Column, Date, DateTime, Float, Index, Integer, MetaData, String, Table, Text, TypeDecorator,
 )
 
 metadata = MetaData()
@@ -149,6 +149,26 @@ dq_day_flags = Table(
     Column("action", String(16), nullable=False),
     Column("run_id", String(64), nullable=False),
     Column("detail", Text),
+)
+
+# Forecasts, keyed by the last day of history they were made from (a rerun replaces them).
+forecasts = Table(
+    "forecasts", metadata,
+    Column("origin", Date, primary_key=True),
+    Column("series_id", String(120), primary_key=True),
+    Column("ds", Date, primary_key=True),
+    Column("region_level", String(10), nullable=False),
+    Column("region_code", String(6), nullable=False),
+    Column("category_level", String(3), nullable=False),
+    Column("category_code", String(80), nullable=False),
+    Column("yhat", Float, nullable=False),
+    Column("yhat_lo_80", Float, nullable=False),
+    Column("yhat_hi_80", Float, nullable=False),
+    Column("yhat_lo_95", Float, nullable=False),
+    Column("yhat_hi_95", Float, nullable=False),
+    Column("model", String(24), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Index("ix_forecasts_series", "series_id", "ds"),
 )
 
 pipeline_runs = Table(

@@ -1,0 +1,77 @@
+"""The daily forecast as the DAG runs it: per city (and once for the province), read the series
+from daily_counts, forecast them, and store the result keyed by the origin day (reruns replace)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, and_, delete, insert
+
+from forecasting.api import forecast
+from warehouse.aggregate import read_series
+from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.schema import forecasts
+
+# Which (region level, category level) pairs a city's task covers; the province task covers the
+# province itself. District x level-2 series (thousands) are left to a later, batched job.
+CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"))
+PROVINCE_LEVELS = (("province", "all"), ("province", "l1"))
+
+
+@dataclass
+class ForecastSettings:
+    horizon: int = 30
+    history_days: int = 420
+    model: str = "auto"
+    candidates: tuple[str, ...] = ("fast", "seasonal_naive")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> "ForecastSettings":
+        d = dict(d or {})
+        if "candidates" in d:
+            d["candidates"] = tuple(d["candidates"])
+        return cls(**d)
+
+
+def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSettings) -> dict[str, Any]:
+    """Forecast one scope (``province`` or a city code) from ``origin`` (the last day of history)."""
+    run_id = new_run_id("forecast")
+    start_run(engine, run_id, "forecast", origin, {"scope": scope, "horizon": fs.horizon, "model": fs.model})
+    try:
+        first = origin - dt.timedelta(days=fs.history_days - 1)
+        levels = PROVINCE_LEVELS if scope == "province" else CITY_LEVELS
+        frames = [read_series(engine, r, c, start=first, end=origin, city_code=None if scope == "province" else scope)
+                  for r, c in levels]
+        history = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
+        if history is None:
+            finish_run(engine, run_id, "success", {"series": 0})
+            return {"scope": scope, "series": 0, "models": {}}
+        history = history[history["ds"] <= pd.Timestamp(origin)]
+        fc = forecast(history[["series_id", "ds", "y"]], fs.horizon, model=fs.model, candidates=fs.candidates)
+        keys = history.drop_duplicates("series_id").set_index("series_id")[
+            ["region_level", "region_code", "category_level", "category_code"]]
+        fc = fc.join(keys, on="series_id")
+        store(engine, fc, origin, run_id)
+        models = fc.drop_duplicates("series_id")["model"].value_counts().to_dict()
+        metrics = {"series": int(fc["series_id"].nunique()), "models": models}
+        finish_run(engine, run_id, "success", metrics)
+        return {"scope": scope, **metrics}
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def store(engine: Engine, fc: pd.DataFrame, origin: dt.date, run_id: str) -> int:
+    ids = fc["series_id"].unique().tolist()
+    rows = fc.assign(origin=origin, run_id=run_id, ds=pd.to_datetime(fc["ds"]).dt.date)
+    cols = [c.name for c in forecasts.columns]
+    records = rows[cols].to_dict("records")
+    with engine.begin() as conn:
+        for i in range(0, len(ids), 500):
+            conn.execute(delete(forecasts).where(and_(forecasts.c.origin == origin,
+                                                      forecasts.c.series_id.in_(ids[i:i + 500]))))
+        for i in range(0, len(records), 20_000):
+            conn.execute(insert(forecasts), records[i:i + 20_000])
+    return len(records)

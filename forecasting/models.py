@@ -1,0 +1,217 @@
+"""Forecasting models on arrays (statsforecast style): each takes a matrix of daily counts
+``Y`` (series x days, NaN before a series starts) and the calendar of the history plus the
+horizon, and returns the mean ``mu`` (series x horizon) and a negative binomial dispersion ``r``
+per series (``inf`` = Poisson), from which count intervals are drawn.
+
+- :class:`FastModel`: vectorised over all series at once (level x weekday/holiday profile x
+  last year's seasonal ratio), with the profile and the seasonal ratio shrunk towards the pooled
+  series for sparse ones. The workhorse for thousands of district x category series.
+- :class:`SeasonalNaive`: the same weekday last week; last year's same lunar day around
+  Spring Festival. The baseline every model must beat.
+- :class:`ETSModel`: statsmodels' exponential smoothing with weekly seasonality, per series.
+- :class:`ProphetModel`: Prophet with Chinese holidays and 调休 make-up workdays, per series.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from forecasting.calendar_features import analog_positions
+
+ORDINARY = 7  # kinds 0..6 are weekdays; 7 holiday; 8 Spring Festival holiday
+
+
+@dataclass
+class Fitted:
+    mu: np.ndarray  # (series, horizon)
+    r: np.ndarray   # (series,) negative binomial size; inf for Poisson
+
+
+def _dispersion(y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """Method-of-moments NB size per series from in-sample fits (Pearson dispersion)."""
+    ok = np.isfinite(y) & np.isfinite(fitted) & (fitted > 0)
+    mu = np.where(ok, fitted, np.nan)
+    pearson = np.where(ok, (y - fitted) ** 2 / np.maximum(fitted, 1e-9), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        phi = np.nanmean(pearson, axis=1)
+        mbar = np.nanmean(mu, axis=1)
+    r = np.where(np.isfinite(phi) & (phi > 1.05), mbar / np.maximum(phi - 1, 1e-6), np.inf)
+    return r
+
+
+class FastModel:
+    """Level x calendar profile x yearly ratio, for every series in one pass."""
+
+    alias = "fast"
+
+    def __init__(self, profile_weeks: int = 8, half_life: float = 10.0, shrink_counts: float = 40.0,
+                 yearly_pseudo: float = 3.0, horizon_inflation: float = 0.015):
+        self.profile_weeks = profile_weeks
+        self.half_life = half_life
+        self.shrink_counts = shrink_counts
+        self.yearly_pseudo = yearly_pseudo
+        self.horizon_inflation = horizon_inflation
+
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+        S, T = Y.shape
+        k_hist, k_fut = kinds[:T], kinds[T:T + horizon]
+        W = min(T, 7 * self.profile_weeks)
+        kw = k_hist[T - W:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            # one-off outliers (a batch entry, a duplicated feed) must not set the profile or level
+            # (the yearly ratio below reads the uncapped history: last year's real peaks matter)
+            cap = 5 * np.nan_to_num(np.nanmedian(Y[:, T - W:], axis=1, keepdims=True)) + 5
+            y = np.minimum(Y[:, T - W:], cap)
+            ordinary = kw < ORDINARY
+            base = np.nanmean(np.where(ordinary, y, np.nan), axis=1)
+            total = np.nansum(Y, axis=0)
+            tot_w = np.nansum(y, axis=0)
+            tot_base = np.nanmean(np.where(ordinary, tot_w, np.nan))
+            pooled = np.ones(9)
+            prof_s = np.ones((S, 9))
+            n_s = np.nansum(np.where(ordinary, y, 0), axis=1)
+            for k in range(7):
+                m = kw == k
+                if m.any() and tot_base > 0:
+                    pooled[k] = np.nanmean(tot_w[m]) / tot_base
+                    prof_s[:, k] = np.nanmean(y[:, m], axis=1) / np.where(base > 0, base, np.nan)
+            # holidays: pooled over the whole history (they are rare), relative to ordinary days nearby
+            for k, default in ((7, 0.55), (8, 0.4)):
+                m = k_hist == k
+                if m.any():
+                    ords = np.flatnonzero(k_hist < ORDINARY)
+                    near = [np.mean(total[ords[np.abs(ords - i) <= 21]]) for i in np.flatnonzero(m)]
+                    ratio = total[m] / np.maximum(np.array(near), 1e-9)
+                    pooled[k] = float(np.clip(np.nanmedian(ratio), 0.1, 1.5))
+                else:
+                    pooled[k] = default * np.mean(pooled[:5])
+            wgt = (n_s / (n_s + self.shrink_counts))[:, None]
+            prof = np.where(np.isfinite(prof_s), wgt * prof_s + (1 - wgt) * pooled[None, :], pooled[None, :])
+            prof[:, 7:] = pooled[None, 7:]  # holiday factors are pooled only
+            prof = np.maximum(prof, 0.02)
+
+            # level: exponentially weighted, deseasonalised, outliers capped
+            z = y / prof[np.arange(S)[:, None], kw[None, :]]
+            med = np.nanmedian(z, axis=1, keepdims=True)
+            z = np.minimum(z, 5 * np.nan_to_num(med) + 5)
+            age = np.arange(W)[::-1]
+            w = 0.5 ** (age / self.half_life)
+            wz = np.where(np.isfinite(z), w[None, :], 0.0)
+            level = (np.nansum(z * wz, axis=1) + 0.02) / (wz.sum(axis=1) + 0.2)
+
+            # yearly ratio: last year's analogous day against last year's origin
+            fut_pos = np.arange(T, T + horizon)
+            yearly = np.ones((S, horizon))
+            if T >= 364 + 35:
+                dz = Y / prof[np.arange(S)[:, None], k_hist[None, :]]
+                a_fut = analog_positions(cal, fut_pos)
+                a0 = T - 364
+                origin = np.nanmean(dz[:, a0 - 28:a0], axis=1)
+                for h, a in enumerate(a_fut):
+                    if a < 3 or a + 4 > T:
+                        continue
+                    target = np.nanmean(dz[:, a - 3:a + 4], axis=1)
+                    c = self.yearly_pseudo  # pseudo-count (tickets a week): sparse series stay near 1
+                    yearly[:, h] = np.clip((np.nan_to_num(target) * 7 + c) / (np.nan_to_num(origin) * 7 + c), 0.2, 5.0)
+            mu = level[:, None] * prof[:, k_fut] * yearly
+
+            # in-sample one-step fits over the window for the dispersion
+            fitted = np.full_like(y, np.nan)
+            run = np.nan_to_num(z[:, 0])
+            alpha = 1 - 0.5 ** (1 / self.half_life)
+            for t in range(W):
+                fitted[:, t] = run * prof[np.arange(S), kw[t]]
+                zt = z[:, t]
+                run = np.where(np.isfinite(zt), (1 - alpha) * run + alpha * zt, run)
+            r = _dispersion(y, fitted)
+        r_h = r[:, None] / (1 + self.horizon_inflation * np.arange(1, horizon + 1))[None, :]
+        mu = np.where(np.isfinite(mu), mu, 0.0)
+        return Fitted(mu, r_h)
+
+
+class SeasonalNaive:
+    """The same weekday last week (last year's same lunar day near Spring Festival)."""
+
+    alias = "seasonal_naive"
+
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+        S, T = Y.shape
+        fut = np.arange(T, T + horizon)
+        src = T - 7 + (np.arange(horizon) % 7)
+        mu = np.nan_to_num(Y[:, np.clip(src, 0, T - 1)])
+        if T >= 364 + 14:
+            a = analog_positions(cal, fut)
+            sf_near = np.abs(cal["days_from_spring_festival"].to_numpy()[fut]) <= 20
+            for h in np.flatnonzero(sf_near & (a >= 0) & (a < T)):
+                mu[:, h] = np.nan_to_num(Y[:, a[h]])
+        fitted = np.concatenate([np.full((S, 7), np.nan), Y[:, :-7]], axis=1)
+        r = _dispersion(Y[:, -56:], fitted[:, -56:])
+        return Fitted(np.maximum(mu, 0.0), np.repeat(r[:, None], horizon, axis=1))
+
+
+class ETSModel:
+    """statsmodels Holt-Winters: damped trend, additive weekly seasonality, per series."""
+
+    alias = "ets"
+
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        S, T = Y.shape
+        mu = np.zeros((S, horizon))
+        r = np.full(S, np.inf)
+        for s in range(S):
+            y = Y[s][np.isfinite(Y[s])][-365:]
+            if len(y) < 28:
+                mu[s] = np.mean(y) if len(y) else 0.0
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                fit = ExponentialSmoothing(y, trend="add", damped_trend=True, seasonal="add", seasonal_periods=7,
+                                           initialization_method="estimated").fit()
+            mu[s] = np.maximum(fit.forecast(horizon), 0.0)
+            r[s] = _dispersion(y[None, :], np.maximum(fit.fittedvalues, 1e-3)[None, :])[0]
+        return Fitted(mu, np.repeat(r[:, None], horizon, axis=1))
+
+
+class ProphetModel:
+    """Prophet with Chinese public holidays and 调休 make-up workdays as regressors."""
+
+    alias = "prophet"
+
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+        import logging
+
+        from prophet import Prophet
+
+        logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+        logging.getLogger("prophet").setLevel(logging.WARNING)
+        S, T = Y.shape
+        ds = cal["ds"].iloc[:T + horizon].reset_index(drop=True)
+        hol = pd.DataFrame({"holiday": np.where(kinds[:T + horizon] == 8, "spring_festival", "public_holiday"),
+                            "ds": ds})[kinds[:T + horizon] >= 7]
+        makeup = cal["is_makeup_workday"].iloc[:T + horizon].astype(float).to_numpy()
+        mu = np.zeros((S, horizon))
+        r = np.full(S, np.inf)
+        for s in range(S):
+            ok = np.isfinite(Y[s])
+            frame = pd.DataFrame({"ds": ds[:T][ok], "y": Y[s][ok], "makeup": makeup[:T][ok]})
+            m = Prophet(holidays=hol if len(hol) else None, weekly_seasonality=True,
+                        yearly_seasonality=len(frame) >= 365, daily_seasonality=False, uncertainty_samples=0)
+            m.add_regressor("makeup")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m.fit(frame)
+            fut = pd.DataFrame({"ds": ds[T:T + horizon], "makeup": makeup[T:T + horizon]})
+            mu[s] = np.maximum(m.predict(fut)["yhat"].to_numpy(), 0.0)
+            fitted = np.maximum(m.predict(frame[["ds", "makeup"]])["yhat"].to_numpy(), 1e-3)
+            r[s] = _dispersion(frame["y"].to_numpy()[None, -112:], fitted[None, -112:])[0]
+        return Fitted(mu, np.repeat(r[:, None], horizon, axis=1))
+
+
+MODELS = {m.alias: m for m in (FastModel, SeasonalNaive, ETSModel, ProphetModel)}
