@@ -17,6 +17,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import create_engine, insert, text
 
@@ -212,6 +213,52 @@ def bench_quality(url: str, label: str) -> None:
     engine.dispose()
 
 
+def bench_forecast() -> None:
+    """Province scale: every district x level-2 series of the generated province (~5,000), three
+    years of daily history, a 30-day horizon with both interval levels."""
+    import resource
+
+    from forecasting import forecast
+    from forecasting.evaluate import evaluate
+
+    print("forecasting")
+    gen = ProvinceGenerator(scale=0.01, seed=3)
+    s, days, lam = gen.expected(dt.date(2023, 11, 1), dt.date(2026, 10, 31))
+    r = 25.0
+    y = np.random.default_rng(3).negative_binomial(r, r / (r + lam))
+    sid = (s["district_code"] + "|" + s["category_l2"]).to_numpy()
+    hist = pd.DataFrame({"series_id": np.repeat(sid, len(days)), "ds": np.tile(days, len(sid)), "y": y.reshape(-1)})
+    t = time.perf_counter()
+    fc = forecast(hist, 30, levels=(80, 95), model="auto", candidates=("fast", "seasonal_naive"))
+    t_all = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Prophet, one series at a time, on a sample, extrapolated to all series
+    from forecasting.api import _run, to_matrix
+
+    sample = hist[hist["series_id"].isin(sid[:: max(1, len(sid) // 20)][:20])]
+    m = to_matrix(sample, 30)
+    t = time.perf_counter()
+    _run("prophet", m.Y, m, 30)
+    per = (time.perf_counter() - t) / m.Y.shape[0]
+    record(f"forecast {len(sid):,} series x {len(days)} days, h=30, 80/95% intervals (auto: fast + naive)",
+           t_all, "s", per * len(sid), f"baseline: Prophet per series, {m.Y.shape[0]} timed, extrapolated; "
+           f"peak RSS {rss:,.0f} MB; models {fc.drop_duplicates('series_id')['model'].value_counts().to_dict()}")
+    # accuracy at city x level-1 (165 series), 14-day horizon, 4 rolling origins
+    g = pd.DataFrame(y, index=pd.MultiIndex.from_frame(s[["city_code", "category_l1"]])).groupby(level=[0, 1]).sum()
+    city = g.stack().reset_index()
+    city.columns = ["city", "cat", "i", "y"]
+    city = city.assign(series_id=city["city"] + "|" + city["cat"], ds=days[city["i"]])[["series_id", "ds", "y"]]
+    rep = evaluate(city, 14, 4, ("fast", "seasonal_naive", "auto"))
+    for row in rep.to_dict("records"):
+        record(f"city x level-1 backtest MASE, {row['model']}", row["mase"], "MASE", None,
+               f"80% coverage {row['coverage_80']:.3f}, 95% {row['coverage_95']:.3f}, {row['seconds']} s")
+    ids = city["series_id"].unique()[::8]
+    rep_p = evaluate(city[city["series_id"].isin(ids)], 14, 4, ("fast", "prophet"))
+    for row in rep_p.to_dict("records"):
+        record(f"sample of {len(ids)} city x level-1 series, MASE, {row['model']}", row["mase"], "MASE", None,
+               f"80% coverage {row['coverage_80']:.3f}, {row['seconds']} s")
+
+
 class _Frames:
     def __init__(self, batches):
         self._b = batches
@@ -223,12 +270,12 @@ class _Frames:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
-                    help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, rerun_sqlite, rerun_pg")
+                    help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, rerun_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
     args = ap.parse_args()
-    todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg",
+    todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
                          "rerun_sqlite", "rerun_pg"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
@@ -241,6 +288,8 @@ def main() -> None:
         bench_quality(fresh_sqlite("quality"), "SQLite")
     if "quality_pg" in todo:
         bench_quality(fresh_pg(args.pg, "hotline_bench_dq"), "PostgreSQL")
+    if "forecast" in todo:
+        bench_forecast()
     if "rerun_sqlite" in todo:
         bench_rerun_vs_history(fresh_sqlite("rerun"), "SQLite", args.history_years)
     if "rerun_pg" in todo:

@@ -49,7 +49,7 @@ class FastModel:
     alias = "fast"
 
     def __init__(self, profile_weeks: int = 8, half_life: float = 10.0, shrink_counts: float = 40.0,
-                 yearly_pseudo: float = 3.0, horizon_inflation: float = 0.015):
+                 yearly_pseudo: float = 10.0, horizon_inflation: float = 0.015):
         self.profile_weeks = profile_weeks
         self.half_life = half_life
         self.shrink_counts = shrink_counts

@@ -393,6 +393,9 @@ def summary(ctx, day, db_url, as_json):
         lines += [f"    {r}" for r in v["reasons"][:5]]
     if not rep["data_quality"]:
         lines.append("data quality: no verdict recorded for this day")
+    f = rep["forecasts"]
+    lines.append(f"forecasts from {day}: {f['series']} series to {f['until']}, by model {f['models']}"
+                 if f["series"] else f"forecasts from {day}: none")
     _emit(rep, as_json, lines)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from warehouse.schema import daily_counts, dq_verdicts, pipeline_runs, quarantine, tickets
+from warehouse.schema import daily_counts, dq_verdicts, forecasts, pipeline_runs, quarantine, tickets
 
 
 def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
@@ -25,6 +25,9 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             select(func.count()).select_from(pipeline_runs).where(pipeline_runs.c.logical_date == day)).scalar_one()
         dq = conn.execute(select(dq_verdicts).where(dq_verdicts.c.logical_date == day)
                           .order_by(dq_verdicts.c.created_at)).mappings().all()
+        fc = conn.execute(select(forecasts.c.model, func.count(func.distinct(forecasts.c.series_id)),
+                                 func.max(forecasts.c.ds)).where(forecasts.c.origin == day)
+                          .group_by(forecasts.c.model)).all()
     m = (run or {}).get("metrics") or {}
     latest = {v["suite"]: v for v in dq}  # the newest verdict per suite
     return {
@@ -34,6 +37,8 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                 "last_run": run["run_id"] if run else None, "status": run["status"] if run else None,
                 "read": m.get("read", 0), "loaded": m.get("loaded", 0), "quarantined": m.get("quarantined", 0),
                 "days_aggregated": m.get("days_aggregated", 0)},
+        "forecasts": {"series": sum(r[1] for r in fc), "models": {r[0]: r[1] for r in fc},
+                      "until": max((r[2] for r in fc), default=None)},
         "data_quality": {suite: {"action": v["action"], "success": v["success"], "quarantined": v["quarantined"],
                                  "failed": len(v["failed"] or []), "reasons": (v["metrics"] or {}).get("reasons", []),
                                  "docs": v["docs_path"]} for suite, v in latest.items()},
