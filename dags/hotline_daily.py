@@ -26,8 +26,9 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `validate` | the tickets-batch suite (Great Expectations) on the staged batch: failing rows are quarantined; too many, or garbled text, **halts** the run | halted: the log and `var/dq/<day>/` say why; the batch stays staged, nothing is published. Fix the feed, then rerun the day. |
 | `publish` | merges the batch into `tickets` and recomputes `daily_counts` for every day it touched | a database error: clear the task; it is idempotent |
 | `feed_health` | volumes per city, district and channel against the same weekday in recent weeks, silent regions or channels, unmapped categories, days loaded twice, late arrivals, the hour-of-day profile | halted: the day's regions are flagged (`dq_day_flags`) so later stages treat the day as missing; the log and the page say why |
-| `forecast_scopes` | lists the scopes to forecast: the province, and each configured city | a config error: fix config/regions |
-| `forecast` (mapped, one per scope) | reads the scope's series from `daily_counts`, forecasts the next 30 days (model chosen per series by backtest), stores them in `forecasts` keyed by the origin day | a model error falls back to the fast model inside the task; a database error: clear that city's task alone |
+| `forecast_scopes` | lists the cities to forecast | a config error: fix config/regions |
+| `forecast` (mapped, one per city) | reads the city's series from `daily_counts`, forecasts the next 30 days (model chosen per series by backtest), makes districts and categories add up to the city, stores them in `forecasts` keyed by the origin day | a model error falls back to the fast model inside the task; a database error: clear that city's task alone |
+| `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
 """
 
 
@@ -120,18 +121,17 @@ def hotline_daily():
 
     @task
     def forecast_scopes(checked: dict) -> list[dict]:
-        """The province plus every city of the configured province: one mapped task each."""
+        """Every city of the configured province: one mapped task each."""
         from hotline.reference import load_reference
         from hotline.settings import load_settings
 
         s = load_settings()
         province = load_reference(s.config_dir).regions.province(str((s.source or {}).get("province", "440000")))
-        return [{"day": checked["day"], "scope": "province"}] + [
-            {"day": checked["day"], "scope": c.code} for c in province.cities]
+        return [{"day": checked["day"], "scope": c.code} for c in province.cities]
 
     @task(map_index_template="{{ task.op_kwargs['item']['scope'] }}")
     def forecast(item: dict) -> dict:
-        """Forecast one scope's series from the day just loaded."""
+        """Forecast one city's series from the day just loaded, made coherent within the city."""
         from forecasting.job import ForecastSettings, forecast_scope
         from hotline.settings import load_settings
         from warehouse.db import connect
@@ -140,9 +140,23 @@ def hotline_daily():
         res = forecast_scope(connect(s.db_url), dt.date.fromisoformat(item["day"]), item["scope"],
                              ForecastSettings.from_dict(s.forecasting))
         print(f"forecast {item['scope']}: {res['series']} series, models {res['models']}")
+        return {"day": item["day"], **res}
+
+    @task
+    def forecast_province(cities: list[dict]) -> dict:
+        """The province's forecast as the sum of its cities' (bottom-up, coherent by construction)."""
+        from forecasting.job import province_from_cities
+        from hotline.settings import load_settings
+        from warehouse.db import connect
+
+        s = load_settings()
+        cities = list(cities)
+        day = dt.date.fromisoformat(cities[0]["day"])
+        res = province_from_cities(connect(s.db_url), day, str((s.source or {}).get("province", "440000")))
+        print(f"forecast province: {res['series']} series (sum of {len(cities)} cities)")
         return res
 
-    forecast.expand(item=forecast_scopes(feed_health(publish(validate(ingest())))))
+    forecast_province(forecast.expand(item=forecast_scopes(feed_health(publish(validate(ingest()))))))
 
 
 hotline_daily()

@@ -36,6 +36,7 @@ class Matrix:
     cal: pd.DataFrame      # calendar of history + horizon
     kinds: np.ndarray
     start: pd.Timestamp
+    groups: np.ndarray | None = None  # series of one group share a yearly shape (a category)
 
 
 def to_matrix(history: pd.DataFrame, horizon: int) -> Matrix:
@@ -57,7 +58,10 @@ def to_matrix(history: pd.DataFrame, horizon: int) -> Matrix:
     Y = wide.to_numpy(dtype=float)
     Y = np.where(np.isnan(Y) & ~before, 0.0, Y)
     cal = day_kinds(start.date(), (end + pd.Timedelta(days=horizon)).date())
-    return Matrix(wide.index.to_numpy(), Y, cal, cal["kind"].to_numpy(), start)
+    ids = wide.index.to_numpy()
+    # "<region>|<category>" ids (the warehouse's) group by category; others form one group
+    groups = np.array([str(i).split("|", 1)[1] if "|" in str(i) else "" for i in ids])
+    return Matrix(ids, Y, cal, cal["kind"].to_numpy(), start, groups)
 
 
 def intervals(fit: Fitted, levels=(80, 95)) -> dict[str, np.ndarray]:
@@ -94,9 +98,12 @@ def intervals(fit: Fitted, levels=(80, 95)) -> dict[str, np.ndarray]:
     return out
 
 
-def _run(alias: str, Y: np.ndarray, m: Matrix, horizon: int) -> Fitted:
+def _run(alias: str, Y: np.ndarray, m: Matrix, horizon: int, rows: np.ndarray | None = None) -> Fitted:
     model = MODELS[alias]()
     T = Y.shape[1]
+    if alias == "fast":
+        groups = None if m.groups is None else (m.groups if rows is None else m.groups[rows])
+        return model.fit_predict(Y, m.kinds[:T + horizon], m.cal.iloc[:T + horizon], horizon, groups=groups)
     return model.fit_predict(Y, m.kinds[:T + horizon], m.cal.iloc[:T + horizon], horizon)
 
 
@@ -154,7 +161,8 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
         for alias in (c for c in candidates if c not in ("fast", "seasonal_naive")):
             sc = np.full(S, np.inf)
             if len(heavy):
-                sub = Matrix(m.ids[heavy], m.Y[heavy], m.cal, m.kinds, m.start)
+                sub = Matrix(m.ids[heavy], m.Y[heavy], m.cal, m.kinds, m.start,
+                             None if m.groups is None else m.groups[heavy])
                 try:
                     sc[heavy] = backtest_errors(alias, sub, horizon, folds)
                 except Exception as exc:  # noqa: BLE001 - a failing model never stops the run
@@ -180,10 +188,10 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
     for alias in dict.fromkeys(chosen):
         rows = np.flatnonzero(chosen == alias)
         try:
-            fit = _run(alias, m.Y[rows], m, horizon)
+            fit = _run(alias, m.Y[rows], m, horizon, rows)
         except Exception as exc:  # noqa: BLE001 - fall back to the fast model, never stop the run
             log.warning("model %s failed on %d series (%s); using the fast model", alias, len(rows), exc)
-            fit = _run("fast", m.Y[rows], m, horizon)
+            fit = _run("fast", m.Y[rows], m, horizon, rows)
             used[rows] = "fast"
         for k, v in intervals(fit, levels).items():
             parts[k][rows] = v

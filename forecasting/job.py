@@ -7,15 +7,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, delete, insert
+from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from forecasting.api import forecast
+from forecasting.reconcile import reconcile_city
 from warehouse.aggregate import read_series
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import forecasts
 
-# Which (region level, category level) pairs a city's task covers; the province task covers the
-# province itself. District x level-2 series (thousands) are left to a later, batched job.
+# Which (region level, category level) pairs a city's task covers (made coherent by
+# forecasting.reconcile); the province is the sum of its cities (province_from_cities).
+# District x level-2 series (thousands) are left to a later, batched job.
 CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"))
 PROVINCE_LEVELS = (("province", "all"), ("province", "l1"))
 
@@ -53,6 +55,8 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
         keys = history.drop_duplicates("series_id").set_index("series_id")[
             ["region_level", "region_code", "category_level", "category_code"]]
         fc = fc.join(keys, on="series_id")
+        if scope != "province":
+            fc = reconcile_city(fc)
         store(engine, fc, origin, run_id)
         models = fc.drop_duplicates("series_id")["model"].value_counts().to_dict()
         metrics = {"series": int(fc["series_id"].nunique()), "models": models}
@@ -61,6 +65,30 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
     except Exception as exc:
         finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def province_from_cities(engine: Engine, origin: dt.date, province_code: str) -> dict[str, Any]:
+    """Bottom-up for the province: its total and its categories are the sums of its cities'
+    (coherent) forecasts for the same origin; interval bounds add up (a conservative band)."""
+    run_id = new_run_id("forecast")
+    start_run(engine, run_id, "forecast", origin, {"scope": "province", "method": "bottom-up"})
+    f = forecasts.c
+    cols = [f.yhat, f.yhat_lo_80, f.yhat_hi_80, f.yhat_lo_95, f.yhat_hi_95]
+    with engine.connect() as conn:
+        rows = conn.execute(select(f.ds, f.category_level, f.category_code, *[func.sum(c).label(c.name) for c in cols])
+                            .where(f.origin == origin, f.region_level == "city", f.category_level.in_(["all", "l1"]),
+                                   f.region_code.like(province_code[:2] + "%"))
+                            .group_by(f.ds, f.category_level, f.category_code)).mappings().all()
+    fc = pd.DataFrame(rows)
+    if fc.empty:
+        finish_run(engine, run_id, "success", {"series": 0})
+        return {"scope": "province", "series": 0, "models": {}}
+    fc["series_id"] = "province:" + province_code + "|" + fc["category_level"] + ":" + fc["category_code"]
+    fc = fc.assign(region_level="province", region_code=province_code, model="sum_of_cities")
+    store(engine, fc, origin, run_id)
+    metrics = {"series": int(fc["series_id"].nunique()), "models": {"sum_of_cities": int(fc["series_id"].nunique())}}
+    finish_run(engine, run_id, "success", metrics)
+    return {"scope": "province", **metrics}
 
 
 def store(engine: Engine, fc: pd.DataFrame, origin: dt.date, run_id: str) -> int:

@@ -49,17 +49,19 @@ class FastModel:
     alias = "fast"
 
     def __init__(self, profile_weeks: int = 8, half_life: float = 10.0, shrink_counts: float = 40.0,
-                 yearly_pseudo: float = 10.0, horizon_inflation: float = 0.015):
+                 yearly_pseudo: float = 300.0, horizon_inflation: float = 0.015):
         self.profile_weeks = profile_weeks
         self.half_life = half_life
         self.shrink_counts = shrink_counts
         self.yearly_pseudo = yearly_pseudo
         self.horizon_inflation = horizon_inflation
 
-    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
+                    groups: np.ndarray | None = None) -> Fitted:
         S, T = Y.shape
         k_hist, k_fut = kinds[:T], kinds[T:T + horizon]
         W = min(T, 7 * self.profile_weeks)
+        groups = np.zeros(S, dtype=int) if groups is None else groups
         kw = k_hist[T - W:]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -111,13 +113,19 @@ class FastModel:
                 dz = Y / prof[np.arange(S)[:, None], k_hist[None, :]]
                 a_fut = analog_positions(cal, fut_pos)
                 a0 = T - 364
-                origin = np.nanmean(dz[:, a0 - 28:a0], axis=1)
+                origin = np.nan_to_num(np.nanmean(dz[:, a0 - 28:a0], axis=1))
+                # the same ratio for the series' group (a category across regions): far less noisy
+                gid = np.unique(groups, return_inverse=True)[1]
+                ng = gid.max() + 1
+                g_origin = np.bincount(gid, weights=origin, minlength=ng)
                 for h, a in enumerate(a_fut):
                     if a < 3 or a + 4 > T:
                         continue
-                    target = np.nanmean(dz[:, a - 3:a + 4], axis=1)
-                    c = self.yearly_pseudo  # pseudo-count (tickets a week): sparse series stay near 1
-                    yearly[:, h] = np.clip((np.nan_to_num(target) * 7 + c) / (np.nan_to_num(origin) * 7 + c), 0.2, 5.0)
+                    target = np.nan_to_num(np.nanmean(dz[:, a - 3:a + 4], axis=1))
+                    g_ratio = (np.bincount(gid, weights=target, minlength=ng) * 7 + 1) / (g_origin * 7 + 1)
+                    c = self.yearly_pseudo  # pseudo-count (tickets a week) pulling a series to its group
+                    prior = g_ratio[gid]
+                    yearly[:, h] = np.clip((target * 7 + c * prior) / (origin * 7 + c), 0.2, 5.0)
             mu = level[:, None] * prof[:, k_fut] * yearly
 
             # in-sample one-step fits over the window for the dispersion

@@ -127,3 +127,47 @@ def test_the_daily_job_stores_forecasts_and_a_rerun_replaces_them(engine, small_
         n2, lo = conn.execute(select(func.count(), func.min(forecasts.c.ds))).one()
     assert first["series"] == again["series"] > 20 and n1 == n2 == first["series"] * 10
     assert lo == origin + dt.timedelta(days=1)
+
+
+def test_a_city_forecast_is_made_coherent(engine, small_generator, mapper_factory):
+    from forecasting.job import ForecastSettings, forecast_scope
+    from forecasting.reconcile import coherence_gap
+    from ingestion.pipeline import ingest
+    from ingestion.sources import GeneratorSource
+    from warehouse.schema import forecasts
+
+    origin = dt.date(2024, 6, 30)
+    ingest(engine, GeneratorSource(small_generator, origin - dt.timedelta(days=90), origin), mapper_factory())
+    forecast_scope(engine, origin, "440300", ForecastSettings(horizon=7, history_days=91))
+    with engine.connect() as conn:
+        fc = pd.DataFrame(conn.execute(select(forecasts)).mappings().all())
+    assert coherence_gap(fc) < 1e-6
+    lv = fc["region_level"] + ":" + fc["category_level"]
+    d_l1 = fc[lv == "district:l1"].groupby(["region_code", "ds"])["yhat"].sum()
+    d_all = fc[lv == "district:all"].set_index(["region_code", "ds"])["yhat"]
+    assert np.allclose(d_l1.reindex(d_all.index).to_numpy(), d_all.to_numpy(), rtol=1e-3)
+    l2 = fc[lv == "city:l2"].assign(l1=lambda f: f["category_code"].str.split(".").str[0])
+    l2_sum = l2.groupby(["l1", "ds"])["yhat"].sum()
+    l1 = fc[lv == "city:l1"].set_index(["category_code", "ds"])["yhat"]
+    assert np.allclose(l2_sum.reindex(l1.index).fillna(0).to_numpy(), l1.to_numpy(), rtol=1e-6, atol=1e-9)
+    assert (fc["yhat_lo_80"] >= 0).all() and (fc["yhat_lo_80"] <= fc["yhat_hi_80"] + 1e-9).all()
+
+
+def test_the_province_is_the_sum_of_its_cities(engine, small_generator, mapper_factory):
+    from forecasting.job import ForecastSettings, forecast_scope, province_from_cities
+    from ingestion.pipeline import ingest
+    from ingestion.sources import GeneratorSource
+    from warehouse.schema import forecasts
+
+    origin = dt.date(2024, 6, 30)
+    ingest(engine, GeneratorSource(small_generator, origin - dt.timedelta(days=60), origin), mapper_factory())
+    fs = ForecastSettings(horizon=5, history_days=61)
+    for city in ("440100", "440300", "445300"):
+        forecast_scope(engine, origin, city, fs)
+    res = province_from_cities(engine, origin, "440000")
+    with engine.connect() as conn:
+        fc = pd.DataFrame(conn.execute(select(forecasts)).mappings().all())
+    prov = fc[(fc.region_level == "province") & (fc.category_level == "all")].set_index("ds")["yhat"]
+    cities = fc[(fc.region_level == "city") & (fc.category_level == "all")].groupby("ds")["yhat"].sum()
+    assert res["series"] > 1 and len(prov) == 5
+    assert np.allclose(prov.sort_index().to_numpy(), cities.sort_index().to_numpy())

@@ -92,7 +92,8 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
                 end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
     """The series frame of one level pair: ``series_id, ds, y`` plus key columns.
 
-    Days with no tickets between a series' province's first and last loaded day are zeros.
+    Days with no tickets between a series' province's first loaded day and ``end`` (or its last
+    loaded day) are zeros.
     """
     dc = daily_counts.c
     q = select(dc.ds, dc.region_level, dc.region_code, dc.category_level, dc.category_code,
@@ -115,7 +116,9 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
         ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
     parts = []
     for prov, g in df.groupby("province_code"):
-        days = pd.date_range(g["ds"].min(), g["ds"].max(), freq="D")
+        # a quiet last day is a zero, not the end of the data: fill to the requested end
+        last = max(g["ds"].max(), pd.Timestamp(end)) if end else g["ds"].max()
+        days = pd.date_range(g["ds"].min(), last, freq="D")
         wide = g.pivot_table(index="series_id", columns="ds", values="y", aggfunc="sum").reindex(columns=days, fill_value=0)
         long = wide.fillna(0).stack().rename("y").reset_index()
         long.columns = ["series_id", "ds", "y"]
