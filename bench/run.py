@@ -177,7 +177,6 @@ def bench_rerun_vs_history(url: str, label: str, years: int) -> None:
 
 def bench_quality(url: str, label: str) -> None:
     """The data-quality gate on a ~58,000-ticket day (50 days of history behind it)."""
-    from pathlib import Path
 
     from data_quality import gate
 

@@ -204,10 +204,3 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
         "model": np.repeat(used, horizon),
     })
     return out[["series_id", "ds", "yhat", *[c for c in out.columns if c.startswith("yhat_")], "model"]]
-
-
-def single_series(ds: pd.Series, y: pd.Series, series_id: str = "series") -> pd.DataFrame:
-    """A ``ds, y`` pair as the long history frame."""
-    return pd.DataFrame({"series_id": series_id, "ds": pd.to_datetime(ds), "y": y.astype(float)})
-
-

@@ -115,7 +115,7 @@ class TicketMapper:
     def source_columns(self) -> dict[str, bool]:
         """Source columns the mapping reads, each with whether it is required."""
         cols: dict[str, bool] = {}
-        for name, spec in self.fields.items():
+        for spec in self.fields.values():
             if not isinstance(spec, dict):
                 continue
             for key in ("column", "detail_column"):

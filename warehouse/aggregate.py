@@ -115,7 +115,7 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
     keys = df.drop_duplicates("series_id").set_index("series_id")[
         ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
     parts = []
-    for prov, g in df.groupby("province_code"):
+    for _, g in df.groupby("province_code"):
         # a quiet last day is a zero, not the end of the data: fill to the requested end
         last = max(g["ds"].max(), pd.Timestamp(end)) if end else g["ds"].max()
         days = pd.date_range(g["ds"].min(), last, freq="D")
