@@ -330,7 +330,9 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
     if end:
         history = history[pd.to_datetime(history["ds"]) <= pd.Timestamp(end)]
     names = tuple(m.strip() for m in models.split(",") if m.strip())
-    report = evaluate(history, horizon, folds, names, progress=lambda msg: click.echo(f"  ... {msg}", err=True))
+    with click.progressbar(length=len(names) * folds, label="backtest", file=sys.stderr,
+                           item_show_func=lambda m: m or "") as bar:
+        report = evaluate(history, horizon, folds, names, progress=lambda msg: bar.update(1, msg))
     lines = [report.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
     _emit({"horizon": horizon, "folds": folds, "series": int(history["series_id"].nunique()),
            "models": report.to_dict("records")}, as_json, lines)

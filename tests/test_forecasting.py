@@ -171,3 +171,25 @@ def test_the_province_is_the_sum_of_its_cities(engine, small_generator, mapper_f
     cities = fc[(fc.region_level == "city") & (fc.category_level == "all")].groupby("ds")["yhat"].sum()
     assert res["series"] > 1 and len(prov) == 5
     assert np.allclose(prov.sort_index().to_numpy(), cities.sort_index().to_numpy())
+
+
+@pytest.mark.parametrize("with_ids", [False, True])
+def test_forecast_backtest_command_reads_a_csv(tmp_path, with_ids):
+    import json
+
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    h = pd.concat([_weekly(150, 25, 9, sid="a"), _weekly(150, 6, 10, sid="b")])
+    path = tmp_path / "series.csv"
+    (h if with_ids else h[h["series_id"] == "a"].drop(columns="series_id")).to_csv(path, index=False)
+    r = CliRunner().invoke(main, ["forecast-backtest", "--csv", str(path), "--horizon", "14", "--folds", "3",
+                                  "--models", "fast,seasonal_naive,auto", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    rows = {m["model"]: m for m in out["models"]}
+    assert set(rows) == {"fast", "seasonal_naive", "auto"} and out["series"] == (2 if with_ids else 1)
+    for m in rows.values():
+        assert {"mase", "smape", "coverage_80", "coverage_95", "seconds"} <= set(m) and m["mase"] > 0
+    assert rows["fast"]["mase"] < rows["seasonal_naive"]["mase"]
