@@ -29,6 +29,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast_scopes` | lists the cities to forecast | a config error: fix config/regions |
 | `forecast` (mapped, one per city) | reads the city's series from `daily_counts`, forecasts the next 30 days (model chosen per series by backtest), makes districts and categories add up to the city, stores them in `forecasts` keyed by the origin day | a model error falls back to the fast model inside the task; a database error: clear that city's task alone |
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
+| `detect` (mapped, one per city) | the day's counts at every city level against the history before them: spikes and drops (negative binomial tails), level shifts (CUSUM), emerging issues; stored in `anomalies` | a database error: clear that city's task; reruns replace the day's anomalies |
 """
 
 
@@ -156,7 +157,25 @@ def hotline_daily():
         print(f"forecast province: {res['series']} series (sum of {len(cities)} cities)")
         return res
 
-    forecast_province(forecast.expand(item=forecast_scopes(feed_health(publish(validate(ingest()))))))
+    @task
+    def detect_scopes(province_forecast: dict, cities: list[dict]) -> list[dict]:
+        """The same cities again, for detection once the forecasts are in."""
+        return [{"day": c["day"], "scope": c["scope"]} for c in cities]
+
+    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }}")
+    def detect(item: dict) -> dict:
+        """Spikes, drops, level shifts and emerging issues in one city's day."""
+        from detectors.job import detect_city
+        from hotline.settings import load_settings
+        from warehouse.db import connect
+
+        res = detect_city(connect(load_settings().db_url), dt.date.fromisoformat(item["day"]), item["scope"])
+        print(f"detect {item['scope']}: {res['anomalies']} anomalies {res['by_severity']}")
+        return res
+
+    scopes = forecast_scopes(feed_health(publish(validate(ingest()))))
+    city_forecasts = forecast.expand(item=scopes)
+    detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes))
 
 
 hotline_daily()

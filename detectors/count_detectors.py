@@ -109,7 +109,7 @@ class LevelShiftDetector(_Sequential):
     name = "level_shift"
     _tags: ClassVar[dict[str, Any]] = {"kind": "level_shift", "needs_history_days": 42}
 
-    def __init__(self, threshold: float = 0.99, window: int = 14, k: float = 0.5, h: float = 5.0,
+    def __init__(self, threshold: float = 0.99, window: int = 14, k: float = 1.0, h: float = 8.0,
                  min_expected: float = 2.0):
         self.threshold = threshold
         self.window = window

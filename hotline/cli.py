@@ -395,6 +395,17 @@ def summary(ctx, day, db_url, as_json):
         lines += [f"    {r}" for r in v["reasons"][:5]]
     if not rep["data_quality"]:
         lines.append("data quality: no verdict recorded for this day")
+    an = rep["anomalies"]
+    sev = {s: sum(1 for a in an if a["severity"] == s) for s in ("red", "orange", "yellow")}
+    lines.append(f"anomalies on {day}: {len(an)} (红 red {sev['red']}, 橙 orange {sev['orange']}, 黄 yellow {sev['yellow']})")
+    if an:
+        from hotline.reference import load_reference
+
+        ref = load_reference(_settings(ctx).config_dir)
+        for a in an[:10]:
+            cat = "全部类别" if a["category_code"] == "*" else ref.taxonomy.name(a["category_code"])
+            lines.append(f"  [{a['severity']}] {ref.regions.name(a['region_code'])} · {cat} · {a['kind']} "
+                         f"({a['detector']}, score {a['score']:.4f}): {a['explanation']}")
     f = rep["forecasts"]
     lines.append(f"forecasts from {day}: {f['series']} series to {f['until']}, by model {f['models']}"
                  if f["series"] else f"forecasts from {day}: none")

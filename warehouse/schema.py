@@ -171,6 +171,28 @@ forecasts = Table(
     Index("ix_forecasts_series", "series_id", "ds"),
 )
 
+# Anomalies found for a day (a rerun of the day replaces them).
+anomalies = Table(
+    "anomalies", metadata,
+    Column("ds", Date, primary_key=True),
+    Column("series_id", String(120), primary_key=True),
+    Column("detector", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("region_level", String(10), nullable=False),
+    Column("region_code", String(6), nullable=False),
+    Column("category_level", String(3), nullable=False),
+    Column("category_code", String(80), nullable=False),
+    Column("observed", Float, nullable=False),
+    Column("expected", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("score", Float, nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("explanation", Text),
+    Column("run_id", String(64), nullable=False),
+    Index("ix_anomalies_ds", "ds", "severity"),
+)
+
 pipeline_runs = Table(
     "pipeline_runs", metadata,
     Column("run_id", String(64), primary_key=True),

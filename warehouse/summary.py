@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from warehouse.schema import daily_counts, dq_verdicts, forecasts, pipeline_runs, quarantine, tickets
+from warehouse.schema import anomalies, daily_counts, dq_verdicts, forecasts, pipeline_runs, quarantine, tickets
 
 
 def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
@@ -28,6 +28,8 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         fc = conn.execute(select(forecasts.c.model, func.count(func.distinct(forecasts.c.series_id)),
                                  func.max(forecasts.c.ds)).where(forecasts.c.origin == day)
                           .group_by(forecasts.c.model)).all()
+        an = conn.execute(select(anomalies).where(anomalies.c.ds == day)
+                          .order_by(anomalies.c.score.desc(), anomalies.c.series_id)).mappings().all()
     m = (run or {}).get("metrics") or {}
     latest = {v["suite"]: v for v in dq}  # the newest verdict per suite
     return {
@@ -39,6 +41,7 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                 "days_aggregated": m.get("days_aggregated", 0)},
         "forecasts": {"series": sum(r[1] for r in fc), "models": {r[0]: r[1] for r in fc},
                       "until": max((r[2] for r in fc), default=None)},
+        "anomalies": [dict(a) for a in an],
         "data_quality": {suite: {"action": v["action"], "success": v["success"], "quarantined": v["quarantined"],
                                  "failed": len(v["failed"] or []), "reasons": (v["metrics"] or {}).get("reasons", []),
                                  "docs": v["docs_path"]} for suite, v in latest.items()},
