@@ -115,6 +115,7 @@ def _local_hours(ts: pd.Series, tz: str) -> pd.Series:
 
 def feed_metrics(engine: Engine, day: dt.date, ref: Reference, run_id: str | None = None,
                  tz: str = "Asia/Shanghai") -> pd.DataFrame:
+    """The metrics frame; ``.attrs["reference_days"]`` holds the days the bands came from."""
     """The metrics frame the suite validates: one row per check and region (or channel)."""
     raw_policy = load_policy(ref.config_dir)
     cities = {c.code: c for p in ref.regions.provinces for c in p.cities}
@@ -199,7 +200,9 @@ def feed_metrics(engine: Engine, day: dt.date, ref: Reference, run_id: str | Non
                              observed=round(dist, 3), expected=0.0, value=round(dist, 3), low=0.0,
                              high=pol["max_distance"], action=pol["action"]))
     cols = ["check", "level", "key", "city_code", "tier", "observed", "expected", "value", "low", "high", "action"]
-    return pd.DataFrame(rows, columns=cols)
+    out = pd.DataFrame(rows, columns=cols)
+    out.attrs["reference_days"] = [d.isoformat() for d in ref_days]
+    return out
 
 
 def _expectations(metrics: pd.DataFrame) -> list:
@@ -241,6 +244,7 @@ def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: s
     metrics = feed_metrics(engine, day, ref, run_id, tz)
     if metrics.empty:
         return Verdict(SUITE, run_id, day, [], metrics={"checked": 0, "note": "no history to compare with"})
+    ref_days = metrics.attrs.get("reference_days", [])
     metrics = metrics.replace([np.inf], 1e18)
     outcomes = run_suite(SUITE, metrics.assign(row_key=metrics["check"] + "|" + metrics["key"]), _expectations(metrics),
                          ["row_key", "key", "observed", "expected", "value", "low", "high"])
@@ -277,5 +281,5 @@ def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: s
             conn.execute(insert(dq_day_flags).values(**f))
     return Verdict(SUITE, run_id, day, outcomes, action=worst(actions), metrics={
         "checked": int(len(metrics)), "failed_rows": len({r['row_key'] for r in failed_rows}),
-        "reference_days": [d.isoformat() for d in reference_days(day, 6, str(ref.config_dir))[0]]},
+        "reference_days": ref_days},
         reasons=reasons)

@@ -11,10 +11,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-from scipy.stats import nbinom, poisson
+from scipy.stats import poisson
 
 from detectors.base import BaseDetector
 from forecasting.api import to_matrix
+from forecasting.counts import CountDist
 from forecasting.models import FastModel
 
 
@@ -26,14 +27,9 @@ def _expect(history: pd.DataFrame, horizon: int):
 
 
 def _tails(y: np.ndarray, mu: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """P(Y >= y) and P(Y <= y) under NB(mu, r) (Poisson where r is infinite)."""
-    mu = np.maximum(mu, 1e-6)
-    pois = ~np.isfinite(r)
-    rr = np.where(pois, 1.0, r)
-    p = rr / (rr + mu)
-    upper = np.where(pois, poisson.sf(y - 1, mu), nbinom.sf(y - 1, rr, p))
-    lower = np.where(pois, poisson.cdf(y, mu), nbinom.cdf(y, rr, p))
-    return upper, lower
+    """P(Y >= y) and P(Y <= y) under the count distribution."""
+    dist = CountDist(np.maximum(mu, 1e-6), r)
+    return dist.sf(y - 1), dist.cdf(y)
 
 
 class _Sequential(BaseDetector):
@@ -83,23 +79,14 @@ class SpikeDropDetector(_Sequential):
         spike = np.where((exp >= self.min_expected) | (obs >= 3 * self.min_expected + 3), spike, 0.0)
         out["score"] = np.maximum(spike, drop)
         out["kind"] = np.where(drop > spike, "drop", "spike")
-        q = out.apply(lambda row: _band(row["expected"], row["r"]), axis=1, result_type="expand")
-        out["lower"], out["upper"] = q[0], q[1]
+        band = CountDist(exp, rr)
+        out["lower"], out["upper"] = band.ppf(0.005), band.ppf(0.995)
         out["explanation"] = [f"观测 {o:g}，预期 {e:.1f} (observed vs expected)" for o, e in zip(obs, exp)]
         return out.drop(columns=["r"])
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
         return [{}, {"threshold": 0.99, "drops": False}]
-
-
-def _band(mu: float, r: float) -> tuple[float, float]:
-    if not np.isfinite(mu):
-        return (np.nan, np.nan)
-    if np.isfinite(r):
-        p = r / (r + max(mu, 1e-6))
-        return float(nbinom.ppf(0.005, r, p)), float(nbinom.ppf(0.995, r, p))
-    return float(poisson.ppf(0.005, mu)), float(poisson.ppf(0.995, mu))
 
 
 class LevelShiftDetector(_Sequential):

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import nbinom, poisson
 
 from forecasting.calendar_features import day_kinds
+from forecasting.counts import CountDist
 from forecasting.models import MODELS, Fitted
 
 log = logging.getLogger(__name__)
@@ -71,17 +71,8 @@ def intervals(fit: Fitted, levels=(80, 95)) -> dict[str, np.ndarray]:
     than its level (a Poisson(2) 10%-90% interval [0, 4] covers 95%). Each bound is the integer
     whose tail probability is nearest the nominal one, so coverage is close to the level on average.
     """
-    mu = np.maximum(fit.mu, 1e-9)
-    r = np.broadcast_to(fit.r, mu.shape)
-    pois = ~np.isfinite(r)
-    rr = np.where(pois, 1.0, r)
-    p = rr / (rr + mu)
-
-    def cdf(k):
-        return np.where(pois, poisson.cdf(k, mu), nbinom.cdf(k, rr, p))
-
-    def ppf(q):
-        return np.where(pois, poisson.ppf(q, mu), nbinom.ppf(q, rr, p))
+    dist = CountDist(fit.mu, fit.r)
+    cdf, ppf = dist.cdf, dist.ppf
 
     out = {"yhat": fit.mu}
     for lv in levels:

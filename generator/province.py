@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -198,12 +198,9 @@ class ProvinceGenerator:
                             columns=cols)
 
     # ------------------------------------------------------------------ expected counts
-    def _calendar(self, start: dt.date, end: dt.date) -> pd.DataFrame:
-        return calendar_frame(start, end, str(self.config_dir))
-
     def expected(self, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DatetimeIndex, np.ndarray]:
         """Expected counts, shape (series, days), for every district x level-2 series."""
-        cal = self._calendar(start, end)
+        cal = calendar_frame(start, end, str(self.config_dir))
         days = pd.DatetimeIndex(cal["ds"])
         c = self.cfg
         wk = np.asarray(c["weekday_factor"])[cal["weekday"].to_numpy()]
@@ -436,8 +433,3 @@ def write_labels(labels: pd.DataFrame, path: str | Path) -> Path:
     labels.to_csv(path, index=False)
     return path
 
-
-def event_dict(e: Event) -> dict:
-    d = asdict(e)
-    d["start"], d["end"] = e.start.isoformat(), e.end.isoformat()
-    return d

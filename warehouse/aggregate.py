@@ -83,11 +83,6 @@ def aggregate_days(engine: Engine, days: Iterable[dt.date], now: dt.datetime | N
     return len(days)
 
 
-def aggregated_days(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count(func.distinct(daily_counts.c.ds)))).scalar_one()
-
-
 def read_series(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
                 end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
     """The series frame of one level pair: ``series_id, ds, y`` plus key columns.
