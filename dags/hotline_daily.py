@@ -29,7 +29,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast_scopes` | lists the cities to forecast | a config error: fix config/regions |
 | `forecast` (mapped, one per city) | reads the city's series from `daily_counts`, forecasts the next 30 days (model chosen per series by backtest), makes districts and categories add up to the city, stores them in `forecasts` keyed by the origin day | a model error falls back to the fast model inside the task; a database error: clear that city's task alone |
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
-| `detect` (mapped, one per city) | the day's counts at every city level against the history before them: spikes and drops (negative binomial tails), level shifts (CUSUM), emerging issues; stored in `anomalies` | a database error: clear that city's task; reruns replace the day's anomalies |
+| `detect` (mapped, one per city, then the province) | the day's counts at every level (city and district x all/l1/l2; the province's with its cities as drill-down) against the history before them, with the city's tier profile (config/detection.yaml): spikes and drops where the forecaster and a robust seasonal decomposition agree, level shifts, emerging issues, categories spreading across districts; explanations name the districts and sub-categories that drove them; cool-down from the stored anomalies; stored in `anomalies` with the run | a database error: clear that scope's task; reruns replace the day's anomalies of the scope |
 """
 
 
@@ -159,17 +159,23 @@ def hotline_daily():
 
     @task
     def detect_scopes(province_forecast: dict, cities: list[dict]) -> list[dict]:
-        """The same cities again, for detection once the forecasts are in."""
-        return [{"day": c["day"], "scope": c["scope"]} for c in cities]
+        """The same cities again, and the province, for detection once the forecasts are in."""
+        from hotline.settings import load_settings
+
+        province = str((load_settings().source or {}).get("province", "440000"))
+        items = [{"day": c["day"], "scope": c["scope"]} for c in cities]
+        return items + [{"day": cities[0]["day"], "scope": province}] if items else items
 
     @task(map_index_template="{{ task.op_kwargs['item']['scope'] }}")
     def detect(item: dict) -> dict:
-        """Spikes, drops, level shifts and emerging issues in one city's day."""
-        from detectors.job import detect_city
+        """Spikes, drops, level shifts, emerging issues and spreading problems in one city's day
+        (or the province's), with the city's tier profile and the districts that drove them."""
+        from detectors.job import detect_scope
         from hotline.settings import load_settings
         from warehouse.db import connect
 
-        res = detect_city(connect(load_settings().db_url), dt.date.fromisoformat(item["day"]), item["scope"])
+        s = load_settings()
+        res = detect_scope(connect(s.db_url), dt.date.fromisoformat(item["day"]), item["scope"], s.config_dir)
         print(f"detect {item['scope']}: {res['anomalies']} anomalies {res['by_severity']}")
         return res
 

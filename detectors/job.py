@@ -1,53 +1,101 @@
-"""The daily detection as the DAG runs it: per city, the day's counts at every city level judged
-against the history before them; anomalies stored keyed by day, series and detector."""
+"""The daily detection as the DAG runs it, one scope at a time.
+
+A city scope judges the city's and its districts' series (all tickets, level-1 and level-2
+categories); the province scope judges the province's series, with its cities as the drill-down.
+Each reads the last ``HISTORY_DAYS`` days, builds a panel and runs ``detectors.engine`` on the
+day, with the city's profile and the cool-down carried from the anomalies already stored. The day's
+anomalies of the scope are replaced, so a rerun gives the same rows, not duplicates.
+"""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, delete, insert
+from sqlalchemy import Engine, and_, delete, insert, select
 
-from detectors.count_detectors import EmergingDetector, LevelShiftDetector, SpikeDropDetector
-from forecasting.job import CITY_LEVELS
+from detectors.engine import Cooldown, decide, score_all
+from detectors.panel import Expectations, Panel
+from detectors.profiles import DetectionConfig
+from hotline.reference import DEFAULT_CONFIG_DIR, load_reference
 from warehouse.aggregate import read_series
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
 
 HISTORY_DAYS = 420  # more than a year, so last year's season is part of what is expected
+CITY_DETECT_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"),
+                      ("district", "all"), ("district", "l1"), ("district", "l2"))
+PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"),
+                          ("city", "all"), ("city", "l1"), ("city", "l2"))
 
 
-def detect_city(engine: Engine, day: dt.date, city: str) -> dict[str, Any]:
+def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: str) -> Panel | None:
+    """The panel of a city (its city and district series) or a province (its province series and,
+    for the drill-down, its cities'), ``start``..``end``."""
+    levels = PROVINCE_DETECT_LEVELS if level == "province" else CITY_DETECT_LEVELS
+    frames = [read_series(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
+              for r, c in levels]
+    frames = [f for f in frames if len(f)]
+    if level == "province":
+        frames = [f[f["province_code"] == scope] for f in frames]
+    if not frames:
+        return None
+    series = pd.concat(frames, ignore_index=True)
+    keys = series.drop_duplicates("series_id").set_index("series_id")
+    keys["parent_code"] = np.where(keys["region_level"] == "district", keys["city_code"],
+                                   np.where(keys["region_level"] == "city", keys["province_code"], ""))
+    keys["city_code"] = keys["city_code"].fillna("")
+    return Panel.from_long(series[["series_id", "ds", "y"]], keys)
+
+
+def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,
+                 cfg: DetectionConfig | None = None) -> dict[str, Any]:
+    ref = load_reference(config_dir)
+    level = ref.regions.level_of(scope)
+    if level not in ("city", "province"):
+        raise ValueError(f"detect: {scope} is not a configured city or province code")
     run_id = new_run_id("detect")
-    start_run(engine, run_id, "detect", day, {"scope": city})
+    start_run(engine, run_id, "detect", day, {"scope": scope})
     try:
-        first = day - dt.timedelta(days=HISTORY_DAYS)
-        frames = [read_series(engine, r, c, start=first, end=day, city_code=city) for r, c in CITY_LEVELS]
-        series = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-        if series is None:
+        cfg = cfg or DetectionConfig.load(config_dir)
+        panel = load_panel(engine, day - dt.timedelta(days=HISTORY_DAYS), day, scope, level)
+        if panel is None:
             finish_run(engine, run_id, "success", {"anomalies": 0})
-            return {"scope": city, "anomalies": 0, "by_severity": {}}
-        keys = series.drop_duplicates("series_id").set_index("series_id")[
-            ["region_level", "region_code", "category_level", "category_code"]]
-        data = series[["series_id", "ds", "y"]]
-        history, today = data[data["ds"] < pd.Timestamp(day)], data[data["ds"] == pd.Timestamp(day)]
-        found = []
-        for det in (SpikeDropDetector(), LevelShiftDetector(), EmergingDetector()):
-            found.append(det.fit(history).detect(today))
-        res = pd.concat([f for f in found if len(f)], ignore_index=True) if any(len(f) for f in found) else \
-            pd.DataFrame(columns=found[0].columns)
-        res = res.join(keys, on="series_id")
-        store(engine, res, day, sorted(set(keys["region_code"])), run_id)
-        metrics = {"anomalies": int(len(res)), "by_severity": res["severity"].value_counts().to_dict()}
+            return {"scope": scope, "anomalies": 0, "by_severity": {}}
+        prof = cfg.arrays(panel)
+        own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)
+        for d in prof.enabled:
+            prof.enabled[d] &= own  # the province scope alerts on province series only; cities have their own
+        dets = {d: cfg.detector(d) for d in prof.detectors}
+        t = panel.index(day)
+        results = score_all(panel, Expectations(panel), t, dets)
+        cool = Cooldown.from_records(recent_anomalies(engine, day, int(prof.cooldown.max(initial=0)),
+                                                      panel.ids[own].tolist()))
+        res = decide(panel, t, results, dets, prof, cool, ref)
+        store(engine, res, day, sorted(set(panel.keys.loc[own, "region_code"])), run_id)
+        metrics = {"anomalies": int(len(res)), "by_severity": res["severity"].value_counts().to_dict(),
+                   "series": len(panel)}
         finish_run(engine, run_id, "success", metrics)
-        return {"scope": city, **metrics}
+        return {"scope": scope, **metrics}
     except Exception as exc:
         finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
         raise
 
 
+def recent_anomalies(engine: Engine, day: dt.date, days: int, series_ids: list[str]) -> pd.DataFrame:
+    """Stored anomalies of the ``days`` days before ``day`` (the cool-down's memory)."""
+    a = anomalies.c
+    q = select(a.series_id, a.ds, a.kind, a.severity).where(
+        a.ds >= day - dt.timedelta(days=days), a.ds < day)
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(q).mappings().all(), columns=["series_id", "ds", "kind", "severity"])
+    return df[df["series_id"].isin(set(series_ids))]
+
+
 def store(engine: Engine, res: pd.DataFrame, day: dt.date, codes: list[str], run_id: str) -> None:
-    """Replace the day's anomalies of these regions (a city and its districts) with ``res``."""
+    """Replace the day's anomalies of these regions with ``res``."""
     with engine.begin() as conn:
         conn.execute(delete(anomalies).where(and_(anomalies.c.ds == day, anomalies.c.region_code.in_(codes))))
         if len(res):

@@ -49,12 +49,13 @@ class FastModel:
     alias = "fast"
 
     def __init__(self, profile_weeks: int = 8, half_life: float = 10.0, shrink_counts: float = 40.0,
-                 yearly_pseudo: float = 300.0, horizon_inflation: float = 0.015):
+                 yearly_pseudo: float = 300.0, horizon_inflation: float = 0.015, holiday_pseudo: float = 200.0):
         self.profile_weeks = profile_weeks
         self.half_life = half_life
         self.shrink_counts = shrink_counts
         self.yearly_pseudo = yearly_pseudo
         self.horizon_inflation = horizon_inflation
+        self.holiday_pseudo = holiday_pseudo
 
     def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
                     groups: np.ndarray | None = None) -> Fitted:
@@ -82,19 +83,33 @@ class FastModel:
                 if m.any() and tot_base > 0:
                     pooled[k] = np.nanmean(tot_w[m]) / tot_base
                     prof_s[:, k] = np.nanmean(y[:, m], axis=1) / np.where(base > 0, base, np.nan)
-            # holidays: pooled over the whole history (they are rare), relative to ordinary days nearby
-            for k, default in ((7, 0.55), (8, 0.4)):
-                m = k_hist == k
-                if m.any():
-                    ords = np.flatnonzero(k_hist < ORDINARY)
-                    near = [np.mean(total[ords[np.abs(ords - i) <= 21]]) for i in np.flatnonzero(m)]
-                    ratio = total[m] / np.maximum(np.array(near), 1e-9)
+            # holidays: over the whole history (they are rare), relative to ordinary days nearby; for
+            # all series pooled, and for each group (a category across regions: Golden Week brings
+            # tourism complaints up while the line as a whole goes quiet), shrunk to the pooled one
+            gid = np.unique(groups, return_inverse=True)[1]
+            onehot = np.zeros((gid.max() + 1, S))
+            onehot[gid, np.arange(S)] = 1.0
+            G = onehot @ np.nan_to_num(Y)
+            hol_g = np.ones((len(G), 2))
+            ords = np.flatnonzero(k_hist < ORDINARY)
+            for j, (k, default) in enumerate(((7, 0.55), (8, 0.4))):
+                idx = np.flatnonzero(k_hist == k)
+                if len(idx) and len(ords):
+                    near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
+                    near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
+                    ratio = total[idx] / np.maximum(near @ total[ords], 1e-9)
                     pooled[k] = float(np.clip(np.nanmedian(ratio), 0.1, 1.5))
+                    g_near = G[:, ords] @ near.T
+                    g_ratio = np.clip(np.nanmedian(G[:, idx] / np.maximum(g_near, 1e-9), axis=1), 0.1, 3.0)
+                    mass = G[:, idx].sum(axis=1)
+                    w = mass / (mass + self.holiday_pseudo)
+                    hol_g[:, j] = w * g_ratio + (1 - w) * pooled[k]
                 else:
                     pooled[k] = default * np.mean(pooled[:5])
+                    hol_g[:, j] = pooled[k]
             wgt = (n_s / (n_s + self.shrink_counts))[:, None]
             prof = np.where(np.isfinite(prof_s), wgt * prof_s + (1 - wgt) * pooled[None, :], pooled[None, :])
-            prof[:, 7:] = pooled[None, 7:]  # holiday factors are pooled only
+            prof[:, 7:] = hol_g[gid]  # holiday factors by group, not by series (too few days)
             prof = np.maximum(prof, 0.02)
 
             # level: exponentially weighted, deseasonalised, outliers capped
@@ -103,7 +118,9 @@ class FastModel:
             z = np.minimum(z, 5 * np.nan_to_num(med) + 5)
             age = np.arange(W)[::-1]
             w = 0.5 ** (age / self.half_life)
-            wz = np.where(np.isfinite(z), w[None, :], 0.0)
+            # holidays say little about the ordinary level (their factor is pooled and uncertain): a long
+            # holiday at the end of the window must not drag the level after it
+            wz = np.where(np.isfinite(z) & ordinary[None, :], w[None, :], 0.0)
             level = (np.nansum(z * wz, axis=1) + 0.02) / (wz.sum(axis=1) + 0.2)
 
             # yearly ratio: last year's analogous day against last year's origin
@@ -111,17 +128,24 @@ class FastModel:
             yearly = np.ones((S, horizon))
             if T >= 364 + 35:
                 dz = Y / prof[np.arange(S)[:, None], k_hist[None, :]]
+                # the seasonal level is read on ordinary days (holidays have their own factor, and
+                # last year's fell on other dates); a window of holidays only falls back to all days
+                dz_ord = np.where(k_hist[None, :] < ORDINARY, dz, np.nan)
+
+                def seasonal_level(lo: int, hi: int) -> np.ndarray:
+                    v = np.nanmean(dz_ord[:, lo:hi], axis=1)
+                    return np.nan_to_num(np.where(np.isfinite(v), v, np.nanmean(dz[:, lo:hi], axis=1)))
+
                 a_fut = analog_positions(cal, fut_pos)
                 a0 = T - 364
-                origin = np.nan_to_num(np.nanmean(dz[:, a0 - 28:a0], axis=1))
+                origin = seasonal_level(a0 - 28, a0)
                 # the same ratio for the series' group (a category across regions): far less noisy
-                gid = np.unique(groups, return_inverse=True)[1]
                 ng = gid.max() + 1
                 g_origin = np.bincount(gid, weights=origin, minlength=ng)
                 for h, a in enumerate(a_fut):
                     if a < 3 or a + 4 > T:
                         continue
-                    target = np.nan_to_num(np.nanmean(dz[:, a - 3:a + 4], axis=1))
+                    target = seasonal_level(a - 3, a + 4)
                     g_ratio = (np.bincount(gid, weights=target, minlength=ng) * 7 + 1) / (g_origin * 7 + 1)
                     c = self.yearly_pseudo  # pseudo-count (tickets a week) pulling a series to its group
                     prior = g_ratio[gid]
@@ -130,7 +154,9 @@ class FastModel:
 
             # in-sample one-step fits over the window for the dispersion
             fitted = np.full_like(y, np.nan)
-            run = np.nan_to_num(z[:, 0])
+            # start from the first two weeks' level, not the first day's count: a low first day
+            # would otherwise read as weeks of misfit, and as overdispersion the series does not have
+            run = np.nan_to_num(np.nanmedian(np.where(ordinary[None, :14], z[:, :14], np.nan), axis=1))
             alpha = 1 - 0.5 ** (1 / self.half_life)
             for t in range(W):
                 fitted[:, t] = run * prof[np.arange(S), kw[t]]

@@ -272,7 +272,8 @@ class ProvinceGenerator:
         out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SOURCE_COLUMNS)
         return self._as_of(out, as_of)
 
-    def _one_day(self, day: dt.date, lam: np.ndarray, s: pd.DataFrame) -> pd.DataFrame:
+    def _draw(self, day: dt.date, lam: np.ndarray, s: pd.DataFrame) -> tuple[np.random.Generator, np.ndarray]:
+        """The day's random generator and its count per district x level-2 series."""
         rng = np.random.default_rng([self.seed, int(self.province_code), day.toordinal()])
         c = self.cfg
         cities = s["city_code"].to_numpy()
@@ -280,7 +281,19 @@ class ProvinceGenerator:
         shock = dict(zip(city_codes, rng.gamma(1 / c["city_day_cv"] ** 2, c["city_day_cv"] ** 2, len(city_codes))))
         mu = lam * np.array([shock[x] for x in cities])
         r = float(c["nb_dispersion"])
-        counts = rng.negative_binomial(r, r / (r + np.maximum(mu, 1e-9)))
+        return rng, rng.negative_binomial(r, r / (r + np.maximum(mu, 1e-9)))
+
+    def counts(self, start: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DatetimeIndex, np.ndarray]:
+        """Daily counts (series x days) of every district x level-2 series, drawn exactly as
+        ``tickets`` draws them (by day received), without building the tickets: province-scale
+        volumes for detector backtests and benchmarks."""
+        s, days, lam = self.expected(start, end)
+        return s, days, np.stack([self._draw(day.date(), lam[:, i], s)[1] for i, day in enumerate(days)], axis=1)
+
+    def _one_day(self, day: dt.date, lam: np.ndarray, s: pd.DataFrame) -> pd.DataFrame:
+        rng, counts = self._draw(day, lam, s)
+        c = self.cfg
+        cities = s["city_code"].to_numpy()
         n = int(counts.sum())
         if n == 0:
             return pd.DataFrame(columns=SOURCE_COLUMNS + ["_visible_at", "_closed_at"])
@@ -299,6 +312,7 @@ class ProvinceGenerator:
         order = np.argsort(secs, kind="stable")
         idx, city, district, l2 = idx[order], city[order], district[order], l2[order]
 
+        city_codes = list(self.cities)
         prof = [self.city_profiles[x] for x in city_codes]
         tier_of = {code: p for code, p in zip(city_codes, prof)}
 

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -342,10 +343,14 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
 @click.option("--end", callback=_date, default=None, help="Last day of history (default: yesterday, Asia/Shanghai).")
 @click.option("--days", type=int, default=760, show_default=True, help="Days of history before --end.")
 @click.option("--scale", type=float, default=None, help="Share of published volumes (default: config/hotline.yaml).")
+@click.option("--seed", type=int, default=None, help="Generator seed (default: config/hotline.yaml).")
+@click.option("--counts-only", is_flag=True,
+              help="Write the daily counts straight from the generator, without tickets (province-scale "
+                   "volumes for detector backtests; only ticket counts are filled).")
 @db_option
 @json_option
 @click.pass_context
-def demo(ctx, end, days, scale, db_url, as_json):
+def demo(ctx, end, days, scale, seed, counts_only, db_url, as_json):
     """Build the demo warehouse: the generated province's history up to the day before --end,
     plus its anomaly labels in var/labels.csv. The daily DAG then runs for --end."""
     from generator.province import write_labels
@@ -356,14 +361,25 @@ def demo(ctx, end, days, scale, db_url, as_json):
     if end is None:
         end = (dt.datetime.now(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(days=1)).date()
     spec = dict(s.source)
-    if scale is not None:
-        spec["scale"] = scale
+    spec.update({k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None})
     gen = make_generator(spec, s)
     start = end - dt.timedelta(days=days)
     last = end - dt.timedelta(days=1)
     labels = write_labels(gen.labels(start, end), s.var_dir / "labels.csv")
-    click.echo(f"demo: generating {gen.province.zh} ({gen.province.code}) {start} .. {last}, scale {gen.scale}")
-    _run_ingest(ctx, GeneratorSource(gen, start, last), "generator", db_url, as_json, True)
+    click.echo(f"demo: generating {gen.province.zh} ({gen.province.code}) {start} .. {last}, scale {gen.scale}"
+               f", seed {gen.seed}")
+    if counts_only:
+        from warehouse.aggregate import load_counts
+        from warehouse.db import connect, migrate
+
+        engine = connect(s.db_url)
+        migrate(engine)
+        t0 = time.perf_counter()
+        rows = load_counts(engine, *gen.counts(start, last))
+        _emit({"daily_count_rows": rows, "start": str(start), "end": str(last), "labels": str(labels)}, as_json,
+              [f"daily_counts: {rows} rows for {start} .. {last} in {time.perf_counter() - t0:.1f} s (counts only)"])
+    else:
+        _run_ingest(ctx, GeneratorSource(gen, start, last), "generator", db_url, as_json, True)
     click.echo(f"labels: {labels}")
 
 
@@ -414,3 +430,102 @@ def summary(ctx, day, db_url, as_json):
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False), required=True,
+              help="Labels CSV: type, start, end, region, category (the generator's var/labels.csv or your own).")
+@click.option("--start", callback=_date, default=None, help="First day replayed (default: a year before --end).")
+@click.option("--end", callback=_date, default=None, help="Last day replayed (default: the warehouse's last day).")
+@click.option("--profile", default=None, help="A tier or named profile of config/detection.yaml for every city "
+                                               "(default: each city its own tier's).")
+@click.option("--sweep", multiple=True, metavar="PARAM=V1,V2,...",
+              help="Replay over a grid: a profile key (min_expected, min_change, min_shift, sensitivity, "
+                   "cooldown_days), thresholds.<detector> or <detector>.<param>; repeat for a product.")
+@click.option("--budget", type=float, default=1.0, show_default=True,
+              help="False alerts per district and month the best setting may cost.")
+@click.option("--province", default=None, help="Province code (default: the configured source's).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="HTML report path (default: var/backtest/backtest_<start>_<end>.html).")
+@db_option
+@json_option
+@click.pass_context
+def backtest(ctx, labels_path, start, end, profile, sweep, budget, province, report_path, db_url, as_json):
+    """Replay history day by day as the daily DAG would have judged it, and score the warnings
+    against labelled events: precision, recall, F1, detection delay, false alerts per district
+    and month; an HTML report with a chart per event."""
+    from sqlalchemy import func, select
+
+    from detectors.backtest import LabelsError, best, parse_sweep, public, read_labels, report, run_backtest
+    from hotline.reference import ConfigError, load_reference
+    from warehouse.db import connect, migrate
+    from warehouse.schema import daily_counts
+
+    s = _settings(ctx).with_db(db_url)
+    ref = load_reference(s.config_dir)
+    try:
+        labels = read_labels(labels_path, ref)
+        grid = parse_sweep(list(sweep))
+    except (LabelsError, ConfigError) as exc:
+        _fail(str(exc))
+    engine = connect(s.db_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        first, last = conn.execute(select(func.min(daily_counts.c.ds), func.max(daily_counts.c.ds))).one()
+    if last is None:
+        _fail(f"the warehouse {s.db_url} holds no daily counts: run `hotline demo` or ingest first")
+    end = end or last
+    start = start or max(first, end - dt.timedelta(days=364))
+    if start > end:
+        _fail(f"--start {start} is after --end {end}")
+    labels = labels[(labels["end"] >= start) & (labels["start"] <= end)].reset_index(drop=True)
+    province = province or str((s.source or {}).get("province", "440000"))
+    t0 = time.perf_counter()
+    try:
+        res = run_backtest(engine, labels, start, end, s.config_dir, ref, province, profile, grid)
+    except ConfigError as exc:
+        _fail(str(exc))
+    seconds = time.perf_counter() - t0
+    chosen = best(res["grid"], budget) if len(res["grid"]) > 1 else res["grid"][0]
+    shown = chosen or min(res["grid"], key=lambda g: g["false_alerts_per_district_month"])
+    path = report(report_path or s.var_dir / "backtest" / f"backtest_{start}_{end}.html", res, shown, labels, ref)
+    lines = [f"backtest {start} .. {end}, profile {res['profile']}, {res['districts']} districts, "
+             f"{len(labels)} labelled events, {seconds:.0f} s"]
+    header = f"{'setting':<40} {'alerts':>6} {'false':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'false/district/month':>21}  delay by kind"
+    lines.append(header)
+    for g in res["grid"]:
+        delays = ", ".join(f"{k} {v:g}" if v is not None else f"{k} -" for k, v in g["median_delay_days"].items())
+        lines.append(f"{g['setting'][:40]:<40} {g['alerts']:>6} {g['false_alerts']:>6} {g['precision']:>6.3f} "
+                     f"{g['recall']:>6.3f} {g['f1']:>6.3f} {g['false_alerts_per_district_month']:>21.3f}  {delays}")
+    if len(res["grid"]) > 1:
+        lines.append(f"best by F1 within {budget:g} false alerts per district and month: "
+                     f"{chosen['setting'] if chosen else 'none within the budget'}")
+    lines.append(f"report: {path}")
+    _emit({"start": str(start), "end": str(end), "profile": res["profile"], "seconds": round(seconds, 1),
+           "districts": res["districts"], "events": len(labels), "grid": [public(g) for g in res["grid"]],
+           "best": chosen["setting"] if chosen else None, "report": str(path)}, as_json, lines)
+
+
+@main.command("score-csv")
+@click.argument("input_path", type=click.Path(dir_okay=False))
+@click.argument("output_path", type=click.Path(dir_okay=False))
+@click.option("--detector", default="robust", show_default=True, help="robust (spikes and drops) or cusum (level shifts).")
+@click.option("--strict", is_flag=True, help="Reject out-of-order timestamps instead of sorting them.")
+@json_option
+def score_csv_cmd(input_path, output_path, detector, strict, as_json):
+    """Score any single series of timestamp,value rows (daily, hourly, 5-minute...): writes
+    timestamp,value,anomaly_score, each row scored only from the rows before and including it."""
+    from detectors.online import ONLINE_DETECTORS, ScoreCsvError, score_csv
+
+    if detector not in ONLINE_DETECTORS:
+        _fail(f"--detector {detector!r}: choose one of {', '.join(ONLINE_DETECTORS)}")
+    t0 = time.perf_counter()
+    try:
+        res = score_csv(input_path, output_path, detector, strict=strict)
+    except ScoreCsvError as exc:
+        _fail(str(exc))
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    _emit(res, as_json, [f"scored {res['rows']} rows ({res['frequency']}, period {res['period']}, {detector}) "
+                         f"in {res['seconds']} s: max score {res['max_score']:.4f} -> {res['path']}"
+                         + (" (input was out of order: sorted)" if res.get("sorted") else "")
+                         + (f"; {res['gaps']} missing steps" if res.get("gaps") else "")])

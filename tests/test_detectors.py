@@ -92,28 +92,3 @@ def test_the_spring_festival_dip_is_not_a_drop():
     history, frame = df[df["ds"] < "2024-02-10"], df[(df["ds"] >= "2024-02-10") & (df["ds"] <= "2024-02-14")]
     a = DETECTORS["spike_drop"]().fit(history).detect(frame)
     assert a.empty, a
-
-
-def test_the_daily_detect_job_stores_anomalies_and_a_rerun_replaces_them(engine, mapper_factory):
-    import datetime as dt
-
-    from sqlalchemy import func, select
-
-    from detectors.job import detect_city
-    from generator.province import ProvinceGenerator
-    from ingestion.pipeline import ingest
-    from ingestion.sources import GeneratorSource
-    from warehouse.schema import anomalies
-
-    gen = ProvinceGenerator(scale=0.01, seed=31)
-    day = dt.date(2024, 6, 28)
-    ingest(engine, GeneratorSource(gen, day - dt.timedelta(days=70), day), mapper_factory())
-    first = detect_city(engine, day, "440100")
-    with engine.connect() as conn:
-        n1 = conn.execute(select(func.count()).select_from(anomalies)).scalar_one()
-        sev = set(conn.execute(select(anomalies.c.severity)).scalars())
-    again = detect_city(engine, day, "440100")
-    with engine.connect() as conn:
-        n2 = conn.execute(select(func.count()).select_from(anomalies)).scalar_one()
-    assert n1 == first["anomalies"] == again["anomalies"] == n2
-    assert sev <= {"red", "orange", "yellow"}

@@ -1,0 +1,167 @@
+"""The detectors' working form: every series of a scope as one matrix of daily counts, with the
+calendar, the series' keys and their hierarchy (a city's districts, a category's sub-categories),
+plus a cache of the expectations the detectors judge each day against.
+
+The DAG builds a panel of a city's last 420 days and judges its last day; the backtest builds it
+once for the whole period and judges each day in turn, reading only the columns before it, so the
+two see exactly the same numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from forecasting.api import to_matrix
+from forecasting.models import FastModel
+
+KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
+NEXT_REGION = {"province": "city", "city": "district"}
+EXTRA_DAYS = 31  # calendar kept beyond the last day (the expectations' horizon)
+
+
+def keys_from_ids(ids) -> pd.DataFrame:
+    """Keys parsed from warehouse series ids (``district:440111|l2:housing.noise``); other ids are
+    standalone series (no region, no hierarchy)."""
+    rows = []
+    for sid in ids:
+        s = str(sid)
+        if "|" in s and ":" in s.split("|", 1)[0]:
+            (rl, rc), (cl, cc) = (p.split(":", 1) for p in s.split("|", 1))
+            city = rc if rl == "city" else (rc[:4] + "00" if rl == "district" else "")
+            parent = {"district": rc[:4] + "00", "city": rc[:2] + "0000"}.get(rl, "")
+            rows.append((rl, rc, cl, cc, city, parent))
+        else:
+            rows.append(("series", s, "all", "*", "", ""))
+    return pd.DataFrame(rows, columns=KEY_COLUMNS, index=pd.Index(list(ids), name="series_id"))
+
+
+def _parent_category(code: str) -> str:
+    return code.split(".", 1)[0] if "." in code else "*"
+
+
+@dataclass
+class Panel:
+    ids: np.ndarray
+    keys: pd.DataFrame        # one row per series, in the order of ``ids``
+    Y: np.ndarray             # series x days; NaN before a series' first day
+    days: pd.DatetimeIndex
+    cal: pd.DataFrame         # calendar from days[0] to EXTRA_DAYS after the last day
+    kinds: np.ndarray
+    groups: np.ndarray
+    _children: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_long(cls, frame: pd.DataFrame, keys: pd.DataFrame | None = None) -> "Panel":
+        """From the long series frame (``series_id, ds, y``); keys from ``keys`` (indexed by
+        series_id) or parsed from the ids."""
+        m = to_matrix(frame[["series_id", "ds", "y"]], EXTRA_DAYS)
+        k = keys_from_ids(m.ids) if keys is None else keys.reindex(m.ids).reindex(columns=KEY_COLUMNS)
+        k = k.fillna("")
+        days = pd.date_range(m.start, periods=m.Y.shape[1], freq="D")
+        return cls(m.ids, k.reset_index(drop=True), m.Y, days, m.cal, m.kinds, m.groups)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, day) -> int:
+        t = int((pd.Timestamp(day) - self.days[0]).days)
+        if not 0 <= t < len(self.days):
+            raise KeyError(f"{pd.Timestamp(day):%Y-%m-%d} is outside the panel ({self.days[0]:%Y-%m-%d}.."
+                           f"{self.days[-1]:%Y-%m-%d})")
+        return t
+
+    def y(self, t: int) -> np.ndarray:
+        return np.nan_to_num(self.Y[:, t])
+
+    # hierarchy --------------------------------------------------------------------------
+    def children(self) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """For each series, its region children (a province's cities or a city's districts, same
+        category) and its category children (the next category level, same region)."""
+        if not self._children:
+            k = self.keys
+            by_parent_region = {key: g.index.to_numpy() for key, g in
+                                k.groupby(["region_level", "parent_code", "category_level", "category_code"])}
+            next_level = {"all": "l1", "l1": "l2"}
+            cparent = np.where(k["category_level"] == "l1", "*", k["category_code"].map(_parent_category))
+            sub = k.assign(parent=cparent)
+            by_parent = {key: g.index.to_numpy() for key, g in
+                         sub.groupby(["region_level", "region_code", "category_level", "parent"])}
+            region, category = {}, {}
+            for i, r in enumerate(k.itertuples(index=False)):
+                if r.region_level in NEXT_REGION:
+                    region[i] = by_parent_region.get((NEXT_REGION[r.region_level], r.region_code, r.category_level,
+                                                      r.category_code), np.array([], int))
+                if r.category_level in next_level:
+                    category[i] = by_parent.get((r.region_level, r.region_code, next_level[r.category_level],
+                                                 r.category_code), np.array([], int))
+            self._children = {"region": region, "category": category}
+        return self._children["region"], self._children["category"]
+
+
+class Expectations:
+    """The fast model's negative binomial for the days after an origin, from the ``history_days``
+    up to and including it, cached by origin: the backtest fits each origin once and the
+    spike detector (origin t-1) and the level-shift baseline (origin t-window) share fits."""
+
+    def __init__(self, panel: Panel, horizon: int = 14, history_days: int = 420, yearly_pseudo: float = 300.0):
+        self.panel = panel
+        self.horizon = horizon
+        self.history_days = history_days
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tau: dict[int, np.ndarray] = {}
+        self._model = FastModel(yearly_pseudo=yearly_pseudo)
+
+    def at(self, origin: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(mu, r), each series x horizon, for days origin+1.., or None without 28 days of history."""
+        if origin < 27:
+            return None
+        if origin not in self._cache:
+            p = self.panel
+            lo = max(0, origin + 1 - self.history_days)
+            Y = p.Y[:, lo:origin + 1]
+            cal = p.cal.iloc[lo:].reset_index(drop=True)
+            fit = self._model.fit_predict(Y, p.kinds[lo:], cal, self.horizon, groups=p.groups)
+            self._cache[origin] = (fit.mu, np.broadcast_to(fit.r, fit.mu.shape))
+        return self._cache[origin]
+
+    def tau2(self, origin: int, weeks: int = 12) -> np.ndarray:
+        """Each series' week-to-week relative variance beyond count noise (τ²).
+
+        A day's negative binomial says nothing of how a whole week drifts together (weather, news,
+        a level the model has not caught up with yet), so a week's total strays from its forecast
+        far more than the sum of independent days. τ² is measured on the model's own record: its
+        forecasts of each of the last ``weeks`` weeks, made the day before the week began, against
+        what came; the robust (MAD) variance of the relative errors less the count noise. Busy
+        series keep their own (half-way to the pooled value), the others take the panel's pooled
+        value. Cached per origin.
+        """
+        if origin not in self._tau:
+            errs, noise = [], []
+            for j in range(1, weeks + 1):
+                fit = self.at(origin - 7 * j)
+                if fit is None:
+                    break
+                M = fit[0][:, :7].sum(axis=1)
+                S = np.nansum(self.panel.Y[:, origin - 7 * j + 1:origin - 7 * j + 8], axis=1)
+                errs.append(S / np.maximum(M, 1e-9) - 1)
+                noise.append(1 / np.maximum(M, 1.0))
+            if len(errs) < 4:
+                self._tau[origin] = np.full(len(self.panel), 0.04)
+            else:
+                R = np.stack(errs, axis=1)
+                mad = np.median(np.abs(R - np.median(R, axis=1, keepdims=True)), axis=1)
+                own = np.maximum((1.4826 * mad) ** 2 - np.median(np.stack(noise, axis=1), axis=1), 0.0)
+                M = np.mean([1 / x for x in noise], axis=0)
+                busy = M >= 50
+                pooled = float(np.median(own[busy])) if busy.any() else 0.04
+                self._tau[origin] = np.where(busy, 0.5 * (own + pooled), pooled)
+        return self._tau[origin]
+
+    def forget_before(self, origin: int) -> None:
+        for o in [o for o in self._cache if o < origin]:
+            del self._cache[o]
+        for o in [o for o in self._tau if o < origin]:
+            del self._tau[o]
+
