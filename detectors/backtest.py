@@ -187,7 +187,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)
     for scope, level in scopes:
-        panel = load_panel(engine, start - dt.timedelta(days=HISTORY_DAYS), end, scope, level)
+        panel = load_panel(engine, start - dt.timedelta(days=HISTORY_DAYS), end, scope, level, prov.calendar)
         if panel is None:
             continue
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)

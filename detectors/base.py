@@ -21,12 +21,16 @@ import pandas as pd
 
 ANOMALY_COLUMNS = ["series_id", "ds", "observed", "expected", "lower", "upper", "score", "severity", "kind",
                    "detector", "explanation"]
-SEVERITY_RULE = "score >= 0.999: red (红); >= 0.99: orange (橙); >= threshold: yellow (黄)"
+SEVERITY_RULE = ("with q = 1 - score (how often a day this extreme comes by chance) and q0 = 1 - the alert "
+                 "threshold: q <= q0/100 red (红); q <= q0/10 orange (橙); otherwise yellow (黄)")
 
 
-def severity(score: np.ndarray) -> np.ndarray:
-    """Map scores to the levels offices use (the rule is SEVERITY_RULE)."""
-    return np.where(score >= 0.999, "red", np.where(score >= 0.99, "orange", "yellow"))
+def severity(score: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Map scores to the levels offices use (the rule is SEVERITY_RULE): an alert a hundred times
+    rarer than the threshold asks for is red, ten times rarer orange, the rest yellow."""
+    q = 1 - np.asarray(score, dtype=float)
+    q0 = 1 - np.asarray(threshold, dtype=float)
+    return np.where(q <= q0 / 100, "red", np.where(q <= q0 / 10, "orange", "yellow"))
 
 
 def _frame(df: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -66,7 +70,7 @@ class BaseDetector:
         hit = s[s["score"] >= self.threshold].copy()
         if hit.empty:
             return pd.DataFrame(columns=ANOMALY_COLUMNS)
-        hit["severity"] = severity(hit["score"].to_numpy())
+        hit["severity"] = severity(hit["score"].to_numpy(), self.threshold)
         hit["detector"] = self.name
         if "kind" not in hit.columns:
             hit["kind"] = self._tags["kind"]

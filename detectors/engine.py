@@ -22,6 +22,9 @@ from hotline.reference import Reference
 SEVERITY_RANK = {"yellow": 1, "orange": 2, "red": 3}
 GATED = {"spike_drop", "robust_seasonal", "consensus", "level_shift"}  # need min_expected volume
 CHANGE = {"spike_drop": "day", "robust_seasonal": "day", "consensus": "day", "level_shift": "window", "spread": "window"}
+# A sustained change stays true for days and a new issue stays new: once raised, they are not
+# raised again the next morning (a rising severity still gets through).
+MIN_COOLDOWN = {"level_shift": 7, "spread": 7, "emerging": 28}
 RECORD_COLUMNS = ANOMALY_COLUMNS + ["region_level", "region_code", "category_level", "category_code", "city_code"]
 
 
@@ -81,9 +84,10 @@ def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str
             need = 1 + (prof.min_change if CHANGE[name] == "day" else prof.min_shift)
             hit &= (ratio >= need) | (ratio <= 1 / need)
         for i in np.flatnonzero(hit):
-            sev = str(severity(np.array([res["score"][i]]))[0])
+            sev = str(severity(res["score"][i], prof.threshold[name][i]))
             sid, kind = str(panel.ids[i]), str(res["kind"][i])
-            if not cooldown.allows(sid, kind, day, int(prof.cooldown[i]), SEVERITY_RANK[sev]):
+            if not cooldown.allows(sid, kind, day, max(int(prof.cooldown[i]), MIN_COOLDOWN.get(kind, 0)),
+                                   SEVERITY_RANK[sev]):
                 continue
             cooldown.last[(sid, kind)] = (day, SEVERITY_RANK[sev])
             text = detectors[name].describe(res, i)

@@ -31,9 +31,10 @@ PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", 
                           ("city", "all"), ("city", "l1"), ("city", "l2"))
 
 
-def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: str) -> Panel | None:
+def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: str,
+               country: str = "CN") -> Panel | None:
     """The panel of a city (its city and district series) or a province (its province series and,
-    for the drill-down, its cities'), ``start``..``end``."""
+    for the drill-down, its cities'), ``start``..``end``, on the region's holiday calendar."""
     levels = PROVINCE_DETECT_LEVELS if level == "province" else CITY_DETECT_LEVELS
     frames = [read_series(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
               for r, c in levels]
@@ -47,7 +48,7 @@ def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: 
     keys["parent_code"] = np.where(keys["region_level"] == "district", keys["city_code"],
                                    np.where(keys["region_level"] == "city", keys["province_code"], ""))
     keys["city_code"] = keys["city_code"].fillna("")
-    return Panel.from_long(series[["series_id", "ds", "y"]], keys)
+    return Panel.from_long(series[["series_id", "ds", "y"]], keys, country)
 
 
 def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,
@@ -60,7 +61,8 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
     start_run(engine, run_id, "detect", day, {"scope": scope})
     try:
         cfg = cfg or DetectionConfig.load(config_dir)
-        panel = load_panel(engine, day - dt.timedelta(days=HISTORY_DAYS), day, scope, level)
+        panel = load_panel(engine, day - dt.timedelta(days=HISTORY_DAYS), day, scope, level,
+                           ref.regions.province(scope[:2] + "0000").calendar)
         if panel is None:
             finish_run(engine, run_id, "success", {"anomalies": 0})
             return {"scope": scope, "anomalies": 0, "by_severity": {}}

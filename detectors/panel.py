@@ -53,10 +53,10 @@ class Panel:
     _children: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_long(cls, frame: pd.DataFrame, keys: pd.DataFrame | None = None) -> "Panel":
+    def from_long(cls, frame: pd.DataFrame, keys: pd.DataFrame | None = None, country: str = "CN") -> "Panel":
         """From the long series frame (``series_id, ds, y``); keys from ``keys`` (indexed by
-        series_id) or parsed from the ids."""
-        m = to_matrix(frame[["series_id", "ds", "y"]], EXTRA_DAYS)
+        series_id) or parsed from the ids; ``country``: the holiday calendar."""
+        m = to_matrix(frame[["series_id", "ds", "y"]], EXTRA_DAYS, country)
         k = keys_from_ids(m.ids) if keys is None else keys.reindex(m.ids).reindex(columns=KEY_COLUMNS)
         k = k.fillna("")
         days = pd.date_range(m.start, periods=m.Y.shape[1], freq="D")

@@ -39,7 +39,7 @@ class Matrix:
     groups: np.ndarray | None = None  # series of one group share a yearly shape (a category)
 
 
-def to_matrix(history: pd.DataFrame, horizon: int) -> Matrix:
+def to_matrix(history: pd.DataFrame, horizon: int, country: str = "CN") -> Matrix:
     missing = {"series_id", "ds", "y"} - set(history.columns)
     if missing:
         raise ForecastInputError(f"history lacks column(s) {sorted(missing)}; expected series_id, ds, y")
@@ -57,7 +57,7 @@ def to_matrix(history: pd.DataFrame, horizon: int) -> Matrix:
     before = np.asarray(days)[None, :] < first.to_numpy()[:, None]
     Y = wide.to_numpy(dtype=float)
     Y = np.where(np.isnan(Y) & ~before, 0.0, Y)
-    cal = day_kinds(start.date(), (end + pd.Timedelta(days=horizon)).date())
+    cal = day_kinds(start.date(), (end + pd.Timedelta(days=horizon)).date(), country)
     ids = wide.index.to_numpy()
     # "<region>|<category>" ids (the warehouse's) group by category; others form one group
     groups = np.array([str(i).split("|", 1)[1] if "|" in str(i) else "" for i in ids])

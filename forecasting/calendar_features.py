@@ -15,10 +15,10 @@ from hotline.calendar import calendar_frame
 SF_WINDOW = 40  # days either side of Spring Festival aligned by the lunar calendar
 
 
-def day_kinds(start: dt.date, end: dt.date) -> pd.DataFrame:
+def day_kinds(start: dt.date, end: dt.date, country: str = "CN") -> pd.DataFrame:
     """calendar_frame plus `kind`: 0..6 weekday for ordinary days, 7 holiday, 8 Spring Festival
     holiday; a 调休 make-up workday counts as a Monday-to-Friday day (kind 2, a mid-week day)."""
-    cal = calendar_frame(start, end)
+    cal = calendar_frame(start, end, country=country)
     kind = cal["weekday"].to_numpy().copy()
     kind[cal["is_makeup_workday"].to_numpy()] = 2
     sf = np.abs(cal["days_from_spring_festival"].to_numpy()) <= 8

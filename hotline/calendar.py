@@ -104,13 +104,20 @@ def is_workday(day: dt.date, config_dir: str = str(DEFAULT_CONFIG_DIR)) -> bool:
     return day.weekday() < 5
 
 
-def calendar_frame(start: dt.date, end: dt.date, config_dir: str = str(DEFAULT_CONFIG_DIR)) -> pd.DataFrame:
+def calendar_frame(start: dt.date, end: dt.date, config_dir: str = str(DEFAULT_CONFIG_DIR),
+                   country: str = "CN") -> pd.DataFrame:
     """One row per day in [start, end] with the calendar facts models and generators need.
 
     Columns: ds (datetime64), weekday (0=Mon), is_holiday, holiday_name, is_makeup_workday,
     is_workday, days_from_spring_festival (signed, to the nearest lunar new year's day),
     calendar_source.
+
+    ``country`` is the region's holiday calendar: CN (official holidays and 调休) or any country
+    code of the ``holidays`` package (the NYC sample data: US), without make-up days or a
+    Spring Festival (days_from_spring_festival is then 999).
     """
+    if country != "CN":
+        return _foreign_frame(start, end, country)
     days = pd.date_range(start, end, freq="D")
     years = range(start.year - 1, end.year + 2)
     cals = {y: year_calendar(y, config_dir) for y in years}
@@ -168,3 +175,20 @@ def deadlines_for(received_local: pd.DatetimeIndex | pd.Series, classes, deadlin
     target = np.searchsorted(cw, cw[pos] + wdays, side="left")
     offset_h = np.where(wdays > 0, (target - pos) * 24.0, hours)
     return rec + pd.to_timedelta(offset_h, unit="h")
+
+
+def _foreign_frame(start: dt.date, end: dt.date, country: str) -> pd.DataFrame:
+    import holidays
+
+    days = pd.date_range(start, end, freq="D")
+    try:
+        hol = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+    except NotImplementedError:
+        raise ValueError(f"calendar {country!r}: not a country the holidays package knows") from None
+    names = [hol.get(d.date(), "") or "" for d in days]
+    is_hol = np.array([n != "" for n in names])
+    weekday = days.weekday.to_numpy()
+    return pd.DataFrame({"ds": days, "weekday": weekday, "is_holiday": is_hol, "holiday_name": names,
+                         "is_makeup_workday": np.zeros(len(days), bool), "is_workday": (~is_hol) & (weekday < 5),
+                         "days_from_spring_festival": np.full(len(days), 999),
+                         "calendar_source": f"holidays:{country}"})

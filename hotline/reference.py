@@ -65,6 +65,7 @@ class Province:
     cities: tuple[City, ...]
     heating_season: tuple[str, str] | None = None
     sample: bool = False
+    calendar: str = "CN"  # holiday calendar: CN (with 调休), or a `holidays` country code
 
     def city(self, code: str) -> City:
         for c in self.cities:
@@ -137,7 +138,8 @@ def load_regions(config_dir: Path = DEFAULT_CONFIG_DIR) -> Regions:
             hs = doc.get("heating_season")
             prov = Province(pcode, doc["zh"], doc["en"], doc.get("timezone", "Asia/Shanghai"),
                             doc.get("climate", "south"), tuple(cities),
-                            (hs["start"], hs["end"]) if hs else None, bool(doc.get("sample", False)))
+                            (hs["start"], hs["end"]) if hs else None, bool(doc.get("sample", False)),
+                            str(doc.get("calendar", "CN")))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: missing or malformed key {exc}") from None
         provinces.append(prov)

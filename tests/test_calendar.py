@@ -2,6 +2,7 @@
 import datetime as dt
 
 import pandas as pd
+import pytest
 
 from hotline.calendar import add_working_days, calendar_frame, deadlines_for, is_workday, year_calendar
 
@@ -45,3 +46,12 @@ def test_vectorised_deadlines_match_the_scalar_rule():
     out = deadlines_for(rec, ["general", "utility"], classes)
     assert out[0] == pd.Timestamp("2026-02-27 10:00", tz="Asia/Shanghai")
     assert out[1] == pd.Timestamp("2026-02-14 10:00", tz="Asia/Shanghai")
+
+
+def test_a_foreign_region_uses_its_own_holidays_without_tiaoxiu():
+    f = calendar_frame(dt.date(2019, 11, 25), dt.date(2019, 12, 1), country="US").set_index("ds")
+    assert f.loc["2019-11-28", "is_holiday"] and "Thanksgiving" in f.loc["2019-11-28", "holiday_name"]
+    assert not f["is_makeup_workday"].any() and (f["days_from_spring_festival"] == 999).all()
+    assert f.loc["2019-11-29", "is_workday"] and not f.loc["2019-11-30", "is_workday"]  # Friday; Saturday
+    with pytest.raises(ValueError, match="'XX'"):
+        calendar_frame(dt.date(2019, 1, 1), dt.date(2019, 1, 2), country="XX")

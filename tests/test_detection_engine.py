@@ -264,7 +264,7 @@ def small_warehouse(tmp_path_factory):
         spike = np.flatnonzero((series["district_code"] == "440106") & (series["category_l2"] == "housing.property_service"))
         lam[spike, idx.get_loc(pd.Timestamp("2025-06-10"))] *= 5
         shift = np.flatnonzero((series["district_code"] == "440104") & (series["category_l2"] == "environment.living_noise"))
-        lam[np.ix_(shift, np.flatnonzero(idx >= pd.Timestamp("2025-06-14")))] *= 2.2
+        lam[np.ix_(shift, np.flatnonzero(idx >= pd.Timestamp("2025-06-14")))] *= 3
     d = tmp_path_factory.mktemp("bt")
     engine = connect(f"sqlite:///{d}/hotline.db")
     migrate(engine)
@@ -331,7 +331,7 @@ def test_the_daily_detect_job_stores_anomalies_with_explanations_and_a_rerun_rep
 
     def boost(series, idx, lam):
         row = np.flatnonzero((series["district_code"] == "440106") & (series["category_l2"] == "housing.property_service"))
-        lam[row, -1] *= 6
+        lam[row, -1] *= 10
     load_counts(engine, *_district_counts("2025-06-30", days=460, seed=21, boost=boost))
     day = dt.date(2025, 6, 30)
     first = detect_scope(engine, day, CITY)

@@ -92,3 +92,10 @@ def test_the_spring_festival_dip_is_not_a_drop():
     history, frame = df[df["ds"] < "2024-02-10"], df[(df["ds"] >= "2024-02-10") & (df["ds"] <= "2024-02-14")]
     a = DETECTORS["spike_drop"]().fit(history).detect(frame)
     assert a.empty, a
+
+
+def test_severity_is_relative_to_the_alert_threshold():
+    from detectors.base import severity
+
+    assert list(severity(np.array([0.9991, 0.99991, 0.999991]), 0.999)) == ["yellow", "orange", "red"]
+    assert list(severity(np.array([0.99991, 0.9999991]), 0.9999)) == ["yellow", "red"]
