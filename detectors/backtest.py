@@ -29,7 +29,7 @@ from sqlalchemy import Engine, select
 
 from detectors.engine import RECORD_COLUMNS, Cooldown, decide, score_all
 from detectors.job import HISTORY_DAYS, load_panel
-from detectors.panel import Expectations, Panel
+from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
 from hotline.reference import ConfigError, Reference
 from warehouse.schema import daily_counts
@@ -81,10 +81,6 @@ def read_labels(path: str | Path, ref: Reference) -> pd.DataFrame:
                                        "category"])
 
 
-def _parent(code: str) -> str:
-    return code.split(".", 1)[0] if "." in code else "*"
-
-
 def related(alert: pd.Series, event: pd.Series) -> bool:
     """Whether an alert's series is the event's, an aggregate over it or a part of it."""
     rl, rc = alert["region_level"], alert["region_code"]
@@ -94,8 +90,8 @@ def related(alert: pd.Series, event: pd.Series) -> bool:
               or (event["region_level"] == "city" and rl == "district" and rc[:4] == event["region"][:4]))
     cl, cc = alert["category_level"], alert["category_code"]
     category = (cc == event["category"] or cl == "all"
-                or (cl == "l1" and _parent(event["category"]) == cc)
-                or (event["category_level"] == "l1" and _parent(cc) == event["category"]))
+                or (cl == "l1" and parent_category(event["category"]) == cc)
+                or (event["category_level"] == "l1" and parent_category(cc) == event["category"]))
     return bool(region and category)
 
 
@@ -170,8 +166,8 @@ def _value(text: str) -> Any:
 
 
 def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.date, config_dir: str | Path,
-                 ref: Reference, province: str, profile: str | None = None, sweep: list[dict] | None = None,
-                 chart_days: int = 28) -> dict[str, Any]:
+                 ref: Reference, province: str, profile: str | None = None,
+                 sweep: list[dict] | None = None) -> dict[str, Any]:
     """Replay ``start``..``end`` for every grid point; metrics per point, alerts and event charts."""
     base = DetectionConfig.load(config_dir)
     grid = [GridPoint(",".join(f"{k}={v}" for k, v in s.items()) or "config", base.with_overrides(s) if s else base)

@@ -33,7 +33,7 @@ from scipy.stats import poisson
 from detectors.base import BaseDetector
 from detectors.panel import Expectations, Panel
 from forecasting.counts import CountDist
-from forecasting.models import ORDINARY
+from forecasting.models import ORDINARY, holiday_factors
 
 Result = dict[str, np.ndarray]
 
@@ -116,29 +116,13 @@ def _anscombe(x):
     return 2.0 * np.sqrt(np.maximum(x, 0.0) + 0.375)
 
 
-def _holiday_factors(panel: Panel, t: int, days: int = 420, pseudo: float = 200.0) -> np.ndarray:
-    """Holiday / Spring Festival factors (kinds 7, 8) per series, relative to the ordinary days
-    around them, from the days before ``t``: each category group's own (Golden Week raises tourism
-    complaints while the line goes quiet), shrunk to all series pooled by the group's volume."""
+def _holiday_factors(panel: Panel, t: int, days: int = 420) -> np.ndarray:
+    """Each series' holiday / Spring Festival factors (its category group's) from the days before
+    ``t``; 0.55 and 0.4 where the history has no such day."""
     lo = max(0, t - days)
-    gid = np.unique(panel.groups, return_inverse=True)[1]
-    onehot = np.zeros((gid.max() + 1, len(panel)))
-    onehot[gid, np.arange(len(panel))] = 1.0
-    G = onehot @ np.nan_to_num(panel.Y[:, lo:t])
-    tot = G.sum(axis=0)
-    k = panel.kinds[lo:t]
-    ords = np.flatnonzero(k < ORDINARY)
-    out = np.tile([0.55, 0.4], (len(G), 1))
-    for j, kind in enumerate((7, 8)):
-        idx = np.flatnonzero(k == kind)
-        if len(idx) and len(ords):
-            near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
-            near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
-            pooled = float(np.clip(np.median(tot[idx] / np.maximum(near @ tot[ords], 1e-9)), 0.1, 1.5))
-            own = np.clip(np.median(G[:, idx] / np.maximum(G[:, ords] @ near.T, 1e-9), axis=1), 0.1, 3.0)
-            w = G[:, idx].sum(axis=1) / (G[:, idx].sum(axis=1) + pseudo)
-            out[:, j] = w * own + (1 - w) * pooled
-    return out[gid]
+    pooled, per_series = holiday_factors(panel.Y[:, lo:t], panel.kinds[lo:t], panel.groups)
+    pooled = np.where(np.isfinite(pooled), pooled, [0.55, 0.4])
+    return np.where(np.isfinite(per_series), per_series, pooled[None, :])
 
 
 class RobustSeasonalDetector(PanelDetector):

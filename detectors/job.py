@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, delete, insert, select
 
-from detectors.engine import Cooldown, decide, score_all
+from detectors.engine import MIN_COOLDOWN, Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
 from hotline.reference import DEFAULT_CONFIG_DIR, load_reference
@@ -73,8 +73,8 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
         dets = {d: cfg.detector(d) for d in prof.detectors}
         t = panel.index(day)
         results = score_all(panel, Expectations(panel), t, dets)
-        cool = Cooldown.from_records(recent_anomalies(engine, day, int(prof.cooldown.max(initial=0)),
-                                                      panel.ids[own].tolist()))
+        memory = max(int(prof.cooldown.max(initial=0)), *MIN_COOLDOWN.values())
+        cool = Cooldown.from_records(recent_anomalies(engine, day, memory, panel.ids[own].tolist()))
         res = decide(panel, t, results, dets, prof, cool, ref)
         store(engine, res, day, sorted(set(panel.keys.loc[own, "region_code"])), run_id)
         metrics = {"anomalies": int(len(res)), "by_severity": res["severity"].value_counts().to_dict(),

@@ -37,7 +37,8 @@ def keys_from_ids(ids) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=KEY_COLUMNS, index=pd.Index(list(ids), name="series_id"))
 
 
-def _parent_category(code: str) -> str:
+def parent_category(code: str) -> str:
+    """The level-1 code of a level-2 code ('*' for a level-1 code)."""
     return code.split(".", 1)[0] if "." in code else "*"
 
 
@@ -84,7 +85,7 @@ class Panel:
             by_parent_region = {key: g.index.to_numpy() for key, g in
                                 k.groupby(["region_level", "parent_code", "category_level", "category_code"])}
             next_level = {"all": "l1", "l1": "l2"}
-            cparent = np.where(k["category_level"] == "l1", "*", k["category_code"].map(_parent_category))
+            cparent = np.where(k["category_level"] == "l1", "*", k["category_code"].map(parent_category))
             sub = k.assign(parent=cparent)
             by_parent = {key: g.index.to_numpy() for key, g in
                          sub.groupby(["region_level", "region_code", "category_level", "parent"])}

@@ -43,6 +43,32 @@ def _dispersion(y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     return r
 
 
+def holiday_factors(Y: np.ndarray, k_hist: np.ndarray, groups: np.ndarray,
+                    pseudo: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
+    """Holiday and Spring Festival factors (kinds 7, 8), each day's count against the ordinary
+    days within three weeks of it, over the whole history (they are rare): pooled over all series
+    (shape 2), and per series from its group (a category across regions: Golden Week brings
+    tourism complaints up while the line as a whole goes quiet), shrunk to the pooled factor by the
+    group's holiday volume (shape series x 2). NaN where the history has no such day."""
+    gid = np.unique(groups, return_inverse=True)[1]
+    onehot = np.zeros((gid.max() + 1, len(Y)))
+    onehot[gid, np.arange(len(Y))] = 1.0
+    G = onehot @ np.nan_to_num(Y)
+    total = G.sum(axis=0)
+    ords = np.flatnonzero(k_hist < ORDINARY)
+    pooled, per_group = np.full(2, np.nan), np.full((len(G), 2), np.nan)
+    for j, k in enumerate((7, 8)):
+        idx = np.flatnonzero(k_hist == k)
+        if len(idx) and len(ords):
+            near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
+            near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
+            pooled[j] = float(np.clip(np.nanmedian(total[idx] / np.maximum(near @ total[ords], 1e-9)), 0.1, 1.5))
+            own = np.clip(np.nanmedian(G[:, idx] / np.maximum(G[:, ords] @ near.T, 1e-9), axis=1), 0.1, 3.0)
+            w = G[:, idx].sum(axis=1) / (G[:, idx].sum(axis=1) + pseudo)
+            per_group[:, j] = w * own + (1 - w) * pooled[j]
+    return pooled, per_group[gid]
+
+
 class FastModel:
     """Level x calendar profile x yearly ratio, for every series in one pass."""
 
@@ -83,33 +109,13 @@ class FastModel:
                 if m.any() and tot_base > 0:
                     pooled[k] = np.nanmean(tot_w[m]) / tot_base
                     prof_s[:, k] = np.nanmean(y[:, m], axis=1) / np.where(base > 0, base, np.nan)
-            # holidays: over the whole history (they are rare), relative to ordinary days nearby; for
-            # all series pooled, and for each group (a category across regions: Golden Week brings
-            # tourism complaints up while the line as a whole goes quiet), shrunk to the pooled one
-            gid = np.unique(groups, return_inverse=True)[1]
-            onehot = np.zeros((gid.max() + 1, S))
-            onehot[gid, np.arange(S)] = 1.0
-            G = onehot @ np.nan_to_num(Y)
-            hol_g = np.ones((len(G), 2))
-            ords = np.flatnonzero(k_hist < ORDINARY)
+            hol_pooled, hol_series = holiday_factors(Y, k_hist, groups, self.holiday_pseudo)
             for j, (k, default) in enumerate(((7, 0.55), (8, 0.4))):
-                idx = np.flatnonzero(k_hist == k)
-                if len(idx) and len(ords):
-                    near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
-                    near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
-                    ratio = total[idx] / np.maximum(near @ total[ords], 1e-9)
-                    pooled[k] = float(np.clip(np.nanmedian(ratio), 0.1, 1.5))
-                    g_near = G[:, ords] @ near.T
-                    g_ratio = np.clip(np.nanmedian(G[:, idx] / np.maximum(g_near, 1e-9), axis=1), 0.1, 3.0)
-                    mass = G[:, idx].sum(axis=1)
-                    w = mass / (mass + self.holiday_pseudo)
-                    hol_g[:, j] = w * g_ratio + (1 - w) * pooled[k]
-                else:
-                    pooled[k] = default * np.mean(pooled[:5])
-                    hol_g[:, j] = pooled[k]
+                pooled[k] = hol_pooled[j] if np.isfinite(hol_pooled[j]) else default * np.mean(pooled[:5])
             wgt = (n_s / (n_s + self.shrink_counts))[:, None]
             prof = np.where(np.isfinite(prof_s), wgt * prof_s + (1 - wgt) * pooled[None, :], pooled[None, :])
-            prof[:, 7:] = hol_g[gid]  # holiday factors by group, not by series (too few days)
+            # holiday factors by group, not by series (too few days)
+            prof[:, 7:] = np.where(np.isfinite(hol_series), hol_series, pooled[None, 7:])
             prof = np.maximum(prof, 0.02)
 
             # level: exponentially weighted, deseasonalised, outliers capped
@@ -140,6 +146,7 @@ class FastModel:
                 a0 = T - 364
                 origin = seasonal_level(a0 - 28, a0)
                 # the same ratio for the series' group (a category across regions): far less noisy
+                gid = np.unique(groups, return_inverse=True)[1]
                 ng = gid.max() + 1
                 g_origin = np.bincount(gid, weights=origin, minlength=ng)
                 for h, a in enumerate(a_fut):
