@@ -97,19 +97,20 @@ def test_feed_health_flags_the_march_2020_collapse(nyc):
 
 
 def test_detectors_flag_the_march_2020_collapse_and_covid_emerging_within_a_week(nyc, tmp_path):
-    """Replayed day by day on the real file (US holiday calendar): the lockdown collapse from
-    16 March 2020 is flagged as a drop and the new COVID-19 category as an emerging issue, each
-    within a week. At the default (normal) sensitivity, tuned for a 5,000-series province, the
-    drop scores 0.99998 against the 0.99999 it needs; the measured trade-off is in BENCHMARKS."""
+    """Replayed day by day on the real file (US holiday calendar): the new COVID-19 category is an
+    emerging issue within a week at the default settings; the lockdown collapse from 16 March 2020
+    is a drop within a week once the spike/drop threshold is 0.9999 (on 16-18 March the consensus
+    scores 0.9996-0.99998; the default, 0.999999, is set for a 5,000-series province's false-alert
+    budget: see docs/BENCHMARKS.md)."""
     url, _, var = nyc
     labels = tmp_path / "nyc_labels.csv"
     labels.write_text("type,start,end,region,category\n"
                       "drop,2020-03-16,2020-04-30,900100,*\n"
                       "emerging,2020-03-16,2020-04-30,900100,health.epidemic\n", encoding="utf-8")
     out = json.loads(_hotline("backtest", "--labels", str(labels), "--province", "900000", "--start", "2020-03-01",
-                              "--end", "2020-04-15", "--sweep", "sensitivity=high,normal", "--json", db=url, var=var)[-1])
-    high, normal = out["grid"]
-    assert high["by_kind"]["drop"]["detected"] == 1 and high["median_delay_days"]["drop"] <= 7
-    assert high["by_kind"]["emerging"]["detected"] == 1 and high["median_delay_days"]["emerging"] <= 7
-    assert normal["by_kind"]["emerging"]["detected"] == 1 and normal["median_delay_days"]["emerging"] <= 7
+                              "--end", "2020-04-15", "--sweep", "thresholds.consensus=0.9999,0.999999", "--json",
+                              db=url, var=var)[-1])
+    looser, default = out["grid"]
+    assert looser["by_kind"]["drop"]["detected"] == 1 and looser["median_delay_days"]["drop"] <= 7
+    assert default["by_kind"]["emerging"]["detected"] == 1 and default["median_delay_days"]["emerging"] <= 7
     assert Path(out["report"]).exists()

@@ -101,8 +101,9 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
         q = q.where(dc.ds <= end)
     if city_code:
         q = q.where(dc.city_code == city_code) if region_level != "city" else q.where(dc.region_code == city_code)
+    cols = ["ds", "region_level", "region_code", "category_level", "category_code", "province_code", "city_code", "y"]
     with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(q).mappings().all())
+        df = pd.DataFrame(list(map(tuple, conn.execute(q))), columns=cols)  # plain tuples: pandas is slow on Rows
     if df.empty:
         return pd.DataFrame(columns=["series_id", "ds", "y", "region_level", "region_code",
                                      "category_level", "category_code"])
