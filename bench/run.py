@@ -264,7 +264,7 @@ def bench_detect(url: str, label: str) -> None:
     ~5,000 district x level-2 series, every level rolled up), written as daily counts; one day's
     detection over every scope as the DAG runs it, and a one-year day-by-day backtest."""
     from detectors.backtest import read_labels, run_backtest
-    from detectors.job import HISTORY_DAYS, detect_scope, load_panel
+    from detectors.job import PANEL_DAYS, detect_scope, load_panel
     from generator.province import write_labels
     from hotline.reference import DEFAULT_CONFIG_DIR
     from warehouse.aggregate import load_counts
@@ -276,7 +276,7 @@ def bench_detect(url: str, label: str) -> None:
     gen = ProvinceGenerator(scale=1.0, seed=2027)
     end = dt.date(2026, 10, 31)
     start = end - dt.timedelta(days=364)
-    first = start - dt.timedelta(days=430)
+    first = start - dt.timedelta(days=PANEL_DAYS)
     t = time.perf_counter()
     series, days, counts = gen.counts(first, end)
     with engine.connect() as conn:  # the warehouse is kept between runs (delete the file to rebuild)
@@ -287,14 +287,14 @@ def bench_detect(url: str, label: str) -> None:
                "s", None, f"{rows:,} rows, {len(series):,} district x level-2 series")
     scopes = [c.code for c in gen.province.cities] + [gen.province.code]
     t = time.perf_counter()
-    n = sum(len(load_panel(engine, end - dt.timedelta(days=HISTORY_DAYS), end, sc,
+    n = sum(len(load_panel(engine, end - dt.timedelta(days=PANEL_DAYS), end, sc,
                            "province" if sc == gen.province.code else "city")) for sc in scopes)
     read = time.perf_counter() - t
     t = time.perf_counter()
     found = sum(detect_scope(engine, end, sc, DEFAULT_CONFIG_DIR)["anomalies"] for sc in scopes)
     one_day = time.perf_counter() - t
     record(f"detect one day, every scope ({len(scopes)}), province scale ({label})", one_day, "s", None,
-           f"{n:,} series in the panels ({len(series):,} district x l2); of which reading {HISTORY_DAYS} days per "
+           f"{n:,} series in the panels ({len(series):,} district x l2); of which reading {PANEL_DAYS} days per "
            f"scope from the warehouse {read:.1f} s; {found} anomalies")
     labels_path = write_labels(gen.labels(start, end), ROOT / "var" / "bench" / "labels_2027.csv")
     labels = read_labels(labels_path, ref)

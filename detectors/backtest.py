@@ -28,7 +28,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from detectors.engine import RECORD_COLUMNS, Cooldown, decide, score_all
-from detectors.job import HISTORY_DAYS, load_panel
+from detectors.job import PANEL_DAYS, load_panel
 from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
 from hotline.reference import ConfigError, Reference
@@ -82,17 +82,21 @@ def read_labels(path: str | Path, ref: Reference) -> pd.DataFrame:
 
 
 def related(alert: pd.Series, event: pd.Series) -> bool:
-    """Whether an alert's series is the event's, an aggregate over it or a part of it."""
+    """Whether an alert's series is the event's, or an aggregate over it or a part of it, one step
+    away in each hierarchy: the event's region, its city (for a district event) or its districts
+    (for a city event); the event's category, its level-1 parent or its sub-categories. An
+    all-categories series counts only in the event's own region or city; a province series only
+    on the event's own category or its parent."""
     rl, rc = alert["region_level"], alert["region_code"]
-    region = (rc == event["region"]
-              or (rl == "city" and rc == event["city"])
-              or (rl == "province" and rc[:2] == event["region"][:2])
-              or (event["region_level"] == "city" and rl == "district" and rc[:4] == event["region"][:4]))
     cl, cc = alert["category_level"], alert["category_code"]
-    category = (cc == event["category"] or cl == "all"
-                or (cl == "l1" and parent_category(event["category"]) == cc)
-                or (event["category_level"] == "l1" and parent_category(cc) == event["category"]))
-    return bool(region and category)
+    same_cat = (cc == event["category"] or (cl == "l1" and parent_category(event["category"]) == cc)
+                or (event["category_level"] == "l1" and parent_category(cc) == event["category"])
+                or event["category_level"] == "all")
+    near = (rc == event["region"] or (rl == "city" and rc == event["city"])
+            or (event["region_level"] == "city" and rl == "district" and rc[:4] == event["region"][:4]))
+    if rl == "province":
+        return bool(rc[:2] == event["region"][:2] and same_cat and cl != "all")
+    return bool(near and (same_cat or cl == "all"))
 
 
 def match(alerts: pd.DataFrame, labels: pd.DataFrame) -> tuple[np.ndarray, list[pd.DataFrame]]:
@@ -183,7 +187,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)
     for scope, level in scopes:
-        panel = load_panel(engine, start - dt.timedelta(days=HISTORY_DAYS), end, scope, level, prov.calendar)
+        panel = load_panel(engine, start - dt.timedelta(days=PANEL_DAYS), end, scope, level, prov.calendar)
         if panel is None:
             continue
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)
@@ -194,7 +198,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
             for d in p.enabled:
                 p.enabled[d] &= own
             profs.append((g, p, Cooldown(), {d: g.cfg.detector(d) for d in p.detectors}))
-        watch = [i for i, sid in enumerate(panel.ids) if sid in event_ids]
+        watch = [i for i, sid in enumerate(panel.ids) if own[i] and sid in event_ids]
         for day in days:
             t = panel.index(day)
             cache: dict[tuple, Any] = {}

@@ -202,7 +202,7 @@ class LevelShiftDetector(PanelDetector):
     _tags: ClassVar[dict[str, Any]] = {"kind": "level_shift", "needs_history_days": 42}
 
     def __init__(self, threshold: float = 0.99, window: int = 14, spans: tuple[int, ...] = (5, 7, 10, 14),
-                 min_expected: float = 2.0):
+                 min_expected: float = 0.0):
         self.threshold = threshold
         self.window = window
         self.spans = spans
@@ -219,10 +219,12 @@ class LevelShiftDetector(PanelDetector):
             return _empty(n, "level_shift")
         mu, r = fit[0][:, :w], fit[1][:, :w]
         raw = np.nan_to_num(panel.Y[:, t - w + 1:t + 1])
-        # a day counts at most 3 standard deviations off: one wild day is a spike, not a shift
-        sd = np.sqrt(mu + np.where(np.isfinite(r), mu ** 2 / np.where(np.isfinite(r), r, 1.0), 0.0))
-        recent = np.clip(raw, np.maximum(mu - 3 * sd, 0.0), mu + 3 * sd)
         tau2 = exp.tau2(t - w)
+        # a day counts at most 3 standard deviations (noise and drift) off: one wild day is a
+        # spike, not a shift
+        sd = np.sqrt(mu + np.where(np.isfinite(r), mu ** 2 / np.where(np.isfinite(r), r, 1.0), 0.0))
+        reach = 3 * sd + 3 * mu * np.sqrt(tau2)[:, None]
+        recent = np.clip(raw, np.maximum(mu - reach, 0.0), mu + reach)
         spans = [k for k in self.spans if k <= w] or [w]
         best_p, best_k, sign = np.ones(n), np.full(n, spans[0]), np.ones(n)
         for k in spans:
@@ -239,9 +241,10 @@ class LevelShiftDetector(PanelDetector):
         rows = np.arange(n)
         cum_o = np.cumsum(raw[:, ::-1], axis=1)
         cum_m = np.cumsum(mu[:, ::-1], axis=1)
-        return {"score": score, "expected": mu[:, -1], "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
+        return {"score": score, "expected": mu.mean(axis=1), "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
                 "kind": np.full(n, "level_shift", object), "obs": cum_o[rows, best_k - 1],
-                "exp": cum_m[rows, best_k - 1], "note": np.full(n, "", object), "cusum": sign, "window": best_k}
+                "exp": cum_m[rows, best_k - 1], "note": np.full(n, "", object), "cusum": sign, "window": best_k,
+                "days_obs": raw, "days_exp": mu}
 
     def describe(self, res: Result, i: int) -> str:
         word = "持续上升" if res["cusum"][i] >= 0 else "持续下降"

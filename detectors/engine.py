@@ -77,8 +77,9 @@ def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str
         if name not in prof.enabled:
             continue
         hit = prof.enabled[name] & (res["score"] >= prof.threshold[name])
-        if name in GATED:
-            hit &= np.nan_to_num(res["expected"]) >= prof.min_expected
+        if name in GATED:  # enough volume to matter, or a jump from almost nothing to a real number
+            big = np.nan_to_num(res["obs"]) >= 3 * prof.min_expected + 3
+            hit &= (np.nan_to_num(res["expected"]) >= prof.min_expected) | ((res["kind"] == "spike") & big)
         if name in CHANGE:  # practical significance: offices act on large changes, not merely sure ones
             ratio = np.nan_to_num(res["obs"]) / np.maximum(np.nan_to_num(res["exp"]), 1e-9)
             need = 1 + (prof.min_change if CHANGE[name] == "day" else prof.min_shift)
@@ -113,7 +114,11 @@ def contributors(panel: Panel, res: Result, i: int, ref: Reference | None, top: 
     for label, kids, namer in (("主要来源", region.get(i), _region_name), ("细分类别", category.get(i), _category_name)):
         if kids is None or len(kids) == 0:
             continue
-        excess = np.maximum(sign * (res["obs"][kids] - res["exp"][kids]), 0.0)
+        if "days_obs" in res:  # a window's total: the children over the parent's own span
+            k = int(res["window"][i])
+            excess = np.maximum(sign * (res["days_obs"][kids, -k:] - res["days_exp"][kids, -k:]).sum(axis=1), 0.0)
+        else:
+            excess = np.maximum(sign * (res["obs"][kids] - res["exp"][kids]), 0.0)
         total = excess.sum()
         if total <= 0:
             continue

@@ -2,7 +2,7 @@
 
 A city scope judges the city's and its districts' series (all tickets, level-1 and level-2
 categories); the province scope judges the province's series, with its cities as the drill-down.
-Each reads the last ``HISTORY_DAYS`` days, builds a panel and runs ``detectors.engine`` on the
+Each reads the last ``PANEL_DAYS`` days, builds a panel and runs ``detectors.engine`` on the
 day, with the city's profile and the cool-down carried from the anomalies already stored. The day's
 anomalies of the scope are replaced, so a rerun gives the same rows, not duplicates.
 """
@@ -24,7 +24,11 @@ from warehouse.aggregate import read_series
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
 
-HISTORY_DAYS = 420  # more than a year, so last year's season is part of what is expected
+HISTORY_DAYS = 420  # each expectation's history: more than a year, so last year's season is in it
+# The panel reaches further back, so that the oldest expectation a day needs (the level-shift
+# baseline 14 days back, and the model's record over the 12 weeks before it, for τ²) still gets
+# its full HISTORY_DAYS: the daily run and the backtest then fit exactly the same windows.
+PANEL_DAYS = HISTORY_DAYS + 14 + 7 * 12 + 7
 CITY_DETECT_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"),
                       ("district", "all"), ("district", "l1"), ("district", "l2"))
 PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"),
@@ -38,9 +42,9 @@ def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: 
     levels = PROVINCE_DETECT_LEVELS if level == "province" else CITY_DETECT_LEVELS
     frames = [read_series(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
               for r, c in levels]
-    frames = [f for f in frames if len(f)]
     if level == "province":
         frames = [f[f["province_code"] == scope] for f in frames]
+    frames = [f for f in frames if len(f)]
     if not frames:
         return None
     series = pd.concat(frames, ignore_index=True)
@@ -61,7 +65,7 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
     start_run(engine, run_id, "detect", day, {"scope": scope})
     try:
         cfg = cfg or DetectionConfig.load(config_dir)
-        panel = load_panel(engine, day - dt.timedelta(days=HISTORY_DAYS), day, scope, level,
+        panel = load_panel(engine, day - dt.timedelta(days=PANEL_DAYS), day, scope, level,
                            ref.regions.province(scope[:2] + "0000").calendar)
         if panel is None:
             finish_run(engine, run_id, "success", {"anomalies": 0})

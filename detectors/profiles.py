@@ -89,8 +89,17 @@ class DetectionConfig:
                 det, param = key.split(".", 1)
                 if det not in DETECTORS:
                     raise ConfigError(f"{key}: unknown detector {det!r} (known: {sorted(DETECTORS)})")
+                if param not in vars(DETECTORS[det]()):
+                    raise ConfigError(f"{key}: {det} has no parameter {param!r} (it has {sorted(vars(DETECTORS[det]()))})")
                 doc.setdefault("detectors", {}).setdefault(det, {})[param] = value
             elif key in PROFILE_KEYS:
+                if key == "sensitivity" and value not in doc["sensitivity"]:
+                    raise ConfigError(f"sensitivity={value}: not one of {sorted(doc['sensitivity'])}")
+                if key in ("min_expected", "min_change", "min_shift", "cooldown_days") and \
+                        not isinstance(value, (int, float)):
+                    raise ConfigError(f"{key}={value}: expected a number")
+                if key in ("detectors", "thresholds"):
+                    raise ConfigError(f"{key}: not sweepable as a whole; use thresholds.<detector>")
                 forced[key] = value
             else:
                 raise ConfigError(f"{key}: not a profile key ({sorted(PROFILE_KEYS)}) or detector.param")

@@ -62,8 +62,11 @@ def holiday_factors(Y: np.ndarray, k_hist: np.ndarray, groups: np.ndarray,
         if len(idx) and len(ords):
             near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
             near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
-            pooled[j] = float(np.clip(np.nanmedian(total[idx] / np.maximum(near @ total[ords], 1e-9)), 0.1, 1.5))
-            own = np.clip(np.nanmedian(G[:, idx] / np.maximum(G[:, ords] @ near.T, 1e-9), axis=1), 0.1, 3.0)
+            den, g_den = near @ total[ords], G[:, ords] @ near.T
+            with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # no volume around a holiday: no evidence
+                pooled[j] = float(np.clip(np.nanmedian(np.where(den > 0, total[idx] / den, np.nan)), 0.1, 1.5))
+                own = np.clip(np.nanmedian(np.where(g_den > 0, G[:, idx] / g_den, np.nan), axis=1), 0.1, 3.0)
             w = G[:, idx].sum(axis=1) / (G[:, idx].sum(axis=1) + pseudo)
             per_group[:, j] = w * own + (1 - w) * pooled[j]
     return pooled, per_group[gid]

@@ -428,9 +428,6 @@ def summary(ctx, day, db_url, as_json):
     _emit(rep, as_json, lines)
 
 
-if __name__ == "__main__":
-    main()
-
 
 @main.command()
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False), required=True,
@@ -478,8 +475,12 @@ def backtest(ctx, labels_path, start, end, profile, sweep, budget, province, rep
     start = start or max(first, end - dt.timedelta(days=364))
     if start > end:
         _fail(f"--start {start} is after --end {end}")
+    if start < first or end > last:
+        _fail(f"the warehouse holds {first} .. {last}: replay a period inside it (--start {start}, --end {end})")
     labels = labels[(labels["end"] >= start) & (labels["start"] <= end)].reset_index(drop=True)
     province = province or str((s.source or {}).get("province", "440000"))
+    if ref.regions.level_of(province) != "province":
+        _fail(f"--province {province}: not a configured province (config/regions/)")
     t0 = time.perf_counter()
     try:
         res = run_backtest(engine, labels, start, end, s.config_dir, ref, province, profile, grid)
@@ -529,3 +530,7 @@ def score_csv_cmd(input_path, output_path, detector, strict, as_json):
                          f"in {res['seconds']} s: max score {res['max_score']:.4f} -> {res['path']}"
                          + (" (input was out of order: sorted)" if res.get("sorted") else "")
                          + (f"; {res['gaps']} missing steps" if res.get("gaps") else "")])
+
+
+if __name__ == "__main__":
+    main()

@@ -356,3 +356,53 @@ def test_the_daily_detect_job_stores_anomalies_with_explanations_and_a_rerun_rep
     assert runs == ["success", "success"]
     with pytest.raises(ValueError, match="not a configured city or province"):
         detect_scope(engine, day, "123456")
+
+
+def test_matching_rules_for_aggregates_and_the_province():
+    from detectors.backtest import related
+
+    ev = pd.Series({"type": "spike", "region_level": "district", "region": "440106", "city": "440100",
+                    "category_level": "l2", "category": "transport.taxi"})
+    ok = ["district:440106|l2:transport.taxi", "district:440106|l1:transport", "district:440106|all:*",
+          "city:440100|l2:transport.taxi", "city:440100|all:*", "province:440000|l2:transport.taxi"]
+    no = ["district:440105|l2:transport.taxi", "province:440000|all:*", "district:440106|l2:transport.bus",
+          "city:440300|l2:transport.taxi"]
+    assert all(related(pd.Series(_alert("2025-03-01", s)), ev) for s in ok)
+    assert not any(related(pd.Series(_alert("2025-03-01", s)), ev) for s in no)
+
+
+def test_holiday_factors_ignore_holidays_with_no_volume_around_them():
+    from forecasting.models import holiday_factors
+
+    days = pd.date_range("2024-01-01", "2025-06-30")
+    cal = day_kinds(days[0].date(), days[-1].date())
+    k = cal["kind"].to_numpy()
+    base = np.where(k >= 7, 5.0, 10.0)  # holidays at half the ordinary volume
+    late = np.where(np.arange(len(days)) >= len(days) // 2, base, 0.0)  # a category that starts half-way
+    Y = np.vstack([base, base, late * 3, late * 3])
+    pooled, per = holiday_factors(Y, k, np.array(["a", "a", "b", "b"]))
+    assert abs(pooled[0] - 0.5) < 0.05 and np.allclose(per[:, 0], 0.5, atol=0.05)
+
+
+def test_a_sustained_tripling_on_a_busy_series_is_a_level_shift():
+    def boost(series, idx, lam):
+        rows = np.flatnonzero(series["category_l2"] == "housing.property_service")
+        lam[np.ix_(rows, np.arange(len(idx) - 10, len(idx)))] *= 3
+    panel = _panel(*_district_counts("2025-06-30", seed=13, boost=boost))
+    from detectors.count_detectors import LevelShiftDetector
+    res = LevelShiftDetector().score_day(panel, Expectations(panel), panel.index("2025-06-30"))
+    i = list(panel.ids).index("city:440100|l2:housing.property_service")
+    assert res["score"][i] > 0.999999 and res["cusum"][i] > 0
+
+
+def test_backtest_cli_rejects_periods_and_settings_it_cannot_replay(small_warehouse):
+    from hotline.cli import main
+
+    env = {"HOTLINE_DB_URL": f"sqlite:///{small_warehouse}/hotline.db", "HOTLINE_VAR_DIR": str(small_warehouse)}
+    labels = str(small_warehouse / "labels.csv")
+    r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--end", "2025-08-01"], env=env)
+    assert r.exit_code == 2 and "replay a period inside it" in r.output
+    r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "sensitivity=loud"], env=env)
+    assert r.exit_code == 2 and "sensitivity=loud: not one of" in r.output
+    r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "level_shift.hh=3"], env=env)
+    assert r.exit_code == 2 and "level_shift has no parameter 'hh'" in r.output
