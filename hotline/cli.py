@@ -344,13 +344,15 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
 @click.option("--days", type=int, default=760, show_default=True, help="Days of history before --end.")
 @click.option("--scale", type=float, default=None, help="Share of published volumes (default: config/hotline.yaml).")
 @click.option("--seed", type=int, default=None, help="Generator seed (default: config/hotline.yaml).")
+@click.option("--detect-days", type=int, default=7, show_default=True,
+              help="Run the daily detection over the last N days of history, as if the DAG had run them.")
 @click.option("--counts-only", is_flag=True,
               help="Write the daily counts straight from the generator, without tickets (province-scale "
                    "volumes for detector backtests; only ticket counts are filled).")
 @db_option
 @json_option
 @click.pass_context
-def demo(ctx, end, days, scale, seed, counts_only, db_url, as_json):
+def demo(ctx, end, days, scale, seed, detect_days, counts_only, db_url, as_json):
     """Build the demo warehouse: the generated province's history up to the day before --end,
     plus its anomaly labels in var/labels.csv. The daily DAG then runs for --end."""
     from generator.province import write_labels
@@ -381,6 +383,24 @@ def demo(ctx, end, days, scale, seed, counts_only, db_url, as_json):
     else:
         _run_ingest(ctx, GeneratorSource(gen, start, last), "generator", db_url, as_json, True)
     click.echo(f"labels: {labels}")
+    if detect_days > 0:
+        from detectors.backtest import replay_into_warehouse
+        from hotline.reference import load_reference
+        from warehouse.db import connect
+
+        t0 = time.perf_counter()
+        first = last - dt.timedelta(days=detect_days - 1)
+        n = replay_into_warehouse(connect(s.db_url), first, last, s.config_dir, load_reference(s.config_dir),
+                                  gen.province.code)
+        click.echo(f"detection replayed for {first} .. {last}: {n} anomalies stored in "
+                   f"{time.perf_counter() - t0:.0f} s")
+
+
+def _anomaly_line(a: dict, ref, with_day: bool = False) -> str:
+    cat = "全部类别" if a["category_code"] == "*" else ref.taxonomy.name(a["category_code"])
+    when = f"{a['ds']} " if with_day else ""
+    return (f"  {when}[{a['severity']}] {ref.regions.name(a['region_code'])} · {cat} · {a['kind']} "
+            f"({a['detector']}, score {a['score']:.6f}): {a['explanation']}")
 
 
 @main.command()
@@ -414,14 +434,18 @@ def summary(ctx, day, db_url, as_json):
     an = rep["anomalies"]
     sev = {s: sum(1 for a in an if a["severity"] == s) for s in ("red", "orange", "yellow")}
     lines.append(f"anomalies on {day}: {len(an)} (红 red {sev['red']}, 橙 orange {sev['orange']}, 黄 yellow {sev['yellow']})")
-    if an:
-        from hotline.reference import load_reference
+    from hotline.reference import load_reference
 
-        ref = load_reference(_settings(ctx).config_dir)
-        for a in an[:10]:
-            cat = "全部类别" if a["category_code"] == "*" else ref.taxonomy.name(a["category_code"])
-            lines.append(f"  [{a['severity']}] {ref.regions.name(a['region_code'])} · {cat} · {a['kind']} "
-                         f"({a['detector']}, score {a['score']:.4f}): {a['explanation']}")
+    ref = load_reference(_settings(ctx).config_dir)
+    lines += [_anomaly_line(a, ref) for a in an[:10]]
+    recent = rep["recent_anomalies"]
+    if recent:
+        rsev = {s: sum(1 for a in recent if a["severity"] == s) for s in ("red", "orange", "yellow")}
+        lines.append(f"anomalies in the 7 days before: {len(recent)} (红 red {rsev['red']}, 橙 orange {rsev['orange']}, "
+                     f"黄 yellow {rsev['yellow']}); the most severe:")
+        rank = {"red": 0, "orange": 1, "yellow": 2}
+        worst = sorted(recent, key=lambda a: (rank.get(a["severity"], 3), -a["score"]))
+        lines += [_anomaly_line(a, ref, with_day=True) for a in worst[:5]]
     f = rep["forecasts"]
     lines.append(f"forecasts from {day}: {f['series']} series to {f['until']}, by model {f['models']}"
                  if f["series"] else f"forecasts from {day}: none")

@@ -99,3 +99,19 @@ def test_severity_is_relative_to_the_alert_threshold():
 
     assert list(severity(np.array([0.9991, 0.99991, 0.999991]), 0.999)) == ["yellow", "orange", "red"]
     assert list(severity(np.array([0.99991, 0.9999991]), 0.9999)) == ["yellow", "red"]
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_gaps_all_zeros_and_a_single_day_of_history_score_without_error(name):
+    days = pd.date_range("2024-03-04", periods=120)
+    gappy = _weekly(120, 20, 3, "gappy")
+    gappy = gappy[~gappy["ds"].isin(days[40:55])]  # two weeks missing: read as zero tickets
+    zeros = pd.DataFrame({"series_id": "zeros", "ds": days, "y": 0.0})
+    h = pd.concat([gappy, zeros])
+    history, frame = h[h["ds"] < days[-3]], h[h["ds"] >= days[-3]]
+    s = DETECTORS[name]().fit(history).score(frame)
+    assert len(s) == len(frame) and s["score"].between(0, 1).all() and s["score"].notna().all()
+    assert (s.loc[s["series_id"] == "zeros", "score"] == 0).all()  # nothing happens on a silent series
+    one = pd.DataFrame({"series_id": "new", "ds": [days[0]], "y": [3.0]})
+    s1 = DETECTORS[name]().fit(one).score(pd.DataFrame({"series_id": "new", "ds": [days[1]], "y": [4.0]}))
+    assert list(s1["score"]) == [0.0]  # a single day of history: no basis to judge, no alert

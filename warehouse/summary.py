@@ -30,6 +30,10 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                           .group_by(forecasts.c.model)).all()
         an = conn.execute(select(anomalies).where(anomalies.c.ds == day)
                           .order_by(anomalies.c.score.desc(), anomalies.c.series_id)).mappings().all()
+        recent = conn.execute(select(anomalies).where(anomalies.c.ds >= day - dt.timedelta(days=7),
+                                                      anomalies.c.ds < day)
+                              .order_by(anomalies.c.score.desc(), anomalies.c.ds.desc(), anomalies.c.series_id)
+                              ).mappings().all()
     m = (run or {}).get("metrics") or {}
     latest = {v["suite"]: v for v in dq}  # the newest verdict per suite
     return {
@@ -42,6 +46,7 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
         "forecasts": {"series": sum(r[1] for r in fc), "models": {r[0]: r[1] for r in fc},
                       "until": max((r[2] for r in fc), default=None)},
         "anomalies": [dict(a) for a in an],
+        "recent_anomalies": [dict(a) for a in recent],
         "data_quality": {suite: {"action": v["action"], "success": v["success"], "quarantined": v["quarantined"],
                                  "failed": len(v["failed"] or []), "reasons": (v["metrics"] or {}).get("reasons", []),
                                  "docs": v["docs_path"]} for suite, v in latest.items()},
