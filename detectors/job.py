@@ -20,7 +20,7 @@ from detectors.engine import MIN_COOLDOWN, Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
 from hotline.reference import DEFAULT_CONFIG_DIR, load_reference
-from warehouse.aggregate import read_series
+from warehouse.aggregate import read_counts
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
 
@@ -38,21 +38,17 @@ PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", 
 def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: str,
                country: str = "CN") -> Panel | None:
     """The panel of a city (its city and district series) or a province (its province series and,
-    for the drill-down, its cities'), ``start``..``end``, on the region's holiday calendar."""
+    for the drill-down, its cities'), ``start``..``end``, on the region's holiday calendar. Days
+    without tickets from the first loaded day to ``end`` are zeros."""
     levels = PROVINCE_DETECT_LEVELS if level == "province" else CITY_DETECT_LEVELS
-    frames = [read_series(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
+    frames = [read_counts(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
               for r, c in levels]
     if level == "province":
         frames = [f[f["province_code"] == scope] for f in frames]
     frames = [f for f in frames if len(f)]
     if not frames:
         return None
-    series = pd.concat(frames, ignore_index=True)
-    keys = series.drop_duplicates("series_id").set_index("series_id")
-    keys["parent_code"] = np.where(keys["region_level"] == "district", keys["city_code"],
-                                   np.where(keys["region_level"] == "city", keys["province_code"], ""))
-    keys["city_code"] = keys["city_code"].fillna("")
-    return Panel.from_long(series[["series_id", "ds", "y"]], keys, country)
+    return Panel.from_rows(pd.concat(frames, ignore_index=True), end, country)
 
 
 def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,

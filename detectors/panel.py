@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.api import to_matrix
+from forecasting.calendar_features import day_kinds
 from forecasting.models import FastModel
 
 KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
@@ -62,6 +63,26 @@ class Panel:
         k = k.fillna("")
         days = pd.date_range(m.start, periods=m.Y.shape[1], freq="D")
         return cls(m.ids, k.reset_index(drop=True), m.Y, days, m.cal, m.kinds, m.groups)
+
+    @classmethod
+    def from_rows(cls, rows: pd.DataFrame, end, country: str = "CN") -> "Panel":
+        """Straight from the warehouse's stored rows (``warehouse.aggregate.read_counts``): one
+        series per level pair and codes, zeros from the first loaded day to ``end``."""
+        first = rows["ds"].min().normalize()
+        days = pd.date_range(first, pd.Timestamp(end))
+        sid = (rows["region_level"] + ":" + rows["region_code"] + "|" + rows["category_level"] + ":"
+               + rows["category_code"]).to_numpy()
+        codes, ids = pd.factorize(sid, sort=True)
+        Y = np.zeros((len(ids), len(days)))
+        np.add.at(Y, (codes, (rows["ds"] - first).dt.days.to_numpy()), rows["y"].to_numpy(dtype=float))
+        k = rows.assign(series_id=sid).drop_duplicates("series_id").set_index("series_id").reindex(ids)
+        k["city_code"] = k["city_code"].fillna("")
+        k["parent_code"] = np.where(k["region_level"] == "district", k["city_code"],
+                                    np.where(k["region_level"] == "city", k["province_code"], ""))
+        cal = day_kinds(first.date(), (days[-1] + pd.Timedelta(days=EXTRA_DAYS)).date(), country)
+        groups = np.array([s.split("|", 1)[1] for s in ids])
+        return cls(np.asarray(ids), k[KEY_COLUMNS].reset_index(drop=True), Y, days, cal, cal["kind"].to_numpy(),
+                   groups)
 
     def __len__(self) -> int:
         return len(self.ids)

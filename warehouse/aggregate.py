@@ -84,13 +84,14 @@ def aggregate_days(engine: Engine, days: Iterable[dt.date], now: dt.datetime | N
     return len(days)
 
 
-def read_series(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
-                end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
-    """The series frame of one level pair: ``series_id, ds, y`` plus key columns.
+RAW_COLUMNS = ["ds", "region_level", "region_code", "category_level", "category_code", "province_code", "city_code", "y"]
 
-    Days with no tickets between a series' province's first loaded day and ``end`` (or its last
-    loaded day) are zeros.
-    """
+
+def read_counts(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
+                end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
+    """The stored rows of one level pair (RAW_COLUMNS; days without tickets are absent), ``ds``
+    as datetime64. Millions of rows for a province: read through the driver's cursor (plain
+    tuples, dates parsed in one pass), not as SQLAlchemy rows."""
     dc = daily_counts.c
     q = select(dc.ds, dc.region_level, dc.region_code, dc.category_level, dc.category_code,
                dc.province_code, dc.city_code, dc[value].label("y")).where(
@@ -101,13 +102,33 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
         q = q.where(dc.ds <= end)
     if city_code:
         q = q.where(dc.city_code == city_code) if region_level != "city" else q.where(dc.region_code == city_code)
-    cols = ["ds", "region_level", "region_code", "category_level", "category_code", "province_code", "city_code", "y"]
+    compiled = q.compile(dialect=engine.dialect)
+    params = dict(compiled.params)
+    if engine.dialect.name == "sqlite":  # dates as SQLAlchemy stores them there (ISO text)
+        params = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in params.items()}
+    params = [params[k] for k in compiled.positiontup] if compiled.positional else params
     with engine.connect() as conn:
-        df = pd.DataFrame(list(map(tuple, conn.execute(q))), columns=cols)  # plain tuples: pandas is slow on Rows
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.execute(str(compiled), params)
+            df = pd.DataFrame(cur.fetchall(), columns=RAW_COLUMNS)
+        finally:
+            cur.close()
+    df["ds"] = pd.to_datetime(df["ds"])
+    return df
+
+
+def read_series(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
+                end: dt.date | None = None, city_code: str | None = None, value: str = "n_tickets") -> pd.DataFrame:
+    """The series frame of one level pair: ``series_id, ds, y`` plus key columns.
+
+    Days with no tickets between a series' province's first loaded day and ``end`` (or its last
+    loaded day) are zeros.
+    """
+    df = read_counts(engine, region_level, category_level, start, end, city_code, value)
     if df.empty:
         return pd.DataFrame(columns=["series_id", "ds", "y", "region_level", "region_code",
                                      "category_level", "category_code"])
-    df["ds"] = pd.to_datetime(df["ds"])
     df["series_id"] = df["region_level"] + ":" + df["region_code"] + "|" + df["category_level"] + ":" + df["category_code"]
     keys = df.drop_duplicates("series_id").set_index("series_id")[
         ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
