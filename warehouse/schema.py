@@ -113,8 +113,6 @@ daily_counts = Table(
     *(Column(c, Integer, nullable=False) for c in COUNT_COLUMNS),
     Column("aggregated_at", UTCDateTime, nullable=False),
     Index("ix_daily_counts_series", "region_level", "region_code", "category_level", "category_code", "ds"),
-    # one city's series of a level over a period (the detectors' and the forecaster's daily read)
-    Index("ix_daily_counts_city", "region_level", "category_level", "city_code", "ds"),
 )
 
 ingest_watermarks = Table(
