@@ -21,7 +21,7 @@ if [ -z "${HOTLINE_DB_URL:-}" ]; then
 fi
 
 echo "== 1/3 demo warehouse: history up to the day before $DAY"
-"$BIN/hotline" demo --end "$DAY"
+"$BIN/hotline" demo --end "$DAY" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
 echo "== 2/3 daily DAG for $DAY (airflow dags test, SQLite, no services)"
 LOG="$HOTLINE_VAR_DIR/dags_test_hotline_daily_$DAY.log"
