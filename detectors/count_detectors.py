@@ -191,7 +191,7 @@ def window_tails(O: np.ndarray, mu: np.ndarray, r: np.ndarray, tau2: np.ndarray)
     """P(sum >= O) and P(sum <= O) for a window's total, whose days share a drift: variance
     sum(mu + mu²/r) + (sum mu)²·τ², as a negative binomial with that mean and variance."""
     M = mu.sum(axis=1)
-    var = (mu + np.where(np.isfinite(r), mu ** 2 / np.where(np.isfinite(r), r, 1.0), 0.0)).sum(axis=1) + M ** 2 * tau2
+    var = CountDist(mu, r).var.sum(axis=1) + M ** 2 * tau2
     r_eff = np.where(var > M * (1 + 1e-6), M ** 2 / np.maximum(var - M, 1e-12), np.inf)
     dist = CountDist(np.maximum(M, 1e-6), r_eff)
     return dist.sf(O - 1), dist.cdf(O)
@@ -222,7 +222,7 @@ class LevelShiftDetector(PanelDetector):
         tau2 = exp.tau2(t - w)
         # a day counts at most 3 standard deviations (noise and drift) off: one wild day is a
         # spike, not a shift
-        sd = np.sqrt(mu + np.where(np.isfinite(r), mu ** 2 / np.where(np.isfinite(r), r, 1.0), 0.0))
+        sd = np.sqrt(CountDist(mu, r).var)
         reach = 3 * sd + 3 * mu * np.sqrt(tau2)[:, None]
         recent = np.clip(raw, np.maximum(mu - reach, 0.0), mu + reach)
         spans = [k for k in self.spans if k <= w] or [w]

@@ -14,6 +14,11 @@ class CountDist:
         self.r = np.where(self.pois, 1.0, r)
         self.p = self.r / (self.r + self.mu)
 
+    @property
+    def var(self):
+        """mu + mu²/r (mu for Poisson)."""
+        return self.mu + np.where(self.pois, 0.0, self.mu ** 2 / self.r)
+
     def cdf(self, k):
         return np.where(self.pois, poisson.cdf(k, self.mu), nbinom.cdf(k, self.r, self.p))
 

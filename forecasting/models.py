@@ -101,7 +101,6 @@ class FastModel:
             y = np.minimum(Y[:, T - W:], cap)
             ordinary = kw < ORDINARY
             base = np.nanmean(np.where(ordinary, y, np.nan), axis=1)
-            total = np.nansum(Y, axis=0)
             tot_w = np.nansum(y, axis=0)
             tot_base = np.nanmean(np.where(ordinary, tot_w, np.nan))
             pooled = np.ones(9)
