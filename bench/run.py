@@ -336,6 +336,78 @@ def bench_score_csv() -> None:
            f"baseline: refit on each row's prefix, {n} rows timed, extrapolated (mean prefix n/2)")
 
 
+def _bench_anomalies(n: int, seed: int = 5) -> list[dict]:
+    """``n`` anomalies spread over the generated province's districts and cities and the taxonomy."""
+    ref = load_reference()
+    prov = ref.regions.province("440000")
+    rng = np.random.default_rng(seed)
+    districts = [(d.code, "district") for c in prov.cities for d in c.districts] + [(c.code, "city") for c in prov.cities]
+    cats = ref.taxonomy.l2_codes()
+    out, seen = [], set()
+    while len(out) < n:
+        code, level = districts[rng.integers(len(districts))]
+        cat = cats[rng.integers(len(cats))]
+        kind = ["spike", "drop", "level_shift", "emerging", "spread"][rng.integers(5)]
+        sid = f"{level}:{code}|l2:{cat}"
+        if (sid, kind) in seen:
+            continue
+        seen.add((sid, kind))
+        out.append({"ds": dt.date(2026, 3, 10), "series_id": sid, "detector": "consensus", "kind": kind,
+                    "region_level": level, "region_code": code, "category_level": "l2", "category_code": cat,
+                    "observed": 30.0, "expected": 10.0, "lower": 5.0, "upper": 16.0, "score": 0.9999999,
+                    "severity": ["red", "orange", "yellow"][rng.integers(3)], "explanation": "当日突增", "run_id": "bench"})
+    return out
+
+
+def bench_alerts() -> None:
+    """Routing, inhibition and grouping of 10,000 anomalies into rendered notices (the pure part
+    of the notify stage), against the obvious pairwise inhibition check; then the whole stage on
+    SQLite (alerts stored, history, outbox, delivery to the file channel)."""
+    import tempfile
+
+    from alerts.channels import Secrets
+    from alerts.config import AlertsConfig, matches_all
+    from alerts.model import fingerprint, labels_for
+    from alerts.notify import notify_day
+    from alerts.render import compose
+    from alerts.routing import group_alerts, inhibited
+
+    print("alerts")
+    ref = load_reference()
+    cfg = AlertsConfig.load(ROOT / "config")
+    rows = _bench_anomalies(10000)
+    t = time.perf_counter()
+    alerts = [{"fingerprint": fingerprint(a["series_id"], a["kind"]), "labels": labels_for(a, ref), "state": "firing",
+               "starts_on": a["ds"], **a, "detectors": "consensus"} for a in rows]
+    inh = inhibited(alerts, cfg.inhibit_rules)
+    groups = group_alerts([a for a in alerts if a["fingerprint"] not in inh], cfg)
+    msgs = [compose(g.receiver, a0["ds"], g.firing, [], "zh", {}) for g in groups for a0 in g.alerts[:1]]
+    fast = time.perf_counter() - t
+    t = time.perf_counter()
+    naive = set()
+    for rule in cfg.inhibit_rules:  # every target against every source
+        for x in alerts:
+            if matches_all(rule.target, x["labels"]) and any(
+                    y is not x and matches_all(rule.source, y["labels"])
+                    and all(y["labels"].get(k) == x["labels"].get(k) for k in rule.equal) for y in alerts):
+                naive.add(x["fingerprint"])
+    slow = time.perf_counter() - t
+    assert naive == set(inh)
+    record("alerts: route, inhibit, group and render 10,000 anomalies", fast, "s", slow,
+           f"{len(inh)} inhibited, {len(groups)} notices ({len(msgs)} rendered); baseline: pairwise inhibition alone")
+    with tempfile.TemporaryDirectory() as d:
+        eng = connect(f"sqlite:///{d}/alerts.db")
+        migrate(eng)
+        from warehouse.schema import anomalies
+
+        with eng.begin() as conn:
+            conn.execute(insert(anomalies), rows)
+        t = time.perf_counter()
+        res = notify_day(eng, dt.date(2026, 3, 10), ref, cfg, Path(d), Secrets({}), pages=False)
+        record("alerts: the notify stage on SQLite, 10,000 anomalies", time.perf_counter() - t, "s", None,
+               f"{res['fired']} alerts fired, {res['notices']} notices delivered to the file channel")
+
+
 class _Frames:
     def __init__(self, batches):
         self._b = batches
@@ -348,13 +420,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, score_csv")
+                         "rerun_pg, detect_sqlite, score_csv, alerts")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
-                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv"]
+                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
@@ -377,6 +449,8 @@ def main() -> None:
         bench_detect(f"sqlite:///{ROOT / 'var' / 'bench' / 'detect_scale1_seed2027.db'}", "SQLite")
     if "score_csv" in todo:
         bench_score_csv()
+    if "alerts" in todo:
+        bench_alerts()
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))

@@ -30,6 +30,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast` (mapped, one per city) | reads the city's series from `daily_counts`, forecasts the next 30 days (model chosen per series by backtest), makes districts and categories add up to the city, stores them in `forecasts` keyed by the origin day | a model error falls back to the fast model inside the task; a database error: clear that city's task alone |
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
 | `detect` (mapped, one per city, then the province) | the day's counts at every level (city and district x all/l1/l2; the province's with its cities as drill-down) against the history before them, with the city's tier profile (config/detection.yaml): spikes and drops where the forecaster and a robust seasonal decomposition agree, level shifts, emerging issues, categories spreading across districts; explanations name the districts and sub-categories that drove them; cool-down from the stored anomalies; stored in `anomalies` with the run | a database error: clear that scope's task; reruns replace the day's anomalies of the scope |
+| `notify` | the day's anomalies become alerts (one per series and kind; fired, updated, resolved); silences and inhibition hold some back (recorded on the alert); the routing tree (config/alerts.yaml) sends each to its office, grouped; notices are queued in the outbox and delivered by email / DingTalk / WeCom / Feishu / webhook / file, with retries | a channel that is down does not fail the task: its notices stay pending and the next run delivers them (`hotline alerts outbox --status pending`); a config error fails it: fix config/alerts.yaml and clear the task, nothing is sent twice |
 """
 
 
@@ -177,11 +178,34 @@ def hotline_daily():
         s = load_settings()
         res = detect_scope(connect(s.db_url), dt.date.fromisoformat(item["day"]), item["scope"], s.config_dir)
         print(f"detect {item['scope']}: {res['anomalies']} anomalies {res['by_severity']}")
-        return res
+        return {"day": item["day"], **res}
+
+    @task
+    def notify(detected: list[dict]) -> dict:
+        """The day's anomalies to alerts; silences and inhibition; routing to the offices,
+        grouped; notices queued in the outbox and delivered (retries and the outbox carry what
+        fails to the next run; a rerun sends nothing twice)."""
+        import os
+
+        from alerts.channels import Secrets
+        from alerts.config import AlertsConfig
+        from alerts.notify import notify_day
+        from hotline.cli import notify_lines
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from warehouse.db import connect
+
+        s = load_settings()
+        day = dt.date.fromisoformat(list(detected)[0]["day"]) if detected else _day(get_current_context())
+        res = notify_day(connect(s.db_url), day, load_reference(s.config_dir), AlertsConfig.load(s.config_dir),
+                         s.var_dir, Secrets(os.environ))
+        for line in notify_lines(res):
+            print(f"notify: {line}")
+        return {k: v for k, v in res.items() if k != "queued"}
 
     scopes = forecast_scopes(feed_health(publish(validate(ingest()))))
     city_forecasts = forecast.expand(item=scopes)
-    detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes))
+    notify(detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes)))
 
 
 hotline_daily()

@@ -64,8 +64,9 @@ class ProvinceGenerator:
 
     def __init__(self, province_code: str = "440000", seed: int = 12345, scale: float = 1.0,
                  anomalies: bool = True, config_dir: str | Path = DEFAULT_CONFIG_DIR,
-                 events_per_year: dict[str, int] | None = None):
+                 events_per_year: dict[str, int] | None = None, planted: tuple[Event, ...] = ()):
         self.province_code = province_code
+        self.planted = tuple(planted)  # events placed by hand (the demo's last days), besides the plan
         self.seed = seed
         self.scale = scale
         self.anomalies = anomalies
@@ -183,7 +184,7 @@ class ProvinceGenerator:
         """Injected anomalies overlapping [start, end] (empty when anomalies are off)."""
         if not self.anomalies:
             return []
-        out = []
+        out = [e for e in self.planted if e.end >= start and e.start <= end]
         for year in range(start.year - 1, end.year + 1):
             out.extend(e for e in self._plan_year(year) if e.end >= start and e.start <= end)
         return sorted(out, key=lambda e: (e.start, e.kind, e.region_code))
@@ -439,6 +440,28 @@ _EPOCH = dt.date(1950, 1, 1)
 
 def _birth(days: int) -> str:
     return (_EPOCH + dt.timedelta(days=int(days))).strftime("%Y%m%d")
+
+
+def planted_events(specs: list[dict], anchor: dt.date, ref: Reference) -> tuple[Event, ...]:
+    """Events from config, dated relative to ``anchor``: ``{kind, days_before, days, region,
+    category, magnitude, description}`` (the demo's own, on the day it runs for)."""
+    out = []
+    for i, sp in enumerate(specs):
+        try:
+            region, cat = str(sp["region"]), str(sp["category"])
+            level = ref.regions.level_of(region)
+            if level not in ("city", "district") or cat not in ref.taxonomy.categories:
+                raise ValueError(f"region {region} must be a configured city or district and category {cat} "
+                                 f"a taxonomy code")
+            end = anchor - dt.timedelta(days=int(sp.get("days_before", 0)))
+            start = end - dt.timedelta(days=int(sp.get("days", 1)) - 1)
+            city = region if level == "city" else ref.regions.district_parent()[region]
+            out.append(Event(str(sp["kind"]), start, end, level, region, city,
+                             ref.taxonomy.categories[cat].level, cat, float(sp["magnitude"]),
+                             str(sp.get("description", ""))))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"config/hotline.yaml: source.planted_events[{i}]: {exc}") from None
+    return tuple(out)
 
 
 def write_labels(labels: pd.DataFrame, path: str | Path) -> Path:

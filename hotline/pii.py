@@ -77,3 +77,20 @@ def caller_keys(phones: pd.Series, salt: str) -> pd.Series:
     lut = {p: (sha((salt + p).encode()).hexdigest()[:32] if len(p) == 11 and p.isdigit()  # plain mobile
                else caller_key(p, salt)) for p in uniq}
     return phones.map(lut).astype("object").where(phones.notna(), None)
+
+
+# A caller's name in free text follows a cue ("我叫张三", "联系人：李四", "本人王五"); the name itself
+# cannot be told from other words, so outgoing text masks the two or three characters after a cue.
+NAME_CUE = re.compile(r"(我叫|我是|本人|姓名|联系人|来电人|市民|反映人)([:：\s]*)([\u4e00-\u9fff]{2,3})")
+_NOT_A_NAME = {"反映", "咨询", "投诉", "建议", "居民", "业主", "家长", "租户", "来电", "求助", "市民"}
+
+
+def _mask_name(m: re.Match[str]) -> str:
+    return m.group(0) if m.group(3)[:2] in _NOT_A_NAME else f"{m.group(1)}{m.group(2)}[姓名]"
+
+
+def mask_outgoing(text: str | None) -> str | None:
+    """What may leave the warehouse in a notice: :func:`mask_text` plus callers' names after a cue."""
+    if text is None:
+        return None
+    return NAME_CUE.sub(_mask_name, mask_text(str(text)))

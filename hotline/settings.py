@@ -10,6 +10,7 @@ Precedence: explicit argument > environment variable > config/hotline.yaml > bui
 | config_dir    | HOTLINE_CONFIG_DIR      | <project>/config               |
 | caller_salt   | HOTLINE_CALLER_SALT     | a demo salt (warns: set it in production) |
 | lookback_days | HOTLINE_LOOKBACK_DAYS   | 7                              |
+| source.anchor | HOTLINE_DEMO_DAY        | none: the day the demo's planted events are dated from |
 | (the file)    | HOTLINE_SETTINGS        | <config_dir>/hotline.yaml      |
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
         config_dir=config_dir,
         caller_salt=salt,
         lookback_days=int(env.get("HOTLINE_LOOKBACK_DAYS", doc.get("lookback_days", 7))),
-        source=dict(doc.get("source") or {}),
+        source={**dict(doc.get("source") or {}),
+                **({"anchor": env["HOTLINE_DEMO_DAY"]} if env.get("HOTLINE_DEMO_DAY") else {})},
         forecasting=dict(doc.get("forecasting") or {}),
     )

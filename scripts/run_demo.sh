@@ -15,13 +15,16 @@ mkdir -p "$HOTLINE_VAR_DIR" "$AIRFLOW_HOME"
 
 # The last day: yesterday in Asia/Shanghai, unless DEMO_DAY is set.
 DAY="${DEMO_DAY:-$(TZ=Asia/Shanghai date -d yesterday +%F)}"
+# The demo's planted events (config/hotline.yaml source.planted_events) are dated back from it.
+export HOTLINE_DEMO_DAY="$DAY"
 
 if [ -z "${HOTLINE_DB_URL:-}" ]; then
   rm -f "$HOTLINE_VAR_DIR"/hotline.db "$HOTLINE_VAR_DIR"/hotline.db-wal "$HOTLINE_VAR_DIR"/hotline.db-shm
+  rm -rf "$HOTLINE_VAR_DIR"/notices "$HOTLINE_VAR_DIR"/reports/alerts
 fi
 
 echo "== 1/3 demo warehouse: history up to the day before $DAY"
-"$BIN/hotline" demo --end "$DAY" --detect-days "${DEMO_DETECT_DAYS:-0}"
+"$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
 echo "== 2/3 daily DAG for $DAY (airflow dags test, SQLite, no services)"
 LOG="$HOTLINE_VAR_DIR/dags_test_hotline_daily_$DAY.log"
@@ -32,8 +35,16 @@ if ! "$BIN/airflow" dags test hotline_daily "$DAY" --conf "{\"day\": \"$DAY\"}" 
   tail -40 "$LOG" >&2
   exit 1
 fi
-grep -E "^(ingest |data quality |published: |forecast |detect |  )" "$LOG" | sed 's/^/   task: /'
+grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|  )" "$LOG" | sed 's/^/   task: /'
 echo "   DAG run: success (log: $LOG)"
 
 echo "== 3/3 summary"
 "$BIN/hotline" summary --date "$DAY"
+echo
+echo "== notices for $DAY (written to the demo's file channel, $HOTLINE_VAR_DIR/notices/$DAY.md)"
+if [ -s "$HOTLINE_VAR_DIR/notices/$DAY.md" ]; then
+  cat "$HOTLINE_VAR_DIR/notices/$DAY.md"
+else
+  echo "   no notice for $DAY"
+fi
+"$BIN/hotline" alerts outbox --date "$DAY" | head -1

@@ -51,16 +51,30 @@ def test_the_gate_sits_between_ingest_and_publication(dagbag):
 
 @pytest.mark.slow
 def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkeypatch):
+    """The whole daily DAG under dag.test(), twice for the same date: the second run changes no
+    ticket, no count and sends no notice. A planted city-wide spike on the day (70 days of history
+    before it) gives the run something to detect and notify."""
     from warehouse.db import connect
-    from warehouse.schema import daily_counts, tickets
+    from warehouse.schema import alerts, daily_counts, notifications, tickets
 
+    source = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.002,
+              "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
+                                  "category": "utilities.water_supply", "magnitude": 25.0}]}
     settings = tmp_path / "hotline.yaml"
-    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": {
-        "kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.002}}))
+    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": source}, allow_unicode=True))
     db = f"sqlite:///{tmp_path / 'w.db'}"
+    var = tmp_path / "var"
     monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
     monkeypatch.setenv("HOTLINE_DB_URL", db)
-    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
+    monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-08", "--days", "70", "--detect-days", "0"])
+    assert built.exit_code == 0, built.output
+    eng = connect(db)
 
     from airflow.dag_processing.dagbag import DagBag
 
@@ -70,16 +84,21 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
     def run_and_count():
         dr = dag.test(logical_date=dt.datetime(2024, 5, 8, 16, tzinfo=dt.timezone.utc), run_conf={"day": day})
         assert dr.state == "success"
-        eng = connect(db)
         with eng.connect() as conn:
             n = conn.execute(select(func.count()).select_from(tickets)).scalar_one()
             n_day = conn.execute(select(func.count()).select_from(tickets).where(
                 tickets.c.received_date == dt.date(2024, 5, 8))).scalar_one()
             rows = conn.execute(select(func.count(), func.sum(daily_counts.c.n_tickets),
                                        func.sum(daily_counts.c.n_closed))).one()
-        eng.dispose()
-        return n, n_day, tuple(rows)
+            sent = conn.execute(select(notifications.c.receiver, notifications.c.status)
+                                .order_by(notifications.c.id)).all()
+            n_alerts = conn.execute(select(func.count()).select_from(alerts)).scalar_one()
+        lines = (var / "notices" / f"{day}.jsonl").read_text(encoding="utf-8").splitlines()
+        return n, n_day, tuple(rows), tuple(sent), n_alerts, lines
 
     first = run_and_count()
     assert first[1] > 0 and first[2][0] > 0
+    assert ("city:440300", "delivered") in first[3] and first[4] >= 1  # the planted spike reached Shenzhen
+    assert len(first[5]) == len(first[3])
     assert run_and_count() == first
+    eng.dispose()

@@ -206,3 +206,98 @@ pipeline_runs = Table(
     Column("message", Text),
     Index("ix_pipeline_runs_stage", "stage", "started_at"),
 )
+
+# Alerts (alerts/): one row per alert, keyed by its fingerprint (the series and the kind of
+# anomaly), carrying its latest state; alert_events is its history and the audit trail.
+alerts = Table(
+    "alerts", metadata,
+    Column("fingerprint", String(32), primary_key=True),
+    Column("series_id", String(120), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("region_level", String(10), nullable=False),
+    Column("region_code", String(6), nullable=False),
+    Column("city_code", String(6)),
+    Column("category_level", String(3), nullable=False),
+    Column("category_code", String(80), nullable=False),
+    Column("severity", String(8), nullable=False),
+    Column("state", String(10), nullable=False),  # firing, resolved
+    Column("status", String(16), nullable=False),  # state, or what holds it back: silenced, inhibited, acknowledged
+    Column("starts_on", Date, nullable=False),  # first day of the current firing episode
+    Column("last_seen", Date, nullable=False),  # last day an anomaly raised it
+    Column("ends_on", Date),  # the day it resolved
+    Column("observed", Float, nullable=False),
+    Column("expected", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("score", Float, nullable=False),
+    Column("detectors", String(160), nullable=False),
+    Column("explanation", Text),
+    Column("samples", JSON),  # a few masked ticket texts of the day, for the office
+    Column("silenced_by", Integer),
+    Column("inhibited_by", String(32)),
+    Column("ack_by", String(64)),
+    Column("ack_at", UTCDateTime),
+    Column("ack_verdict", String(16)),  # useful, not_useful
+    Column("ack_comment", Text),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_alerts_state", "state", "last_seen"),
+)
+
+alert_events = Table(
+    "alert_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("ds", Date),  # the logical day of the run that recorded it
+    Column("fingerprint", String(32)),
+    Column("silence_id", Integer),
+    Column("action", String(24), nullable=False),  # fired, updated, resolved, silenced, inhibited, acknowledged, ...
+    Column("actor", String(64), nullable=False),
+    Column("detail", JSON),
+    Index("ix_alert_events_fingerprint", "fingerprint", "ds"),
+    Index("ix_alert_events_silence", "silence_id"),
+)
+
+silences = Table(
+    "silences", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", JSON, nullable=False),  # ['region_code="440306"', 'category_code=~"environment.*"']
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("ends_at", UTCDateTime, nullable=False),
+    Column("end_on_resolve", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expired_at", UTCDateTime),
+    Column("expired_by", String(64)),
+    Column("expire_reason", Text),
+)
+
+# The outbox: one row per notice and channel. The dedup key (day, receiver, channel, group and the
+# fingerprints it carries) is unique, so a rerun cannot queue a notice twice.
+notifications = Table(
+    "notifications", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(64), nullable=False, unique=True),
+    Column("ds", Date, nullable=False),
+    Column("receiver", String(120), nullable=False),
+    Column("receiver_name", String(120), nullable=False),
+    Column("channel", String(64), nullable=False),
+    Column("channel_type", String(16), nullable=False),
+    Column("group_key", String(255), nullable=False),
+    Column("firing", JSON, nullable=False),  # fingerprints
+    Column("resolved", JSON, nullable=False),
+    Column("lang", String(4), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the message as the office reads it (markdown)
+    Column("payload", JSON, nullable=False),  # what the channel sends, before signing
+    Column("status", String(12), nullable=False),  # pending, sending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    Column("run_id", String(64)),
+    Index("ix_notifications_status", "status", "next_attempt_at"),
+    Index("ix_notifications_group", "receiver", "group_key", "ds"),
+)

@@ -1,0 +1,195 @@
+"""Anomalies become alerts: labels, a stable fingerprint and a lifecycle stored in the warehouse.
+
+An alert is one series and one kind of problem (``spike`` in 宝安区 · 物业服务), whichever
+detectors raised it: its fingerprint hashes the series and the kind, so the same problem seen
+again tomorrow, or by a second detector, is the same alert. It fires on the first day an anomaly
+raises it, stays firing while anomalies keep raising it, and resolves once none has for
+``resolve_after_days`` of its kind. Every change is an ``alert_events`` row (the history).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, and_, insert, select, update
+
+from alerts.config import AlertsConfig
+from hotline.pii import mask_outgoing
+from hotline.reference import ALL_CATEGORIES, Reference
+from warehouse.schema import alert_events, alerts, anomalies, tickets
+
+SEVERITY_RANK = {"yellow": 1, "orange": 2, "red": 3}
+
+
+def fingerprint(series_id: str, kind: str) -> str:
+    """16 bytes of sha256 over the alert's identity: stable across days, runs and detectors."""
+    return hashlib.sha256(f"{series_id}|{kind}".encode()).hexdigest()[:32]
+
+
+def labels_for(a: Mapping[str, Any], ref: Reference) -> dict[str, str]:
+    """The routing labels of an anomaly row (anomalies table columns)."""
+    regions, tax = ref.regions, ref.taxonomy
+    level, code = str(a["region_level"]), str(a["region_code"])
+    province = code[:2] + "0000"
+    city = code if level == "city" else (regions.district_parent().get(code) if level == "district" else None)
+    cat_level, cat = str(a["category_level"]), str(a["category_code"])
+    l1 = "" if cat_level == "all" else (cat if cat_level == "l1" else tax.parent(cat))
+    if cat_level == "all":
+        department = ""
+    else:
+        c = tax.categories.get(cat)
+        department = c.department if c else ""
+    tier = "province"
+    if city:
+        try:
+            tier = regions.province(province).city(city).tier
+        except KeyError:
+            tier = ""
+    return {
+        "alertname": str(a["kind"]), "kind": str(a["kind"]), "severity": str(a["severity"]),
+        "series_id": str(a["series_id"]),
+        "region_level": level, "region_code": code, "region_name": regions.name(code),
+        "province_code": province, "province_name": regions.name(province),
+        "city_code": city or "", "city_name": regions.name(city) if city else "",
+        "district_code": code if level == "district" else "",
+        "tier": tier,
+        "category_level": cat_level, "category_code": cat,
+        "category_name": "全部类别" if cat == ALL_CATEGORIES else tax.name(cat),
+        "category_l1": l1, "department": department,
+    }
+
+
+def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
+                now: dt.datetime | None = None) -> dict[str, int]:
+    """Bring the alerts up to ``day``: fire or update from the day's anomalies, resolve the quiet
+    ones. Idempotent: running a day twice records nothing new the second time. A day older than
+    an alert's last sighting does not move the alert back."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    a = anomalies.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(anomalies).where(a.ds == day)).mappings().all()
+        current = {r["fingerprint"]: dict(r) for r in conn.execute(select(alerts)).mappings()}
+        seen_today = {(r.fingerprint, r.action) for r in conn.execute(
+            select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
+    merged = merge_anomalies(rows)
+    counts = {"fired": 0, "updated": 0, "resolved": 0}
+    samples = ticket_samples(engine, day, merged.values(), cfg.samples_per_alert)
+    with engine.begin() as conn:
+        for fp, m in merged.items():
+            lab = labels_for(m, ref)
+            values = {"severity": m["severity"], "observed": m["observed"], "expected": m["expected"],
+                      "lower": m["lower"], "upper": m["upper"], "score": m["score"],
+                      "detectors": ",".join(m["detectors"]), "explanation": mask_outgoing(m["explanation"]),
+                      "samples": samples.get(fp, []), "labels": lab, "updated_at": now}
+            old = current.get(fp)
+            if old is None or (old["state"] == "resolved" and day > old["last_seen"]):
+                # a new alert, or a new episode of a resolved one: the acknowledgement was for the old one
+                values.update(state="firing", status="firing", starts_on=day, last_seen=day, ends_on=None,
+                              silenced_by=None, inhibited_by=None, ack_by=None, ack_at=None, ack_verdict=None,
+                              ack_comment=None)
+                if old is None:
+                    conn.execute(insert(alerts).values(
+                        fingerprint=fp, series_id=m["series_id"], kind=m["kind"],
+                        **{k: m[k] for k in ("region_level", "region_code", "category_level", "category_code")},
+                        city_code=lab["city_code"] or None, **values))
+                else:
+                    conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values))
+                action = "fired"
+            elif day >= old["last_seen"]:
+                values["last_seen"] = day
+                if old["state"] == "resolved":  # resolved today by an earlier run of this day, raised again
+                    values.update(state="firing", status="firing", ends_on=None)
+                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values))
+                action = "updated" if old["starts_on"] < day else "fired"
+            else:
+                continue  # a backfill of an older day: the alert has moved on
+            if (fp, action) not in seen_today:
+                _event(conn, now, day, fp, action, "detectors",
+                       {"severity": m["severity"], "score": m["score"], "observed": m["observed"],
+                        "expected": m["expected"], "detectors": m["detectors"]})
+                counts[action] += 1
+        for fp, old in current.items():
+            if old["state"] != "firing" or fp in merged or old["last_seen"] >= day:
+                continue
+            quiet = (day - old["last_seen"]).days
+            if quiet >= cfg.resolve_after_days.get(old["kind"], 2):
+                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(
+                    state="resolved", status="resolved", ends_on=day, updated_at=now))
+                if (fp, "resolved") not in seen_today:
+                    _event(conn, now, day, fp, "resolved", "pipeline", {"quiet_days": quiet})
+                    counts["resolved"] += 1
+    return counts
+
+
+def merge_anomalies(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The day's anomalies by fingerprint: the most severe (then highest-scoring) detector's row
+    speaks for the alert, and every detector that agreed is listed."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        fp = fingerprint(r["series_id"], r["kind"])
+        key = (SEVERITY_RANK.get(r["severity"], 0), r["score"])
+        cur = out.get(fp)
+        if cur is None:
+            out[fp] = {**dict(r), "detectors": [r["detector"]], "_key": key}
+            continue
+        cur["detectors"] = sorted({*cur["detectors"], r["detector"]})
+        if key > cur["_key"]:
+            out[fp] = {**dict(r), "detectors": cur["detectors"], "_key": key}
+    return out
+
+
+def ticket_samples(engine: Engine, day: dt.date, merged: Iterable[Mapping[str, Any]], k: int) -> dict[str, list[str]]:
+    """Up to ``k`` ticket texts of the day behind each alert (what citizens actually said), masked
+    again on the way out. Counts-only warehouses have no tickets: no samples."""
+    if k <= 0:
+        return {}
+    t = tickets.c
+    out: dict[str, list[str]] = {}
+    with engine.connect() as conn:
+        for m in merged:
+            level, code = m["region_level"], m["region_code"]
+            col = {"province": t.province_code, "city": t.city_code, "district": t.district_code}[level]
+            cond = [t.received_date == day, col == code]
+            if m["category_level"] == "l1":
+                cond.append(t.category_l1 == m["category_code"])
+            elif m["category_level"] == "l2":
+                cond.append(t.category_l2 == m["category_code"])
+            texts = conn.execute(select(t.content).where(and_(*cond), t.content.is_not(None))
+                                 .order_by(t.ticket_id).limit(k)).scalars().all()
+            if texts:
+                out[fingerprint(m["series_id"], m["kind"])] = [mask_outgoing(x)[:120] for x in texts]
+    return out
+
+
+def _event(conn, now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
+           detail: dict[str, Any] | None = None, silence_id: int | None = None) -> None:
+    conn.execute(insert(alert_events).values(at=now, ds=day, fingerprint=fp, silence_id=silence_id, action=action,
+                                             actor=actor, detail=_jsonable(detail)))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if hasattr(v, "item"):
+        return v.item()
+    return v
+
+
+def read_alerts(engine: Engine, states: Iterable[str] | None = None, day: dt.date | None = None) -> pd.DataFrame:
+    """Alerts, newest first; ``day`` keeps those firing on it or resolved on it."""
+    q = select(alerts)
+    if states:
+        q = q.where(alerts.c.state.in_(list(states)))
+    if day is not None:
+        q = q.where(alerts.c.starts_on <= day, (alerts.c.ends_on.is_(None)) | (alerts.c.ends_on >= day))
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(q.order_by(alerts.c.last_seen.desc(), alerts.c.score.desc())).mappings().all(),
+                          columns=[c.name for c in alerts.columns])
+    return df

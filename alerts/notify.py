@@ -1,0 +1,397 @@
+"""The notify stage: the day's anomalies to alerts, alerts to notices, notices to the offices.
+
+1. ``sync_alerts``: fire, update and resolve alerts from the day's anomalies (alerts.model).
+2. Silences and inhibition decide what is held back; the reason is stored on the alert and in
+   its history (who silenced it and why, which alert inhibited it).
+3. The routing tree sends each alert to its office(s); alerts are grouped per office and
+   ``group_by`` labels; Alertmanager's timers decide whether the group is due today: a new group
+   after ``group_wait``, new alerts in a notified group after ``group_interval``, the same alerts
+   again after ``repeat_interval``.
+4. Each due notice is rendered per channel and queued in the outbox under a dedup key (day,
+   office, channel, group and the alerts it carries): running a day twice queues nothing new.
+5. The outbox is delivered: every due row, today's and any left from earlier runs, with retries
+   and exponential backoff; what still fails waits for the next run (``delivery.retry_after``),
+   and after ``give_up_after_attempts`` it is marked failed for an operator to see and requeue.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, and_, insert, or_, select, update
+
+from alerts.channels import DeliveryError, Secrets, send
+from alerts.config import AlertsConfig, parse_matchers
+from alerts.model import _event, _jsonable, sync_alerts
+from alerts.render import LIMITS, channel_payload, compose, office_name
+from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
+from hotline.reference import Reference
+from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.schema import alert_events, alerts, notifications, silences
+
+STALE_SENDING = dt.timedelta(minutes=15)  # a row left 'sending' by a crashed run is retried after this
+
+
+def _utc(now: dt.datetime | None) -> dt.datetime:
+    return now or dt.datetime.now(dt.timezone.utc)
+
+
+# ---------------------------------------------------------------------------- silences
+def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, ends_at: dt.datetime,
+                starts_at: dt.datetime | None = None, end_on_resolve: bool = False,
+                now: dt.datetime | None = None) -> int:
+    """A silence over the alerts all of whose labels match; audited with its author and reason."""
+    now = _utc(now)
+    parse_matchers(matchers, "silence")
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher, e.g. region_code=\"440306\"")
+    if not author.strip() or not reason.strip():
+        raise ValueError("a silence needs an author and a reason")
+    starts_at = starts_at or now
+    if ends_at <= starts_at:
+        raise ValueError(f"a silence must end after it starts ({starts_at:%Y-%m-%d %H:%M} .. {ends_at:%Y-%m-%d %H:%M})")
+    with engine.begin() as conn:
+        sid = conn.execute(insert(silences).values(
+            matchers=list(matchers), starts_at=starts_at, ends_at=ends_at, end_on_resolve=end_on_resolve,
+            created_by=author, reason=reason, created_at=now)).inserted_primary_key[0]
+        _event(conn, now, None, None, "silence_created", author,
+               {"matchers": list(matchers), "starts_at": starts_at, "ends_at": ends_at, "reason": reason,
+                "end_on_resolve": end_on_resolve}, silence_id=int(sid))
+    return int(sid)
+
+
+def expire_silence(engine: Engine, sid: int, author: str, reason: str, now: dt.datetime | None = None) -> None:
+    now = _utc(now)
+    with engine.begin() as conn:
+        row = conn.execute(select(silences).where(silences.c.id == sid)).mappings().first()
+        if row is None:
+            raise KeyError(f"no silence {sid}")
+        if row["expired_at"] is not None:
+            raise ValueError(f"silence {sid} already ended at {row['expired_at']:%Y-%m-%d %H:%M} "
+                             f"({row['expire_reason']})")
+        conn.execute(update(silences).where(silences.c.id == sid).values(
+            expired_at=now, expired_by=author, expire_reason=reason))
+        _event(conn, now, None, None, "silence_expired", author, {"reason": reason}, silence_id=sid)
+
+
+def active_silences(engine: Engine, now: dt.datetime) -> list[dict[str, Any]]:
+    s = silences.c
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(select(silences).where(
+            s.expired_at.is_(None), s.starts_at <= now, s.ends_at > now).order_by(s.id)).mappings()]
+
+
+def _end_resolved_silences(engine: Engine, day: dt.date, now: dt.datetime) -> list[int]:
+    """Silences set to end with their alerts: ended once every alert they held back has resolved."""
+    ended = []
+    with engine.begin() as conn:
+        for sil in conn.execute(select(silences).where(silences.c.expired_at.is_(None),
+                                                       silences.c.end_on_resolve.is_(True))).mappings().all():
+            fps = {r[0] for r in conn.execute(select(alert_events.c.fingerprint).where(
+                alert_events.c.silence_id == sil["id"], alert_events.c.action == "silenced"))}
+            if not fps:
+                continue
+            states = {r[0] for r in conn.execute(select(alerts.c.state).where(alerts.c.fingerprint.in_(fps)))}
+            if states == {"resolved"}:
+                conn.execute(update(silences).where(silences.c.id == sil["id"]).values(
+                    expired_at=now, expired_by="pipeline", expire_reason="its alerts resolved"))
+                _event(conn, now, day, None, "silence_expired", "pipeline", {"reason": "its alerts resolved"},
+                       silence_id=sil["id"])
+                ended.append(sil["id"])
+    return ended
+
+
+# ---------------------------------------------------------------------------- acknowledgements
+def acknowledge(engine: Engine, fp_prefix: str, author: str, verdict: str | None = None, comment: str | None = None,
+                now: dt.datetime | None = None) -> str:
+    """Acknowledge an alert (by fingerprint or a unique prefix of it, as notices print it), with
+    the office's verdict (useful / not_useful) kept for the analysts who tune detectors."""
+    now = _utc(now)
+    if verdict not in (None, "useful", "not_useful"):
+        raise ValueError(f"verdict: useful or not_useful, got {verdict!r}")
+    fp = resolve_fingerprint(engine, fp_prefix)
+    with engine.begin() as conn:
+        conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(
+            ack_by=author, ack_at=now, ack_verdict=verdict, ack_comment=comment, updated_at=now,
+            status="acknowledged"))
+        conn.execute(update(alerts).where(alerts.c.fingerprint == fp, alerts.c.state == "resolved").values(
+            status="resolved"))
+        _event(conn, now, None, fp, "acknowledged", author, {"verdict": verdict, "comment": comment})
+    return fp
+
+
+def resolve_fingerprint(engine: Engine, prefix: str) -> str:
+    prefix = prefix.strip().lower()
+    if len(prefix) < 4:
+        raise ValueError("give at least 4 characters of the alert id")
+    with engine.connect() as conn:
+        found = conn.execute(select(alerts.c.fingerprint).where(alerts.c.fingerprint.like(f"{prefix}%"))).scalars().all()
+    if not found:
+        raise KeyError(f"no alert with id {prefix}")
+    if len(found) > 1:
+        raise KeyError(f"alert id {prefix} is ambiguous ({len(found)} alerts): give more characters")
+    return found[0]
+
+
+# ---------------------------------------------------------------------------- the stage
+def evaluate(engine: Engine, day: dt.date, cfg: AlertsConfig, now: dt.datetime) -> list[dict[str, Any]]:
+    """The alerts in play for ``day`` (firing, or resolved that day) with silences and inhibition
+    applied and stored; returns them with their ``status``."""
+    a = alerts.c
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(alerts).where(or_(
+            a.state == "firing", and_(a.state == "resolved", a.ends_on == day)))).mappings()]
+        logged = {(r.fingerprint, r.action) for r in conn.execute(
+            select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
+    sils = active_silences(engine, now)
+    sil = silenced(rows, [(s["id"], parse_matchers(s["matchers"], f"silence {s['id']}")) for s in sils])
+    inh = inhibited(rows, cfg.inhibit_rules)
+    with engine.begin() as conn:
+        for r in rows:
+            fp = r["fingerprint"]
+            if r["state"] == "resolved":
+                status = "resolved"
+            elif fp in sil:
+                status = "silenced"
+            elif fp in inh:
+                status = "inhibited"
+            elif r["ack_at"] is not None:
+                status = "acknowledged"
+            else:
+                status = "firing"
+            changes = {"status": status, "silenced_by": sil.get(fp), "inhibited_by": inh.get(fp)}
+            if any(r[k] != v for k, v in changes.items()):
+                conn.execute(update(alerts).where(a.fingerprint == fp).values(**changes, updated_at=now))
+            r.update(changes)
+            if status == "silenced" and (fp, "silenced") not in logged:
+                s = next(x for x in sils if x["id"] == sil[fp])
+                _event(conn, now, day, fp, "silenced", s["created_by"],
+                       {"reason": s["reason"], "until": s["ends_at"], "matchers": s["matchers"]}, silence_id=s["id"])
+            if status == "inhibited" and (fp, "inhibited") not in logged:
+                _event(conn, now, day, fp, "inhibited", "pipeline", {"by": inh[fp]})
+    return rows
+
+
+def due_groups(engine: Engine, day: dt.date, groups: Iterable[Group]) -> list[tuple[Group, list[dict], list[dict]]]:
+    """The groups whose notice is due on ``day`` (Alertmanager's timers, in logical days), with
+    the firing and resolved alerts the notice carries. A notice already queued today for the same
+    alerts is not due again (a rerun of the day)."""
+    n = notifications.c
+    out = []
+    with engine.connect() as conn:
+        for g in groups:
+            firing = g.firing
+            resolved = g.resolved if g.route.send_resolved else []
+            if not firing and not resolved:
+                continue
+            sent = conn.execute(select(n.ds, n.firing, n.resolved).where(
+                n.receiver == g.receiver, n.group_key == g.key, n.ds <= day).order_by(n.ds.desc())).all()
+            today = [s for s in sent if s.ds == day]
+            f_ids, r_ids = {x["fingerprint"] for x in firing}, {x["fingerprint"] for x in resolved}
+            if today and f_ids <= {f for s in today for f in s.firing} and r_ids <= {f for s in today for f in s.resolved}:
+                continue
+            before = [s for s in sent if s.ds < day]
+            if not before:
+                first = min((x["starts_on"] for x in firing), default=day)
+                ok = dt.timedelta(days=(day - first).days) >= g.route.group_wait
+            else:
+                last_ds = before[0].ds
+                elapsed = dt.timedelta(days=(day - last_ds).days)
+                prev = {f for s in before if s.ds == last_ds for f in s.firing}
+                if (f_ids - prev) or resolved:
+                    ok = elapsed >= g.route.group_interval
+                else:
+                    ok = elapsed >= g.route.repeat_interval
+            if ok:
+                out.append((g, firing, resolved))
+    return out
+
+
+def alert_link(cfg: AlertsConfig, var_dir: Path, day: dt.date, fp: str) -> str:
+    if cfg.report_base_url:
+        return f"{cfg.report_base_url.rstrip('/')}/alerts/{day}/{fp}.html"
+    return (var_dir / "reports" / "alerts" / str(day) / f"{fp}.html").resolve().as_uri()
+
+
+def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], list[dict]]], cfg: AlertsConfig,
+            ref: Reference, var_dir: Path, now: dt.datetime, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Render and queue each due notice on each of its office's channels; returns the rows queued
+    (a notice already in the outbox under its dedup key is skipped)."""
+    queued = []
+    with engine.begin() as conn:
+        existing = set(conn.execute(select(notifications.c.dedup_key).where(notifications.c.ds == day)).scalars())
+        for g, firing, resolved in due:
+            links = {a["fingerprint"]: alert_link(cfg, var_dir, day, a["fingerprint"]) for a in [*firing, *resolved]}
+            chans = cfg.channels_of(g.receiver)
+            if not chans:
+                _event(conn, now, day, None, "unrouted", "pipeline",
+                       {"receiver": g.receiver, "group": g.key, "alerts": [a["fingerprint"] for a in firing],
+                        "why": "the office has no channel: add it under offices in config/alerts.yaml"})
+                continue
+            for ch in chans:
+                spec = cfg.channels[ch]
+                lang = str(spec.get("language", cfg.language))
+                f_ids, r_ids = [a["fingerprint"] for a in firing], [a["fingerprint"] for a in resolved]
+                key = dedup_key(str(day), g.receiver, ch, g.key, f_ids, r_ids)
+                if key in existing:
+                    continue
+                rname = office_name(g.receiver, ref, cfg, lang)
+                msg = compose(rname, day, firing, resolved, lang, links, LIMITS.get(spec["type"]))
+                meta = {"firing": bool(firing), "receiver": g.receiver, "receiver_name": rname, "group_key": g.key,
+                        "group_labels": g.group_labels, "ds": day, "dedup_key": key, "alerts": [*firing, *resolved],
+                        "links": links}
+                row = {"dedup_key": key, "ds": day, "receiver": g.receiver, "receiver_name": rname, "channel": ch,
+                       "channel_type": spec["type"], "group_key": g.key, "firing": f_ids, "resolved": r_ids,
+                       "lang": lang, "subject": msg.subject, "body": msg.markdown,
+                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                       "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": run_id}
+                row["id"] = conn.execute(insert(notifications).values(**row)).inserted_primary_key[0]
+                existing.add(key)
+                queued.append(row)
+    return queued
+
+
+def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Path, now: dt.datetime | None = None,
+                sleep: Callable[[float], None] = time.sleep, ids: Iterable[int] | None = None) -> dict[str, int]:
+    """Deliver every outbox row that is due. Each row is claimed first (pending -> sending), so
+    two runs never send the same row; within a run a failing row is retried with exponential
+    backoff, then left pending for the next run, and marked failed after too many attempts."""
+    now = _utc(now)
+    n = notifications.c
+    d = cfg.delivery
+    with engine.begin() as conn:  # a crashed run's claims go back to the queue
+        conn.execute(update(notifications).where(n.status == "sending", n.next_attempt_at < now - STALE_SENDING)
+                     .values(status="pending"))
+    q = select(notifications).where(n.status == "pending", n.next_attempt_at <= now).order_by(n.id)
+    if ids is not None:
+        q = q.where(n.id.in_(list(ids)))
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+    out = {"delivered": 0, "retrying": 0, "failed": 0}
+    for row in rows:
+        with engine.begin() as conn:
+            claimed = conn.execute(update(notifications).where(n.id == row["id"], n.status == "pending")
+                                   .values(status="sending", next_attempt_at=now)).rowcount
+        if not claimed:
+            continue
+        spec = cfg.channels.get(row["channel"])
+        attempts, error, receipt = row["attempts"], None, None
+        for k in range(d.attempts_per_run):
+            attempts += 1
+            try:
+                if spec is None:
+                    raise DeliveryError(f"channel {row['channel']!r} is no longer configured")
+                receipt = send(spec, row["channel"], row, secrets, var_dir, d.timeout_seconds)
+                error = None
+                break
+            except DeliveryError as exc:
+                error = str(exc)
+            if k + 1 < d.attempts_per_run:
+                sleep(min(d.backoff_seconds * 2 ** k, d.max_backoff_seconds))
+        t = now
+        with engine.begin() as conn:
+            if error is None:
+                conn.execute(update(notifications).where(n.id == row["id"]).values(
+                    status="delivered", attempts=attempts, delivered_at=t, last_error=None))
+                _event(conn, t, row["ds"], None, "delivered", "pipeline",
+                       {"notification": row["id"], "channel": row["channel"], "receipt": receipt})
+                out["delivered"] += 1
+            else:
+                give_up = attempts >= d.give_up_after_attempts
+                wait = min(d.retry_after * 2 ** max(attempts // max(d.attempts_per_run, 1) - 1, 0), dt.timedelta(days=1))
+                conn.execute(update(notifications).where(n.id == row["id"]).values(
+                    status="failed" if give_up else "pending", attempts=attempts, last_error=error,
+                    next_attempt_at=t + wait))
+                _event(conn, t, row["ds"], None, "delivery_failed", "pipeline",
+                       {"notification": row["id"], "channel": row["channel"], "error": error, "attempts": attempts,
+                        "gave_up": give_up})
+                out["failed" if give_up else "retrying"] += 1
+    return out
+
+
+def requeue(engine: Engine, nid: int, author: str, now: dt.datetime | None = None) -> None:
+    """Put a failed (or waiting) outbox row back to be sent on the next delivery."""
+    now = _utc(now)
+    with engine.begin() as conn:
+        row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().first()
+        if row is None:
+            raise KeyError(f"no notice {nid} in the outbox")
+        if row["status"] == "delivered":
+            raise ValueError(f"notice {nid} was delivered at {row['delivered_at']:%Y-%m-%d %H:%M}: not sent again")
+        conn.execute(update(notifications).where(notifications.c.id == nid).values(
+            status="pending", next_attempt_at=now, attempts=0))
+        _event(conn, now, row["ds"], None, "requeued", author, {"notification": nid})
+
+
+def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, var_dir: Path,
+               secrets: Secrets, now: dt.datetime | None = None, sleep: Callable[[float], None] = time.sleep,
+               pages: bool = True) -> dict[str, Any]:
+    """The whole stage for one logical day (see the module docstring). Returns counts and the
+    notices queued today, for the DAG's log and the CLI."""
+    now = _utc(now)
+    run_id = new_run_id("notify")
+    start_run(engine, run_id, "notify", day, {})
+    try:
+        synced = sync_alerts(engine, day, ref, cfg, now)
+        ended = _end_resolved_silences(engine, day, now)
+        rows = evaluate(engine, day, cfg, now)
+        for r in rows:
+            r["labels"] = dict(r["labels"])
+        notifiable = [r for r in rows if r["status"] in ("firing", "resolved")]
+        groups = group_alerts(notifiable, cfg)
+        due = due_groups(engine, day, groups)
+        if pages:
+            from alerts.pages import write_alert_pages
+
+            write_alert_pages(engine, day, [a for _, f, r in due for a in [*f, *r]], var_dir, cfg, ref)
+        queued = enqueue(engine, day, due, cfg, ref, var_dir, now, run_id)
+        delivered = deliver_due(engine, cfg, secrets, var_dir, now=now, sleep=sleep)
+        status = {s: sum(1 for r in rows if r["status"] == s) for s in
+                  ("firing", "acknowledged", "silenced", "inhibited", "resolved")}
+        metrics = {**synced, "status": status, "groups": len(groups), "notices": len(queued),
+                   "silences_ended": ended, **{f"delivery_{k}": v for k, v in delivered.items()}}
+        finish_run(engine, run_id, "success", metrics)
+        return {**metrics, "queued": queued, "run_id": run_id}
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def outbox(engine: Engine, status: str | None = None, day: dt.date | None = None, limit: int = 200) -> list[dict]:
+    n = notifications.c
+    q = select(n.id, n.ds, n.receiver, n.receiver_name, n.channel, n.channel_type, n.status, n.attempts,
+               n.next_attempt_at, n.last_error, n.delivered_at, n.subject, n.firing, n.resolved, n.dedup_key)
+    if status:
+        q = q.where(n.status == status)
+    if day:
+        q = q.where(n.ds == day)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(n.id.desc()).limit(limit)).mappings()]
+
+
+def history(engine: Engine, fp: str | None = None, silence_id: int | None = None) -> list[dict[str, Any]]:
+    e = alert_events.c
+    q = select(alert_events)
+    if fp:
+        q = q.where(e.fingerprint == fp)
+    if silence_id is not None:
+        q = q.where(e.silence_id == silence_id)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q.order_by(e.id)).mappings()]
+
+
+def silences_list(engine: Engine, include_ended: bool = False, now: dt.datetime | None = None) -> list[dict]:
+    now = _utc(now)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(silences).order_by(silences.c.id.desc())).mappings()]
+    for r in rows:
+        r["state"] = ("ended" if r["expired_at"] or r["ends_at"] <= now else
+                      "pending" if r["starts_at"] > now else "active")
+    return rows if include_ended else [r for r in rows if r["state"] != "ended"]
+
+
+def as_mapping(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in row.items()}

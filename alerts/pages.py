@@ -1,0 +1,80 @@
+"""One offline page per notified alert (the link in every notice): the series over the last
+90 days with the alert days marked and the expected range on them, and the next 30 days'
+forecast band, plus the alert's numbers and history. Written under
+``var/reports/alerts/<day>/<fingerprint>.html``; no script, no network, Chinese in SVG text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup
+from sqlalchemy import Engine, and_, func, select
+
+from alerts.config import AlertsConfig
+from alerts.render import alert_view
+from reports.html import page, table
+from reports.svg import series_chart
+from warehouse.schema import alert_events, anomalies, daily_counts, forecasts
+
+PAST_DAYS = 90
+
+
+def _series(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:
+    c, an, f = daily_counts.c, anomalies.c, forecasts.c
+    start = day - dt.timedelta(days=PAST_DAYS - 1)
+    with engine.connect() as conn:
+        obs = dict(conn.execute(select(c.ds, c.n_tickets).where(
+            c.region_level == a["region_level"], c.region_code == a["region_code"],
+            c.category_level == a["category_level"], c.category_code == a["category_code"],
+            c.ds >= start, c.ds <= day)).all())
+        marks = {r.ds: r for r in conn.execute(select(an.ds, an.expected, an.lower, an.upper).where(
+            an.series_id == a["series_id"], an.ds >= start, an.ds <= day))}
+        origin = conn.execute(select(func.max(f.origin)).where(f.series_id == a["series_id"], f.origin <= day)).scalar()
+        ahead = {}
+        if origin is not None:
+            ahead = {r.ds: r for r in conn.execute(select(f.ds, f.yhat, f.yhat_lo_95, f.yhat_hi_95).where(
+                and_(f.origin == origin, f.series_id == a["series_id"], f.ds > day)))}
+    days = [start + dt.timedelta(days=i) for i in range(PAST_DAYS)] + sorted(ahead)
+    rows = []
+    for d in days:
+        if d in ahead:
+            r = ahead[d]
+            rows.append((d, np.nan, r.yhat, r.yhat_lo_95, r.yhat_hi_95))
+        else:
+            m = marks.get(d)
+            band = (m.expected, m.lower, m.upper) if m is not None else (None, None, None)
+            rows.append((d, float(obs.get(d, 0)), *(np.nan if x is None else float(x) for x in band)))
+    return pd.DataFrame(rows, columns=["ds", "observed", "expected", "lower", "upper"]), sorted(marks)
+
+
+def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str, Any]], var_dir: Path,
+                      cfg: AlertsConfig, ref=None) -> list[Path]:
+    out_dir = var_dir / "reports" / "alerts" / str(day)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for a in {x["fingerprint"]: x for x in items}.values():
+        lang = cfg.language
+        v = alert_view(a, lang, day, None)
+        frame, alert_days = _series(engine, a, day)
+        chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
+                             alert_days=alert_days, title=v.title)
+        with engine.connect() as conn:
+            hist = [dict(r) for r in conn.execute(select(alert_events.c.at, alert_events.c.ds, alert_events.c.action,
+                                                         alert_events.c.actor).where(
+                alert_events.c.fingerprint == a["fingerprint"]).order_by(alert_events.c.id)).mappings()]
+        lines = "".join(f"<li>{Markup.escape(x)}</li>" for x in v.lines)
+        body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
+                f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
+                f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；红点：告警日（灰线为当日预期、阴影为正常范围）；"
+                f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "
+                f"right: the next 30 days' forecast band.</p><h2>历史 History</h2>"
+                + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"), ("actor", "操作人 by")]))
+        path = out_dir / f"{a['fingerprint']}.html"
+        path.write_text(page(v.title, body), encoding="utf-8")
+        written.append(path)
+    return written

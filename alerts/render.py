@@ -1,0 +1,231 @@
+"""Notices as offices read them: Chinese by default, English by config, with the numbers that
+matter (observed vs expected and its range, how unusual, since when, where, what drove it, what
+citizens said, a link to the chart), in each channel's own format.
+
+Every string that leaves goes through :func:`hotline.pii.mask_outgoing` once more, whatever was
+masked on ingest: a notice never carries a phone number, an ID number or a caller's name.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+from alerts.config import AlertsConfig
+from hotline.pii import mask_outgoing
+from hotline.reference import Reference
+
+SEVERITY = {"zh": {"red": "红色", "orange": "橙色", "yellow": "黄色"},
+            "en": {"red": "RED", "orange": "ORANGE", "yellow": "YELLOW"}}
+SEVERITY_MARK = {"red": "🔴", "orange": "🟠", "yellow": "🟡"}
+KIND = {"zh": {"spike": "突增", "drop": "骤降", "level_shift": "持续变化", "emerging": "新发问题", "spread": "多区扩散"},
+        "en": {"spike": "spike", "drop": "drop", "level_shift": "level shift", "emerging": "emerging issue",
+               "spread": "spreading across districts"}}
+OFFICE_NAMES = {
+    "province": {"zh": "{name}12345热线督办处", "en": "{name_en} 12345 supervision office"},
+    "city": {"zh": "{name}12345热线中心", "en": "{name_en} 12345 hotline centre"},
+    "district": {"zh": "{city}{name}12345工作站", "en": "{name_en} ({city_en}) 12345 office"},
+    "department": {"zh": "{city}{department}", "en": "{city_en} {department}"},
+}
+# Message size limits of the robots (bytes of the markdown text); longer notices are cut at an
+# alert boundary with a pointer to the rest.
+LIMITS = {"wecom": 4000, "dingtalk": 18000, "feishu": 28000}
+
+
+def office_name(office: str, ref: Reference, cfg: AlertsConfig | None, lang: str) -> str:
+    """``district:440306`` -> 深圳市宝安区12345工作站 (templates in config ``offices.names``)."""
+    role, _, rest = office.partition(":")
+    parts = rest.split(":")
+    code = parts[0]
+    names = {**OFFICE_NAMES.get(role, {}), **((cfg.office_names if cfg else {}).get(role) or {})}
+    tmpl = names.get(lang) or names.get("zh") or "{office}"
+    city = ref.regions.district_parent().get(code, code if role != "province" else "")
+    values = {"office": office, "name": ref.regions.name(code, "zh"), "name_en": ref.regions.name(code, "en"),
+              "city": ref.regions.name(city, "zh") if city else "", "city_en": ref.regions.name(city, "en") if city else "",
+              "department": parts[1] if len(parts) > 1 else ""}
+    try:
+        return tmpl.format(**values)
+    except (KeyError, IndexError):
+        return office
+
+
+def rarity(score: float, lang: str) -> str:
+    """How unusual: the chance of a day this extreme by chance, from the score (1 - tail)."""
+    q = max(1.0 - float(score), 1e-12)
+    n = float(f"{1.0 / q:.2g}")  # two significant digits: 1e-8 reads 1亿, not 9999万
+    if lang == "en":
+        return f"about 1 in {n:,.0f}" if n < 1e9 else "less than 1 in a billion"
+    if n >= 1e8:
+        return f"约{n / 1e8:.0f}亿分之一"
+    if n >= 1e4:
+        return f"约{n / 1e4:.0f}万分之一"
+    return f"约{n:.0f}分之一"
+
+
+def _num(v: Any) -> str:
+    if v is None:
+        return "—"
+    v = float(v)
+    return f"{v:.0f}" if abs(v) >= 10 or v == int(v) else f"{v:.1f}"
+
+
+def _score(score: float) -> str:
+    s = f"{float(score):.7f}"
+    return "> 0.9999999" if s == "1.0000000" else s
+
+
+@dataclass
+class AlertView:
+    """One alert's lines, in one language."""
+
+    fingerprint: str
+    state: str
+    severity: str
+    title: str
+    lines: list[str]
+    link: str | None
+
+
+def alert_view(a: Mapping[str, Any], lang: str, ds: dt.date, link: str | None) -> AlertView:
+    lab = a["labels"]
+    where = lab["region_name"] if lab["region_level"] != "district" else f"{lab['city_name']}{lab['region_name']}"
+    kind = KIND[lang].get(a["kind"], a["kind"])
+    sev = a["severity"]
+    obs, exp, lo, hi = a.get("observed"), a.get("expected"), a.get("lower"), a.get("upper")
+    ratio = (float(obs) / float(exp)) if exp not in (None, 0) and obs is not None else None
+    starts = a["starts_on"]
+    days = (ds - starts).days + 1 if isinstance(starts, dt.date) else None
+    samples = [mask_outgoing(s) for s in (a.get("samples") or [])]
+    if lang == "en":
+        title = f"{SEVERITY['en'][sev]} · {where} · {lab['category_name']} · {kind}"
+        if a["state"] == "resolved":
+            title = f"RESOLVED · {where} · {lab['category_name']} · {kind}"
+        rng = f" (normal range {_num(lo)}–{_num(hi)})" if lo is not None and hi is not None else ""
+        lines = [f"Observed {_num(obs)} tickets, expected {_num(exp)}{rng}"
+                 + (f", {ratio:.1f}× expected" if ratio is not None else ""),
+                 f"How unusual: {rarity(a['score'], 'en')} (score {_score(a['score'])})",
+                 f"Since {starts} (day {days})" if a["state"] == "firing" else f"Resolved on {a.get('ends_on')}",
+                 f"Detail (zh): {mask_outgoing(a.get('explanation') or '')}",
+                 f"Detectors: {a.get('detectors')} · alert id {a['fingerprint'][:8]}"]
+        lines += [f"Citizens said: {s}" for s in samples]
+    else:
+        title = f"{SEVERITY['zh'][sev]}预警 · {where} · {lab['category_name']} · {kind}"
+        if a["state"] == "resolved":
+            title = f"已恢复 · {where} · {lab['category_name']} · {kind}"
+        rng = f"（正常范围 {_num(lo)}–{_num(hi)} 件）" if lo is not None and hi is not None else ""
+        lines = [f"当日 {_num(obs)} 件，预期 {_num(exp)} 件{rng}"
+                 + (f"，为预期的 {ratio:.1f} 倍" if ratio is not None else ""),
+                 f"异常程度：偶然出现的概率{rarity(a['score'], 'zh')}（评分 {_score(a['score'])}）",
+                 f"起始：{starts}（第 {days} 天）" if a["state"] == "firing" else f"已于 {a.get('ends_on')} 恢复正常",
+                 f"说明：{mask_outgoing(a.get('explanation') or '')}",
+                 f"检测器：{a.get('detectors')} · 预警编号 {a['fingerprint'][:8]}"]
+        lines += [f"典型诉求：{s}" for s in samples]
+    return AlertView(a["fingerprint"], a["state"], sev, mask_outgoing(title), [mask_outgoing(x) for x in lines], link)
+
+
+@dataclass
+class Message:
+    subject: str
+    markdown: str
+    text: str
+    html: str
+    views: list[AlertView]
+
+
+def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]],
+            resolved: Sequence[Mapping[str, Any]], lang: str, links: Mapping[str, str],
+            limit_bytes: int | None = None) -> Message:
+    """The notice for one group: subject, markdown (robots), plain text and HTML (email)."""
+    views = [alert_view(a, lang, ds, links.get(a["fingerprint"])) for a in [*firing, *resolved]]
+    counts = {s: sum(1 for a in firing if a["severity"] == s) for s in ("red", "orange", "yellow")}
+    if lang == "en":
+        parts = ", ".join(f"{n} {SEVERITY['en'][s].lower()}" for s, n in counts.items() if n)
+        subject = f"[12345 early warning] {receiver_name}: {len(firing)} alert(s)" + (f" ({parts})" if parts else "")
+        if resolved:
+            subject += f", {len(resolved)} resolved"
+        subject += f" · {ds}"
+        head = f"{receiver_name} · {ds} · firing {len(firing)}, resolved {len(resolved)}"
+        footer = ("Please check and act (first-receiver responsibility). If an alert is not useful, say so: "
+                  "`hotline alerts ack <id> --verdict not_useful` helps tune the detectors.")
+        chart, more = "Chart", "more alert(s) not shown here: see the warning board"
+    else:
+        parts = "、".join(f"{SEVERITY['zh'][s][0]} {n}" for s, n in counts.items() if n)
+        subject = f"【12345预警】{receiver_name}：{len(firing)} 条预警" + (f"（{parts}）" if parts else "")
+        if resolved:
+            subject += f"，{len(resolved)} 条已恢复"
+        subject += f" · {ds}"
+        head = f"{receiver_name} · {ds} · 预警 {len(firing)} 条，已恢复 {len(resolved)} 条"
+        footer = ("请按首接负责制核实处置，未诉先办。如预警无效，请反馈（hotline alerts ack <编号> --verdict not_useful），"
+                  "用于检测调优。")
+        chart, more = "图表", "条预警未在此列出，请查看预警看板"
+    md_blocks, txt_blocks = [], []
+    for i, v in enumerate(views, 1):
+        mark = SEVERITY_MARK.get(v.severity, "") if v.state == "firing" else "✅"
+        link = f"\n- [{chart}]({v.link})" if v.link else ""
+        md_blocks.append(f"**{i}. {mark} {v.title}**\n" + "\n".join(f"- {x}" for x in v.lines) + link)
+        txt_blocks.append(f"{i}. {v.title}\n" + "\n".join(f"   {x}" for x in v.lines)
+                          + (f"\n   {chart}: {v.link}" if v.link else ""))
+    md_head = f"### {subject}\n{head}\n"
+    if limit_bytes:
+        kept, size = [], len((md_head + footer).encode())
+        for b in md_blocks:
+            if size + len(b.encode()) + 2 > limit_bytes - 200:
+                break
+            kept.append(b)
+            size += len(b.encode()) + 2
+        if len(kept) < len(md_blocks):
+            kept.append(f"……{len(md_blocks) - len(kept)} {more}")
+        md_blocks = kept
+    markdown = md_head + "\n" + "\n\n".join(md_blocks) + f"\n\n{footer}"
+    text = f"{subject}\n{head}\n\n" + "\n\n".join(txt_blocks) + f"\n\n{footer}\n"
+    html = _html(subject, head, views, footer, chart, lang)
+    return Message(mask_outgoing(subject), mask_outgoing(markdown), mask_outgoing(text), mask_outgoing(html), views)
+
+
+_SEV_COLOR = {"red": "#c0392b", "orange": "#d35400", "yellow": "#b7950b"}
+
+
+def _html(subject: str, head: str, views: Sequence[AlertView], footer: str, chart: str, lang: str) -> str:
+    items = []
+    for v in views:
+        color = _SEV_COLOR.get(v.severity, "#555") if v.state == "firing" else "#2e7d32"
+        lis = "".join(f"<li>{escape(x)}</li>" for x in v.lines)
+        link = f'<li><a href="{escape(v.link)}">{escape(chart)}</a></li>' if v.link else ""
+        items.append(f'<h3 style="color:{color};margin:12px 0 4px">{escape(v.title)}</h3><ul>{lis}{link}</ul>')
+    return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+            f"<title>{escape(subject)}</title></head><body style=\"font-family:'Noto Sans CJK SC','Microsoft YaHei',"
+            f'sans-serif"><h2>{escape(subject)}</h2><p>{escape(head)}</p>{"".join(items)}'
+            f"<p>{escape(footer)}</p></body></html>")
+
+
+def channel_payload(channel_type: str, msg: Message, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The request body each channel sends (before any signature is added at send time)."""
+    if channel_type == "dingtalk":
+        return {"msgtype": "markdown", "markdown": {"title": msg.subject, "text": msg.markdown}}
+    if channel_type == "wecom":
+        return {"msgtype": "markdown", "markdown": {"content": msg.markdown}}
+    if channel_type == "feishu":
+        worst = next((v.severity for v in msg.views if v.state == "firing"), None)
+        template = {"red": "red", "orange": "orange", "yellow": "yellow"}.get(worst or "", "green")
+        return {"msg_type": "interactive",
+                "card": {"header": {"title": {"tag": "plain_text", "content": msg.subject}, "template": template},
+                         "elements": [{"tag": "markdown", "content": msg.markdown}]}}
+    if channel_type == "email":
+        return {"subject": msg.subject, "text": msg.text, "html": msg.html}
+    # webhook and file: an Alertmanager-like document with the rendered text
+    return {"version": "1", "status": "firing" if meta.get("firing") else "resolved",
+            "receiver": meta.get("receiver"), "receiver_name": meta.get("receiver_name"),
+            "groupKey": meta.get("group_key"), "groupLabels": meta.get("group_labels"), "ds": str(meta.get("ds")),
+            "dedupKey": meta.get("dedup_key"), "subject": msg.subject, "text": msg.text, "markdown": msg.markdown,
+            "alerts": [_public_alert(a, meta.get("links", {})) for a in meta.get("alerts", [])]}
+
+
+def _public_alert(a: Mapping[str, Any], links: Mapping[str, str]) -> dict[str, Any]:
+    return {"fingerprint": a["fingerprint"], "status": a["state"],
+            "labels": {k: mask_outgoing(str(v)) for k, v in a["labels"].items()},
+            "startsOn": str(a["starts_on"]), "endsOn": str(a["ends_on"]) if a.get("ends_on") else None,
+            "observed": a.get("observed"), "expected": a.get("expected"), "lower": a.get("lower"),
+            "upper": a.get("upper"), "score": a.get("score"), "explanation": mask_outgoing(a.get("explanation")),
+            "samples": [mask_outgoing(x) for x in a.get("samples") or []], "link": links.get(a["fingerprint"])}
