@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine, and_, insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from alerts.config import AlertsConfig
 from hotline.pii import mask_outgoing
@@ -77,6 +77,8 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
     merged = merge_anomalies(rows)
     counts = {"fired": 0, "updated": 0, "resolved": 0}
     samples = ticket_samples(engine, day, merged.values(), cfg.samples_per_alert)
+    new_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     with engine.begin() as conn:
         for fp, m in merged.items():
             lab = labels_for(m, ref)
@@ -91,10 +93,10 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
                               silenced_by=None, inhibited_by=None, ack_by=None, ack_at=None, ack_verdict=None,
                               ack_comment=None)
                 if old is None:
-                    conn.execute(insert(alerts).values(
-                        fingerprint=fp, series_id=m["series_id"], kind=m["kind"],
-                        **{k: m[k] for k in ("region_level", "region_code", "category_level", "category_code")},
-                        city_code=lab["city_code"] or None, **values))
+                    new_rows.append({"fingerprint": fp, "series_id": m["series_id"], "kind": m["kind"],
+                                     **{k: m[k] for k in ("region_level", "region_code", "category_level",
+                                                          "category_code")},
+                                     "city_code": lab["city_code"] or None, **values})
                 else:
                     conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values))
                 action = "fired"
@@ -107,10 +109,12 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
             else:
                 continue  # a backfill of an older day: the alert has moved on
             if (fp, action) not in seen_today:
-                _event(conn, now, day, fp, action, "detectors",
-                       {"severity": m["severity"], "score": m["score"], "observed": m["observed"],
-                        "expected": m["expected"], "detectors": m["detectors"]})
+                events.append(event_row(now, day, fp, action, "detectors", {
+                    "severity": m["severity"], "score": m["score"], "observed": m["observed"],
+                    "expected": m["expected"], "detectors": m["detectors"]}))
                 counts[action] += 1
+        if new_rows:
+            conn.execute(insert(alerts), new_rows)
         for fp, old in current.items():
             if old["state"] != "firing" or fp in merged or old["last_seen"] >= day:
                 continue
@@ -119,8 +123,10 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
                 conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(
                     state="resolved", status="resolved", ends_on=day, updated_at=now))
                 if (fp, "resolved") not in seen_today:
-                    _event(conn, now, day, fp, "resolved", "pipeline", {"quiet_days": quiet})
+                    events.append(event_row(now, day, fp, "resolved", "pipeline", {"quiet_days": quiet}))
                     counts["resolved"] += 1
+        if events:
+            conn.execute(insert(alert_events), events)
     return counts
 
 
@@ -143,31 +149,46 @@ def merge_anomalies(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
 
 def ticket_samples(engine: Engine, day: dt.date, merged: Iterable[Mapping[str, Any]], k: int) -> dict[str, list[str]]:
     """Up to ``k`` ticket texts of the day behind each alert (what citizens actually said), masked
-    again on the way out. Counts-only warehouses have no tickets: no samples."""
-    if k <= 0:
+    again on the way out: one read of the day's texts, shared out to every level and category.
+    Counts-only warehouses have no tickets: no samples."""
+    merged = list(merged)
+    if k <= 0 or not merged:
         return {}
     t = tickets.c
-    out: dict[str, list[str]] = {}
+    wanted = {(m["region_level"], m["region_code"], m["category_level"], m["category_code"]):
+              fingerprint(m["series_id"], m["kind"]) for m in merged}
+    want_keys: dict[tuple, list[str]] = {}
+    for key, fp in wanted.items():
+        want_keys.setdefault(key, []).append(fp)
+    found: dict[tuple, list[str]] = {}
     with engine.connect() as conn:
-        for m in merged:
-            level, code = m["region_level"], m["region_code"]
-            col = {"province": t.province_code, "city": t.city_code, "district": t.district_code}[level]
-            cond = [t.received_date == day, col == code]
-            if m["category_level"] == "l1":
-                cond.append(t.category_l1 == m["category_code"])
-            elif m["category_level"] == "l2":
-                cond.append(t.category_l2 == m["category_code"])
-            texts = conn.execute(select(t.content).where(and_(*cond), t.content.is_not(None))
-                                 .order_by(t.ticket_id).limit(k)).scalars().all()
-            if texts:
-                out[fingerprint(m["series_id"], m["kind"])] = [mask_outgoing(x)[:120] for x in texts]
+        res = conn.execute(select(t.province_code, t.city_code, t.district_code, t.category_l1, t.category_l2,
+                                  t.content).where(t.received_date == day, t.content.is_not(None))
+                           .order_by(t.ticket_id))
+        for prov, city, district, c1, c2, text in res:
+            for level, code in (("province", prov), ("city", city), ("district", district)):
+                for clevel, ccode in (("all", ALL_CATEGORIES), ("l1", c1), ("l2", c2)):
+                    key = (level, code, clevel, ccode)
+                    if key in want_keys:
+                        got = found.setdefault(key, [])
+                        if len(got) < k:
+                            got.append(text)
+    out: dict[str, list[str]] = {}
+    for key, texts in found.items():
+        for fp in want_keys[key]:
+            out[fp] = [mask_outgoing(x)[:120] for x in texts]
     return out
+
+
+def event_row(now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
+              detail: dict[str, Any] | None = None, silence_id: int | None = None) -> dict[str, Any]:
+    return {"at": now, "ds": day, "fingerprint": fp, "silence_id": silence_id, "action": action, "actor": actor,
+            "detail": _jsonable(detail)}
 
 
 def _event(conn, now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
            detail: dict[str, Any] | None = None, silence_id: int | None = None) -> None:
-    conn.execute(insert(alert_events).values(at=now, ds=day, fingerprint=fp, silence_id=silence_id, action=action,
-                                             actor=actor, detail=_jsonable(detail)))
+    conn.execute(insert(alert_events).values(**event_row(now, day, fp, action, actor, detail, silence_id)))
 
 
 def _jsonable(v: Any) -> Any:

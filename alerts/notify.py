@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
 
 from alerts.channels import DeliveryError, Secrets, send
 from alerts.config import AlertsConfig, parse_matchers
-from alerts.model import _event, _jsonable, sync_alerts
+from alerts.model import _event, _jsonable, event_row, sync_alerts
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
 from hotline.reference import Reference
@@ -149,29 +149,37 @@ def evaluate(engine: Engine, day: dt.date, cfg: AlertsConfig, now: dt.datetime) 
     sils = active_silences(engine, now)
     sil = silenced(rows, [(s["id"], parse_matchers(s["matchers"], f"silence {s['id']}")) for s in sils])
     inh = inhibited(rows, cfg.inhibit_rules)
+    changed, events = [], []
+    for r in rows:
+        fp = r["fingerprint"]
+        if r["state"] == "resolved":
+            status = "resolved"
+        elif fp in sil:
+            status = "silenced"
+        elif fp in inh:
+            status = "inhibited"
+        elif r["ack_at"] is not None:
+            status = "acknowledged"
+        else:
+            status = "firing"
+        changes = {"status": status, "silenced_by": sil.get(fp), "inhibited_by": inh.get(fp)}
+        if any(r[k] != v for k, v in changes.items()):
+            changed.append({"b_fp": fp, "b_status": status, "b_sil": sil.get(fp), "b_inh": inh.get(fp)})
+        r.update(changes)
+        if status == "silenced" and (fp, "silenced") not in logged:
+            s = next(x for x in sils if x["id"] == sil[fp])
+            events.append(event_row(now, day, fp, "silenced", s["created_by"],
+                                    {"reason": s["reason"], "until": s["ends_at"], "matchers": s["matchers"]},
+                                    silence_id=s["id"]))
+        if status == "inhibited" and (fp, "inhibited") not in logged:
+            events.append(event_row(now, day, fp, "inhibited", "pipeline", {"by": inh[fp]}))
     with engine.begin() as conn:
-        for r in rows:
-            fp = r["fingerprint"]
-            if r["state"] == "resolved":
-                status = "resolved"
-            elif fp in sil:
-                status = "silenced"
-            elif fp in inh:
-                status = "inhibited"
-            elif r["ack_at"] is not None:
-                status = "acknowledged"
-            else:
-                status = "firing"
-            changes = {"status": status, "silenced_by": sil.get(fp), "inhibited_by": inh.get(fp)}
-            if any(r[k] != v for k, v in changes.items()):
-                conn.execute(update(alerts).where(a.fingerprint == fp).values(**changes, updated_at=now))
-            r.update(changes)
-            if status == "silenced" and (fp, "silenced") not in logged:
-                s = next(x for x in sils if x["id"] == sil[fp])
-                _event(conn, now, day, fp, "silenced", s["created_by"],
-                       {"reason": s["reason"], "until": s["ends_at"], "matchers": s["matchers"]}, silence_id=s["id"])
-            if status == "inhibited" and (fp, "inhibited") not in logged:
-                _event(conn, now, day, fp, "inhibited", "pipeline", {"by": inh[fp]})
+        if changed:
+            conn.execute(update(alerts).where(a.fingerprint == bindparam("b_fp")).values(
+                status=bindparam("b_status"), silenced_by=bindparam("b_sil"), inhibited_by=bindparam("b_inh"),
+                updated_at=now), changed)
+        if events:
+            conn.execute(insert(alert_events), events)
     return rows
 
 

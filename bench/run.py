@@ -352,7 +352,7 @@ def _bench_anomalies(n: int, seed: int = 5) -> list[dict]:
         if (sid, kind) in seen:
             continue
         seen.add((sid, kind))
-        out.append({"ds": dt.date(2026, 3, 10), "series_id": sid, "detector": "consensus", "kind": kind,
+        out.append({"ds": dt.date(2026, 3, 10), "series_id": sid, "detector": f"bench_{kind}", "kind": kind,
                     "region_level": level, "region_code": code, "category_level": "l2", "category_code": cat,
                     "observed": 30.0, "expected": 10.0, "lower": 5.0, "upper": 16.0, "score": 0.9999999,
                     "severity": ["red", "orange", "yellow"][rng.integers(3)], "explanation": "当日突增", "run_id": "bench"})
