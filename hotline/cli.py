@@ -349,10 +349,13 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
 @click.option("--counts-only", is_flag=True,
               help="Write the daily counts straight from the generator, without tickets (province-scale "
                    "volumes for detector backtests; only ticket counts are filled).")
+@click.option("--ticket-days", type=int, default=None,
+              help="Build tickets for the last N days only; the days before get their daily ticket counts "
+                   "straight from the generator (as --counts-only). Default: tickets for every day.")
 @db_option
 @json_option
 @click.pass_context
-def demo(ctx, end, days, scale, seed, detect_days, counts_only, db_url, as_json):
+def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_url, as_json):
     """Build the demo warehouse: the generated province's history up to the day before --end,
     plus its anomaly labels in var/labels.csv. The daily DAG then runs for --end."""
     from generator.province import write_labels
@@ -381,7 +384,19 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, db_url, as_json)
         _emit({"daily_count_rows": rows, "start": str(start), "end": str(last), "labels": str(labels)}, as_json,
               [f"daily_counts: {rows} rows for {start} .. {last} in {time.perf_counter() - t0:.1f} s (counts only)"])
     else:
-        _run_ingest(ctx, GeneratorSource(gen, start, last), "generator", db_url, as_json, True)
+        first_ticket_day = start
+        if ticket_days is not None and 0 < ticket_days < days:
+            from warehouse.aggregate import load_counts
+            from warehouse.db import connect, migrate
+
+            first_ticket_day = end - dt.timedelta(days=ticket_days)
+            engine = connect(s.db_url)
+            migrate(engine)
+            t0 = time.perf_counter()
+            rows = load_counts(engine, *gen.counts(start, first_ticket_day - dt.timedelta(days=1)))
+            click.echo(f"daily_counts: {rows} rows for {start} .. {first_ticket_day - dt.timedelta(days=1)} in "
+                       f"{time.perf_counter() - t0:.1f} s (ticket counts only); tickets from {first_ticket_day}")
+        _run_ingest(ctx, GeneratorSource(gen, first_ticket_day, last), "generator", db_url, as_json, True)
     click.echo(f"labels: {labels}")
     if detect_days > 0:
         from detectors.backtest import replay_into_warehouse

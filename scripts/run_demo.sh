@@ -24,7 +24,8 @@ if [ -z "${HOTLINE_DB_URL:-}" ]; then
 fi
 
 echo "== 1/3 demo warehouse: history up to the day before $DAY"
-"$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" --detect-days "${DEMO_DETECT_DAYS:-0}"
+"$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" \
+  --ticket-days "${DEMO_TICKET_DAYS:-120}" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
 echo "== 2/3 daily DAG for $DAY (airflow dags test, SQLite, no services)"
 LOG="$HOTLINE_VAR_DIR/dags_test_hotline_daily_$DAY.log"
