@@ -190,14 +190,21 @@ def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, co
                 long = long[long["n_tickets"] > 0]
                 parts.append(long.assign(region_level=rl, category_level=cl))
         rows = pd.concat(parts, ignore_index=True)
-        rows["ds"] = pd.to_datetime(rows["ds"]).dt.date
+        sqlite = engine.dialect.name == "sqlite"
+        ds = pd.to_datetime(rows["ds"])
+        rows["ds"] = ds.dt.strftime("%Y-%m-%d") if sqlite else ds.dt.date
         rows["n_tickets"] = rows["n_tickets"].astype(int)
         for c in COUNT_COLUMNS[1:]:
             rows[c] = 0
-        rows["aggregated_at"] = now
+        # as UTCDateTime stores it: naive UTC text on SQLite, timestamptz elsewhere
+        rows["aggregated_at"] = now.replace(tzinfo=None).isoformat(" ") if sqlite else now
         rows["city_code"] = rows["city_code"].astype(object).where(rows["city_code"].notna(), None)
+        cols = [c.name for c in daily_counts.columns]
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO daily_counts ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
         with engine.begin() as conn:
             conn.execute(delete(daily_counts).where(daily_counts.c.ds.between(bdays[0].date(), bdays[-1].date())))
-            conn.execute(insert(daily_counts), rows.to_dict("records"))
+            # straight to the driver's executemany: row dicts and bind processing cost more than the insert
+            conn.exec_driver_sql(sql, list(rows[cols].itertuples(index=False, name=None)))
         written += len(rows)
     return written
