@@ -33,10 +33,12 @@ class DeliveryError(Exception):
 
 _SECRET_QUERY = re.compile(r"((?:access_token|token|key|sign|secret|timestamp)=)[^&\s]+", re.I)
 _USERINFO = re.compile(r"(//)[^/@\s]+@")
+_PATH_TOKEN = re.compile(r"(?<=/)[A-Za-z0-9_\-]{16,}(?![A-Za-z0-9_\-])")  # Feishu's hook id, Slack-style paths
 
 
 def redact(text: str) -> str:
-    return _USERINFO.sub(r"\1***@", _SECRET_QUERY.sub(r"\1***", str(text)))
+    """Text safe to log: URL query tokens, user:password@ and token-like path segments as ***."""
+    return _PATH_TOKEN.sub("***", _USERINFO.sub(r"\1***@", _SECRET_QUERY.sub(r"\1***", str(text))))
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,3 @@ def _send_email(spec: Mapping[str, Any], name: str, notice: Mapping[str, Any], s
     note = f"; refused {sorted(refused)}" if refused else ""
     return f"SMTP {host}:{port} accepted for {len(spec['to']) - len(refused)} recipient(s){note}"
 
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)

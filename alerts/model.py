@@ -17,11 +17,11 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from alerts.config import AlertsConfig
+from detectors.engine import SEVERITY_RANK
 from hotline.pii import mask_outgoing
 from hotline.reference import ALL_CATEGORIES, Reference
 from warehouse.schema import alert_events, alerts, anomalies, tickets
 
-SEVERITY_RANK = {"yellow": 1, "orange": 2, "red": 3}
 
 
 def fingerprint(series_id: str, kind: str) -> str:
@@ -75,7 +75,7 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
         seen_today = {(r.fingerprint, r.action) for r in conn.execute(
             select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
     merged = merge_anomalies(rows)
-    counts = {"fired": 0, "updated": 0, "resolved": 0}
+    counts = {"fired": 0, "updated": 0, "reopened": 0, "resolved": 0}
     samples = ticket_samples(engine, day, merged.values(), cfg.samples_per_alert)
     new_rows: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
@@ -87,27 +87,29 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
                       "detectors": ",".join(m["detectors"]), "explanation": mask_outgoing(m["explanation"]),
                       "samples": samples.get(fp, []), "labels": lab, "updated_at": now}
             old = current.get(fp)
-            if old is None or (old["state"] == "resolved" and day > old["last_seen"]):
-                # a new alert, or a new episode of a resolved one: the acknowledgement was for the old one
-                values.update(state="firing", status="firing", starts_on=day, last_seen=day, ends_on=None,
-                              silenced_by=None, inhibited_by=None, ack_by=None, ack_at=None, ack_verdict=None,
-                              ack_comment=None)
-                if old is None:
-                    new_rows.append({"fingerprint": fp, "series_id": m["series_id"], "kind": m["kind"],
-                                     **{k: m[k] for k in ("region_level", "region_code", "category_level",
-                                                          "category_code")},
-                                     "city_code": lab["city_code"] or None, **values})
-                else:
-                    conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values))
+            fresh = {"state": "firing", "status": "firing", "starts_on": day, "last_seen": day, "ends_on": None,
+                     "silenced_by": None, "inhibited_by": None, "ack_by": None, "ack_at": None, "ack_verdict": None,
+                     "ack_comment": None}
+            if old is None:
+                new_rows.append({"fingerprint": fp, "series_id": m["series_id"], "kind": m["kind"],
+                                 **{k: m[k] for k in ("region_level", "region_code", "category_level",
+                                                      "category_code")},
+                                 "city_code": lab["city_code"] or None, **values, **fresh})
                 action = "fired"
-            elif day >= old["last_seen"]:
-                values["last_seen"] = day
-                if old["state"] == "resolved":  # resolved today by an earlier run of this day, raised again
-                    values.update(state="firing", status="firing", ends_on=None)
-                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values))
+            elif old["state"] == "resolved" and day > old["ends_on"]:
+                # a new episode: the acknowledgement was for the old one
+                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values, **fresh))
+                action = "fired"
+            elif old["state"] == "resolved" and day == old["ends_on"]:
+                # a rerun of the day that resolved it now raises it: the same episode goes on
+                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(
+                    **values, state="firing", status="firing", last_seen=day, ends_on=None))
+                action = "reopened"
+            elif old["state"] == "firing" and day >= old["last_seen"]:
+                conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(**values, last_seen=day))
                 action = "updated" if old["starts_on"] < day else "fired"
             else:
-                continue  # a backfill of an older day: the alert has moved on
+                continue  # a backfill of a day before the alert's latest state: the alert has moved on
             if (fp, action) not in seen_today:
                 events.append(event_row(now, day, fp, action, "detectors", {
                     "severity": m["severity"], "score": m["score"], "observed": m["observed"],

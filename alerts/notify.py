@@ -16,6 +16,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -23,9 +25,10 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
 
-from alerts.channels import DeliveryError, Secrets, send
+from alerts.channels import DeliveryError, Secrets, redact, send
 from alerts.config import AlertsConfig, parse_matchers
 from alerts.model import _event, _jsonable, event_row, sync_alerts
+from detectors.engine import SEVERITY_RANK
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
 from hotline.reference import Reference
@@ -50,6 +53,7 @@ def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, e
         raise ValueError("a silence needs at least one matcher, e.g. region_code=\"440306\"")
     if not author.strip() or not reason.strip():
         raise ValueError("a silence needs an author and a reason")
+    _check_author(author)
     starts_at = starts_at or now
     if ends_at <= starts_at:
         raise ValueError(f"a silence must end after it starts ({starts_at:%Y-%m-%d %H:%M} .. {ends_at:%Y-%m-%d %H:%M})")
@@ -65,6 +69,7 @@ def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, e
 
 def expire_silence(engine: Engine, sid: int, author: str, reason: str, now: dt.datetime | None = None) -> None:
     now = _utc(now)
+    _check_author(author)
     with engine.begin() as conn:
         row = conn.execute(select(silences).where(silences.c.id == sid)).mappings().first()
         if row is None:
@@ -112,6 +117,7 @@ def acknowledge(engine: Engine, fp_prefix: str, author: str, verdict: str | None
     now = _utc(now)
     if verdict not in (None, "useful", "not_useful"):
         raise ValueError(f"verdict: useful or not_useful, got {verdict!r}")
+    _check_author(author)
     fp = resolve_fingerprint(engine, fp_prefix)
     with engine.begin() as conn:
         conn.execute(update(alerts).where(alerts.c.fingerprint == fp).values(
@@ -123,10 +129,15 @@ def acknowledge(engine: Engine, fp_prefix: str, author: str, verdict: str | None
     return fp
 
 
+def _check_author(author: str) -> None:
+    if len(author) > 64:
+        raise ValueError(f"author: at most 64 characters, got {len(author)}")
+
+
 def resolve_fingerprint(engine: Engine, prefix: str) -> str:
     prefix = prefix.strip().lower()
-    if len(prefix) < 4:
-        raise ValueError("give at least 4 characters of the alert id")
+    if len(prefix) < 4 or not re.fullmatch(r"[0-9a-f]+", prefix):
+        raise ValueError(f"alert id {prefix!r}: give at least 4 hexadecimal characters of it")
     with engine.connect() as conn:
         found = conn.execute(select(alerts.c.fingerprint).where(alerts.c.fingerprint.like(f"{prefix}%"))).scalars().all()
     if not found:
@@ -142,7 +153,7 @@ def evaluate(engine: Engine, day: dt.date, cfg: AlertsConfig, now: dt.datetime) 
     applied and stored; returns them with their ``status``."""
     a = alerts.c
     with engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(select(alerts).where(or_(
+        rows = [dict(r) for r in conn.execute(select(alerts).where(a.starts_on <= day, or_(
             a.state == "firing", and_(a.state == "resolved", a.ends_on == day)))).mappings()]
         logged = {(r.fingerprint, r.action) for r in conn.execute(
             select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
@@ -185,22 +196,34 @@ def evaluate(engine: Engine, day: dt.date, cfg: AlertsConfig, now: dt.datetime) 
 
 def due_groups(engine: Engine, day: dt.date, groups: Iterable[Group]) -> list[tuple[Group, list[dict], list[dict]]]:
     """The groups whose notice is due on ``day`` (Alertmanager's timers, in logical days), with
-    the firing and resolved alerts the notice carries. A notice already queued today for the same
-    alerts is not due again (a rerun of the day)."""
+    the firing and resolved alerts the notice carries.
+
+    New alerts, and alerts whose severity rose since the group's last notice, are news (after
+    ``group_wait`` for a new group, ``group_interval`` after the last notice); the same alerts
+    again wait ``repeat_interval``. A resolved alert is news only to a group that was told it was
+    firing. A notice already queued today for the same alerts is not due again (a rerun of the
+    day), and a group notified on a later day is left alone (a rerun of an older day)."""
     n = notifications.c
     out = []
     with engine.connect() as conn:
         for g in groups:
+            sent = conn.execute(select(n.ds, n.firing, n.resolved, n.severities).where(
+                n.receiver == g.receiver, n.group_key == g.key).order_by(n.ds.desc())).all()
+            if any(s.ds > day for s in sent):
+                continue
+            told = {f for s in sent for f in s.firing}
             firing = g.firing
-            resolved = g.resolved if g.route.send_resolved else []
+            resolved = [a for a in g.resolved if a["fingerprint"] in told] if g.route.send_resolved else []
             if not firing and not resolved:
                 continue
-            sent = conn.execute(select(n.ds, n.firing, n.resolved).where(
-                n.receiver == g.receiver, n.group_key == g.key, n.ds <= day).order_by(n.ds.desc())).all()
-            today = [s for s in sent if s.ds == day]
             f_ids, r_ids = {x["fingerprint"] for x in firing}, {x["fingerprint"] for x in resolved}
-            if today and f_ids <= {f for s in today for f in s.firing} and r_ids <= {f for s in today for f in s.resolved}:
-                continue
+            sev = {x["fingerprint"]: x["severity"] for x in firing}
+            today = [s for s in sent if s.ds == day]
+            if today:
+                known = {f: v for s in today for f, v in (s.severities or {}).items()}
+                if (f_ids <= set(known) and r_ids <= {f for s in today for f in s.resolved}
+                        and all(SEVERITY_RANK[sev[f]] <= SEVERITY_RANK.get(known[f], 0) for f in f_ids)):
+                    continue
             before = [s for s in sent if s.ds < day]
             if not before:
                 first = min((x["starts_on"] for x in firing), default=day)
@@ -208,11 +231,9 @@ def due_groups(engine: Engine, day: dt.date, groups: Iterable[Group]) -> list[tu
             else:
                 last_ds = before[0].ds
                 elapsed = dt.timedelta(days=(day - last_ds).days)
-                prev = {f for s in before if s.ds == last_ds for f in s.firing}
-                if (f_ids - prev) or resolved:
-                    ok = elapsed >= g.route.group_interval
-                else:
-                    ok = elapsed >= g.route.repeat_interval
+                prev = {f: v for s in before if s.ds == last_ds for f, v in (s.severities or {}).items()}
+                rose = any(f not in prev or SEVERITY_RANK[sev[f]] > SEVERITY_RANK.get(prev[f], 0) for f in f_ids)
+                ok = elapsed >= (g.route.group_interval if rose or resolved else g.route.repeat_interval)
             if ok:
                 out.append((g, firing, resolved))
     return out
@@ -243,7 +264,8 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
                 spec = cfg.channels[ch]
                 lang = str(spec.get("language", cfg.language))
                 f_ids, r_ids = [a["fingerprint"] for a in firing], [a["fingerprint"] for a in resolved]
-                key = dedup_key(str(day), g.receiver, ch, g.key, f_ids, r_ids)
+                key = dedup_key(str(day), g.receiver, ch, g.key, [f"{a['fingerprint']}:{a['severity']}" for a in firing],
+                                r_ids)
                 if key in existing:
                     continue
                 rname = office_name(g.receiver, ref, cfg, lang)
@@ -253,6 +275,7 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
                         "links": links}
                 row = {"dedup_key": key, "ds": day, "receiver": g.receiver, "receiver_name": rname, "channel": ch,
                        "channel_type": spec["type"], "group_key": g.key, "firing": f_ids, "resolved": r_ids,
+                       "severities": {a["fingerprint"]: a["severity"] for a in firing},
                        "lang": lang, "subject": msg.subject, "body": msg.markdown,
                        "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
                        "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": run_id}
@@ -281,8 +304,9 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
     out = {"delivered": 0, "retrying": 0, "failed": 0}
     for row in rows:
         with engine.begin() as conn:
-            claimed = conn.execute(update(notifications).where(n.id == row["id"], n.status == "pending")
-                                   .values(status="sending", next_attempt_at=now)).rowcount
+            claimed = conn.execute(update(notifications).where(
+                n.id == row["id"], n.status == "pending", n.next_attempt_at <= now,
+                n.attempts == row["attempts"]).values(status="sending", next_attempt_at=now)).rowcount
         if not claimed:
             continue
         spec = cfg.channels.get(row["channel"])
@@ -297,6 +321,8 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
                 break
             except DeliveryError as exc:
                 error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a bad URL, a full disk: this row waits, the others go on
+                error = redact(f"{type(exc).__name__}: {exc}")
             if k + 1 < d.attempts_per_run:
                 sleep(min(d.backoff_seconds * 2 ** k, d.max_backoff_seconds))
         t = now
@@ -402,4 +428,11 @@ def silences_list(engine: Engine, include_ended: bool = False, now: dt.datetime 
 
 
 def as_mapping(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in row.items()}
+    """A row as JSON can carry it: dates as ISO text, missing numbers (NaN) as null."""
+    def conv(v: Any) -> Any:
+        if isinstance(v, (dt.date, dt.datetime)):
+            return v.isoformat()
+        if isinstance(v, float) and math.isnan(v):
+            return None
+        return v
+    return {k: conv(v) for k, v in row.items()}

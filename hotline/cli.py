@@ -738,12 +738,14 @@ def alerts_silence(ctx, matchers, until, author, reason, until_resolved, db_url,
     from alerts.notify import add_silence
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
+    ends = _until(until)
     try:
-        sid = add_silence(engine, list(matchers), author, reason, _until(until), end_on_resolve=until_resolved)
+        sid = add_silence(engine, list(matchers), author, reason, ends, end_on_resolve=until_resolved)
     except (ConfigError, ValueError) as exc:
         _fail(str(exc))
-    _emit({"silence": sid}, as_json, [f"silence {sid} created by {author} until {_until(until):%Y-%m-%d %H:%M %Z}: "
-                                      f"{' '.join(matchers)}"])
+    local = ends.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    _emit({"silence": sid, "ends_at": ends.isoformat()}, as_json,
+          [f"silence {sid} created by {author} until {local:%Y-%m-%d %H:%M} (UTC+8): {' '.join(matchers)}"])
 
 
 @alerts.command("unsilence")

@@ -277,6 +277,65 @@ def test_an_unchanged_group_is_repeated_only_after_the_repeat_interval(wh, ref, 
     assert res["notices"] == 1 and len(res["queued"][0]["firing"]) == 2
 
 
+def test_rerunning_an_older_day_after_a_later_one_sends_nothing(engine, ref, tmp_path):
+    cfg = config()
+    d1, d2 = DAY, DAY + dt.timedelta(days=1)
+    store(engine, anomaly("district", BAOAN, category_code="housing.property_service"))
+    run(engine, ref, cfg, tmp_path)
+    store(engine, anomaly("district", BAOAN, category_code="transport.parking", ds=d2),
+          anomaly("district", BAOAN, category_code="housing.property_service", ds=d2))
+    assert run(engine, ref, cfg, tmp_path, day=d2, now=NOW + dt.timedelta(days=1))["notices"] == 1
+    again = run(engine, ref, cfg, tmp_path, day=d1, now=NOW + dt.timedelta(days=1, hours=3))  # clear the older run
+    assert again["notices"] == 0 and again["fired"] == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(notifications)).scalar_one() == 2
+
+
+def test_a_rise_in_severity_is_news_the_next_day(wh, ref, tmp_path):
+    cfg = config()
+    a = anomaly("district", BAOAN, kind="level_shift", detector="level_shift", severity="yellow",
+                category_code="housing.property_service")
+    store(wh, a)
+    assert run(wh, ref, cfg, tmp_path)["notices"] == 1
+    store(wh, {**a, "ds": DAY + dt.timedelta(days=1), "severity": "red"})
+    res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1))
+    assert res["notices"] == 1 and "红色预警" in res["queued"][0]["body"]  # not held for the 3-day repeat
+    store(wh, {**a, "ds": DAY + dt.timedelta(days=2), "severity": "red"})
+    assert run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2))["notices"] == 0
+
+
+def test_a_resolved_notice_goes_only_where_the_alert_was_announced(wh, ref, tmp_path):
+    cfg = config()  # the city route sends resolved notices; the district route does not
+    store(wh, anomaly("city", SZ, category_code="transport.parking"))
+    sid = add_silence(wh, ['region_code="440100"'], "值班员", "已知", ends_at=NOW + dt.timedelta(days=30),
+                      now=NOW - dt.timedelta(hours=1))
+    store(wh, anomaly("city", "440100", category_code="transport.parking"))  # silenced: never announced
+    run(wh, ref, cfg, tmp_path)
+    expire_silence(wh, sid, "值班员", "结束", now=NOW + dt.timedelta(hours=1))
+    res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2), now=NOW + dt.timedelta(days=2))
+    assert res["resolved"] == 2
+    sent = notices(tmp_path, DAY + dt.timedelta(days=2))
+    assert [(n["receiver"], n["payload"]["status"]) for n in sent] == [("city:440300", "resolved")]
+    assert "1 条已恢复" in sent[0]["subject"] and "已恢复 · 深圳市 · 停车管理 · 突增" in sent[0]["body"]
+
+
+def test_a_rerun_of_the_resolving_day_that_now_raises_the_alert_reopens_the_same_episode(wh, ref, tmp_path):
+    cfg = config()
+    a = anomaly("district", BAOAN, category_code="housing.property_service")
+    fp = fingerprint(a["series_id"], "spike")
+    store(wh, a)
+    run(wh, ref, cfg, tmp_path)
+    acknowledge(wh, fp[:8], "宝安区", "useful", now=NOW)
+    d3 = DAY + dt.timedelta(days=2)
+    assert run(wh, ref, cfg, tmp_path, day=d3, now=NOW + dt.timedelta(days=2))["resolved"] == 1
+    store(wh, {**a, "ds": d3})  # late data: the day is rerun and now has the anomaly
+    res = run(wh, ref, cfg, tmp_path, day=d3, now=NOW + dt.timedelta(days=2, hours=2))
+    assert res["reopened"] == 1 and res["fired"] == 0
+    with wh.connect() as conn:
+        row = conn.execute(select(alerts_table).where(alerts_table.c.fingerprint == fp)).mappings().one()
+    assert (row["state"], row["starts_on"], row["ends_on"], row["ack_by"]) == ("firing", DAY, None, "宝安区")
+
+
 def test_a_silence_suppresses_matching_alerts_and_is_audited(wh, ref, tmp_path):
     cfg = config()
     store(wh, anomaly("district", BAOAN, category_code="housing.property_service"),
@@ -355,11 +414,14 @@ def test_the_notice_quotes_masked_ticket_texts(wh, ref, tmp_path):
 
 
 # ------------------------------------------------------------------ delivery to real servers
+FEISHU_HOOK = "9f8e7d6c-1234-5678-9abc-def012345678"  # a robot's hook id is its token
+
+
 def robot_channels(robots: RobotServer) -> tuple[dict, dict]:
     env = {
         "AIRFLOW_CONN_HOTLINE_DINGTALK": json.dumps({"conn_type": "http", "host": robots.url("/dingtalk/robot/send?access_token=dt-token"),
                                                      "password": robots.dingtalk_secret}),
-        "AIRFLOW_CONN_HOTLINE_FEISHU": json.dumps({"conn_type": "http", "host": robots.url("/feishu/open-apis/bot/v2/hook/abc"),
+        "AIRFLOW_CONN_HOTLINE_FEISHU": json.dumps({"conn_type": "http", "host": robots.url(f"/feishu/open-apis/bot/v2/hook/{FEISHU_HOOK}"),
                                                    "password": robots.feishu_secret}),
         "HOTLINE_WECOM_URL": robots.url("/wecom/cgi-bin/webhook/send?key=wecom-key"),
         "HOTLINE_HUB_URL": robots.url("/webhook/hotline"),
@@ -402,6 +464,32 @@ def test_a_wrong_signing_secret_is_a_failed_delivery_that_never_logs_the_token(w
     assert "310000" in row["last_error"] and "sign not match" in row["last_error"]
     assert "dt-token" not in row["last_error"] and "access_token=***" in row["last_error"]
     assert "SECwrong" not in json.dumps([dict(h) for h in history(wh)], ensure_ascii=False, default=str)
+
+
+def test_a_hook_token_in_the_url_path_never_reaches_the_history_or_the_outbox(wh, ref, tmp_path, robots):
+    channels, env = robot_channels(robots)
+    cfg = config({"feishu": channels["feishu"]}, {"defaults": {"district": ["feishu"]}})
+    robots.fail_next["/feishu"] = [502] * 3
+    store(wh, anomaly("district", BAOAN))
+    run(wh, ref, cfg, tmp_path, env=env)  # three failures: the error is kept on the row
+    failed = json.dumps(outbox(wh, "pending"), ensure_ascii=False, default=str)
+    assert "HTTP 502" in failed and "hook/***" in failed
+    run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1), now=NOW + dt.timedelta(days=1), env=env)
+    assert len(robots.delivered("/feishu")) == 1
+    stored = json.dumps([*history(wh), *outbox(wh)], ensure_ascii=False, default=str)
+    assert "hook/***" in stored  # the delivery receipt
+    assert FEISHU_HOOK not in stored + failed and robots.feishu_secret not in stored
+
+
+def test_a_broken_channel_leaves_its_notice_pending_and_the_others_go(wh, ref, tmp_path):
+    cfg = config({"good": {"type": "file", "path": "notices"},
+                  "bad": {"type": "webhook", "url": "http://[::1:bad-url/hook"}},
+                 {"defaults": {"district": ["bad", "good"]}})
+    store(wh, anomaly("district", BAOAN))
+    res = run(wh, ref, cfg, tmp_path)
+    assert res["delivery_delivered"] == 1 and res["delivery_retrying"] == 1
+    assert len(notices(tmp_path)) == 1
+    assert "InvalidURL" in outbox(wh, "pending")[0]["last_error"]
 
 
 def test_a_webhook_failing_twice_then_answering_gets_exactly_one_delivery(engine, ref, tmp_path, robots):

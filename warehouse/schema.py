@@ -287,6 +287,7 @@ notifications = Table(
     Column("group_key", String(255), nullable=False),
     Column("firing", JSON, nullable=False),  # fingerprints
     Column("resolved", JSON, nullable=False),
+    Column("severities", JSON, nullable=False),  # fingerprint -> severity when sent (a rise is news)
     Column("lang", String(4), nullable=False),
     Column("subject", Text, nullable=False),
     Column("body", Text, nullable=False),  # the message as the office reads it (markdown)

@@ -78,6 +78,7 @@ def upgrade() -> None:
     sa.Column('group_key', sa.String(length=255), nullable=False),
     sa.Column('firing', sa.JSON(), nullable=False),
     sa.Column('resolved', sa.JSON(), nullable=False),
+    sa.Column('severities', sa.JSON(), nullable=False),
     sa.Column('lang', sa.String(length=4), nullable=False),
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
