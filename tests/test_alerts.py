@@ -174,6 +174,17 @@ def test_a_red_alert_inhibits_a_yellow_one_of_the_same_series(ref):
     assert inhibited([red, yellow, elsewhere], cfg.inhibit_rules) == {yellow["fingerprint"]: red["fingerprint"]}
 
 
+def test_a_sub_category_alert_inhibits_its_category_and_that_the_all_tickets_one(ref):
+    cfg = config()
+    l2 = _alert(anomaly("district", BAOAN, category_code="housing.property_service"), ref)
+    l1 = _alert(anomaly("district", BAOAN, category_level="l1", category_code="housing"), ref)
+    total = _alert(anomaly("district", BAOAN, category_level="all", category_code="*"), ref)
+    other_l1 = _alert(anomaly("district", BAOAN, category_level="l1", category_code="transport"), ref)
+    drop_l1 = _alert(anomaly("district", BAOAN, category_level="l1", category_code="housing", kind="drop"), ref)
+    got = inhibited([l2, l1, total, other_l1, drop_l1], cfg.inhibit_rules)
+    assert got == {l1["fingerprint"]: l2["fingerprint"], total["fingerprint"]: l1["fingerprint"]}
+
+
 # ------------------------------------------------------------------ messages
 def test_the_notice_says_what_an_office_needs_in_chinese_by_default(ref):
     a = _alert(anomaly("district", BAOAN, explanation="当日突增：40 件，预期 10.0 件。主要来源（占超出量）某街道 60%"), ref)
