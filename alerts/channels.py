@@ -9,7 +9,6 @@ JSON, or from Airflow's own store inside a task) or environment variables (``url
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json

@@ -67,13 +67,12 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
     """Bring the alerts up to ``day``: fire or update from the day's anomalies, resolve the quiet
     ones. Idempotent: running a day twice records nothing new the second time. A day older than
     an alert's last sighting does not move the alert back."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = utc(now)
     a = anomalies.c
     with engine.connect() as conn:
         rows = conn.execute(select(anomalies).where(a.ds == day)).mappings().all()
         current = {r["fingerprint"]: dict(r) for r in conn.execute(select(alerts)).mappings()}
-        seen_today = {(r.fingerprint, r.action) for r in conn.execute(
-            select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
+        seen_today = recorded_on(conn, day)
     merged = merge_anomalies(rows)
     counts = {"fired": 0, "updated": 0, "reopened": 0, "resolved": 0}
     samples = ticket_samples(engine, day, merged.values(), cfg.samples_per_alert)
@@ -130,6 +129,18 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
         if events:
             conn.execute(insert(alert_events), events)
     return counts
+
+
+def utc(now: dt.datetime | None) -> dt.datetime:
+    """The given time, or now (UTC): the stage takes its clock from the caller in tests."""
+    return now or dt.datetime.now(dt.timezone.utc)
+
+
+def recorded_on(conn, day: dt.date) -> set[tuple[str, str]]:
+    """(fingerprint, action) of the history rows recorded by the runs of ``day``: what a rerun
+    must not record again."""
+    e = alert_events.c
+    return {(r.fingerprint, r.action) for r in conn.execute(select(e.fingerprint, e.action).where(e.ds == day))}
 
 
 def merge_anomalies(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -205,9 +216,12 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def read_alerts(engine: Engine, states: Iterable[str] | None = None, day: dt.date | None = None) -> pd.DataFrame:
+def read_alerts(engine: Engine, states: Iterable[str] | None = None, day: dt.date | None = None,
+                fingerprint: str | None = None) -> pd.DataFrame:
     """Alerts, newest first; ``day`` keeps those firing on it or resolved on it."""
     q = select(alerts)
+    if fingerprint:
+        q = q.where(alerts.c.fingerprint == fingerprint)
     if states:
         q = q.where(alerts.c.state.in_(list(states)))
     if day is not None:

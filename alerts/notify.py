@@ -27,7 +27,7 @@ from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
 
 from alerts.channels import DeliveryError, Secrets, redact, send
 from alerts.config import AlertsConfig, parse_matchers
-from alerts.model import _event, _jsonable, event_row, sync_alerts
+from alerts.model import _event, _jsonable, event_row, recorded_on, sync_alerts, utc
 from detectors.engine import SEVERITY_RANK
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
@@ -38,16 +38,12 @@ from warehouse.schema import alert_events, alerts, notifications, silences
 STALE_SENDING = dt.timedelta(minutes=15)  # a row left 'sending' by a crashed run is retried after this
 
 
-def _utc(now: dt.datetime | None) -> dt.datetime:
-    return now or dt.datetime.now(dt.timezone.utc)
-
-
 # ---------------------------------------------------------------------------- silences
 def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, ends_at: dt.datetime,
                 starts_at: dt.datetime | None = None, end_on_resolve: bool = False,
                 now: dt.datetime | None = None) -> int:
     """A silence over the alerts all of whose labels match; audited with its author and reason."""
-    now = _utc(now)
+    now = utc(now)
     parse_matchers(matchers, "silence")
     if not matchers:
         raise ValueError("a silence needs at least one matcher, e.g. region_code=\"440306\"")
@@ -68,7 +64,7 @@ def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, e
 
 
 def expire_silence(engine: Engine, sid: int, author: str, reason: str, now: dt.datetime | None = None) -> None:
-    now = _utc(now)
+    now = utc(now)
     _check_author(author)
     with engine.begin() as conn:
         row = conn.execute(select(silences).where(silences.c.id == sid)).mappings().first()
@@ -114,7 +110,7 @@ def acknowledge(engine: Engine, fp_prefix: str, author: str, verdict: str | None
                 now: dt.datetime | None = None) -> str:
     """Acknowledge an alert (by fingerprint or a unique prefix of it, as notices print it), with
     the office's verdict (useful / not_useful) kept for the analysts who tune detectors."""
-    now = _utc(now)
+    now = utc(now)
     if verdict not in (None, "useful", "not_useful"):
         raise ValueError(f"verdict: useful or not_useful, got {verdict!r}")
     _check_author(author)
@@ -155,8 +151,7 @@ def evaluate(engine: Engine, day: dt.date, cfg: AlertsConfig, now: dt.datetime) 
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(select(alerts).where(a.starts_on <= day, or_(
             a.state == "firing", and_(a.state == "resolved", a.ends_on == day)))).mappings()]
-        logged = {(r.fingerprint, r.action) for r in conn.execute(
-            select(alert_events.c.fingerprint, alert_events.c.action).where(alert_events.c.ds == day))}
+        logged = recorded_on(conn, day)
     sils = active_silences(engine, now)
     sil = silenced(rows, [(s["id"], parse_matchers(s["matchers"], f"silence {s['id']}")) for s in sils])
     inh = inhibited(rows, cfg.inhibit_rules)
@@ -290,7 +285,7 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
     """Deliver every outbox row that is due. Each row is claimed first (pending -> sending), so
     two runs never send the same row; within a run a failing row is retried with exponential
     backoff, then left pending for the next run, and marked failed after too many attempts."""
-    now = _utc(now)
+    now = utc(now)
     n = notifications.c
     d = cfg.delivery
     with engine.begin() as conn:  # a crashed run's claims go back to the queue
@@ -325,12 +320,11 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
                 error = redact(f"{type(exc).__name__}: {exc}")
             if k + 1 < d.attempts_per_run:
                 sleep(min(d.backoff_seconds * 2 ** k, d.max_backoff_seconds))
-        t = now
         with engine.begin() as conn:
             if error is None:
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
-                    status="delivered", attempts=attempts, delivered_at=t, last_error=None))
-                _event(conn, t, row["ds"], None, "delivered", "pipeline",
+                    status="delivered", attempts=attempts, delivered_at=now, last_error=None))
+                _event(conn, now, row["ds"], None, "delivered", "pipeline",
                        {"notification": row["id"], "channel": row["channel"], "receipt": receipt})
                 out["delivered"] += 1
             else:
@@ -338,8 +332,8 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
                 wait = min(d.retry_after * 2 ** max(attempts // max(d.attempts_per_run, 1) - 1, 0), dt.timedelta(days=1))
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
                     status="failed" if give_up else "pending", attempts=attempts, last_error=error,
-                    next_attempt_at=t + wait))
-                _event(conn, t, row["ds"], None, "delivery_failed", "pipeline",
+                    next_attempt_at=now + wait))
+                _event(conn, now, row["ds"], None, "delivery_failed", "pipeline",
                        {"notification": row["id"], "channel": row["channel"], "error": error, "attempts": attempts,
                         "gave_up": give_up})
                 out["failed" if give_up else "retrying"] += 1
@@ -348,7 +342,7 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
 
 def requeue(engine: Engine, nid: int, author: str, now: dt.datetime | None = None) -> None:
     """Put a failed (or waiting) outbox row back to be sent on the next delivery."""
-    now = _utc(now)
+    now = utc(now)
     with engine.begin() as conn:
         row = conn.execute(select(notifications).where(notifications.c.id == nid)).mappings().first()
         if row is None:
@@ -365,7 +359,7 @@ def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, 
                pages: bool = True) -> dict[str, Any]:
     """The whole stage for one logical day (see the module docstring). Returns counts and the
     notices queued today, for the DAG's log and the CLI."""
-    now = _utc(now)
+    now = utc(now)
     run_id = new_run_id("notify")
     start_run(engine, run_id, "notify", day, {})
     try:
@@ -380,7 +374,7 @@ def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, 
         if pages:
             from alerts.pages import write_alert_pages
 
-            write_alert_pages(engine, day, [a for _, f, r in due for a in [*f, *r]], var_dir, cfg, ref)
+            write_alert_pages(engine, day, [a for _, f, r in due for a in [*f, *r]], var_dir, cfg)
         queued = enqueue(engine, day, due, cfg, ref, var_dir, now, run_id)
         delivered = deliver_due(engine, cfg, secrets, var_dir, now=now, sleep=sleep)
         status = {s: sum(1 for r in rows if r["status"] == s) for s in
@@ -418,7 +412,7 @@ def history(engine: Engine, fp: str | None = None, silence_id: int | None = None
 
 
 def silences_list(engine: Engine, include_ended: bool = False, now: dt.datetime | None = None) -> list[dict]:
-    now = _utc(now)
+    now = utc(now)
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(select(silences).order_by(silences.c.id.desc())).mappings()]
     for r in rows:
@@ -436,3 +430,18 @@ def as_mapping(row: Mapping[str, Any]) -> dict[str, Any]:
             return None
         return v
     return {k: conv(v) for k, v in row.items()}
+
+
+def summary_lines(res: dict[str, Any], show: bool = True) -> list[str]:
+    """What the notify stage did, for the CLI and the DAG's log."""
+    st = res["status"]
+    lines = [f"alerts: fired {res['fired']}, updated {res['updated']}, resolved {res['resolved']}; in play: "
+             f"firing {st['firing']}, inhibited {st['inhibited']}, silenced {st['silenced']}, "
+             f"acknowledged {st['acknowledged']}, resolved today {st['resolved']}",
+             f"notices queued: {res['notices']} ({res['groups']} groups); delivery: delivered "
+             f"{res['delivery_delivered']}, retrying {res['delivery_retrying']}, failed {res['delivery_failed']}"]
+    if show:
+        for n in res["queued"]:
+            lines.append(f"--- notice #{n['id']} to {n['receiver_name']} ({n['receiver']}) via {n['channel']}")
+            lines += [f"    {x}" for x in n["body"].splitlines()]
+    return lines

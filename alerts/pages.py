@@ -53,13 +53,12 @@ def _series(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd.Data
 
 
 def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str, Any]], var_dir: Path,
-                      cfg: AlertsConfig, ref=None) -> list[Path]:
+                      cfg: AlertsConfig) -> list[Path]:
     out_dir = var_dir / "reports" / "alerts" / str(day)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for a in {x["fingerprint"]: x for x in items}.values():
-        lang = cfg.language
-        v = alert_view(a, lang, day, None)
+        v = alert_view(a, cfg.language, day, None)
         frame, alert_days = _series(engine, a, day)
         chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
                              alert_days=alert_days, title=v.title)

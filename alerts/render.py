@@ -88,9 +88,16 @@ class AlertView:
     link: str | None
 
 
+def place_name(labels: Mapping[str, Any]) -> str:
+    """深圳市宝安区 for a district, 深圳市 for a city, 广东省 for the province."""
+    if labels["region_level"] == "district":
+        return f"{labels['city_name']}{labels['region_name']}"
+    return labels["region_name"]
+
+
 def alert_view(a: Mapping[str, Any], lang: str, ds: dt.date, link: str | None) -> AlertView:
     lab = a["labels"]
-    where = lab["region_name"] if lab["region_level"] != "district" else f"{lab['city_name']}{lab['region_name']}"
+    where = place_name(lab)
     kind = KIND[lang].get(a["kind"], a["kind"])
     sev = a["severity"]
     obs, exp, lo, hi = a.get("observed"), a.get("expected"), a.get("lower"), a.get("upper")

@@ -189,8 +189,7 @@ def hotline_daily():
 
         from alerts.channels import Secrets
         from alerts.config import AlertsConfig
-        from alerts.notify import notify_day
-        from hotline.cli import notify_lines
+        from alerts.notify import notify_day, summary_lines
         from hotline.reference import load_reference
         from hotline.settings import load_settings
         from warehouse.db import connect
@@ -199,7 +198,7 @@ def hotline_daily():
         day = dt.date.fromisoformat(list(detected)[0]["day"]) if detected else _day(get_current_context())
         res = notify_day(connect(s.db_url), day, load_reference(s.config_dir), AlertsConfig.load(s.config_dir),
                          s.var_dir, Secrets(os.environ))
-        for line in notify_lines(res):
+        for line in summary_lines(res):
             print(f"notify: {line}")
         return {k: v for k, v in res.items() if k != "queued"}
 

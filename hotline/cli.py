@@ -617,29 +617,14 @@ def alerts_notify(ctx, day, show, db_url, as_json):
     import os
 
     from alerts.channels import Secrets
-    from alerts.notify import notify_day
+    from alerts.notify import notify_day, summary_lines
 
     s, engine, cfg, ref = _alerts_ctx(ctx, db_url)
     res = notify_day(engine, day, ref, cfg, s.var_dir, Secrets(os.environ))
-    lines = notify_lines(res, show)
+    lines = summary_lines(res, show)
     _emit({k: v for k, v in res.items() if k != "queued"} | {"notices": [
         {k: n[k] for k in ("id", "receiver", "receiver_name", "channel", "subject", "firing", "resolved")}
         for n in res["queued"]]}, as_json, lines)
-
-
-def notify_lines(res: dict[str, Any], show: bool = True) -> list[str]:
-    """What the notify stage did, for the CLI and the DAG's log."""
-    st = res["status"]
-    lines = [f"alerts: fired {res['fired']}, updated {res['updated']}, resolved {res['resolved']}; in play: "
-             f"firing {st['firing']}, inhibited {st['inhibited']}, silenced {st['silenced']}, "
-             f"acknowledged {st['acknowledged']}, resolved today {st['resolved']}",
-             f"notices queued: {res['notices']} ({res['groups']} groups); delivery: delivered "
-             f"{res['delivery_delivered']}, retrying {res['delivery_retrying']}, failed {res['delivery_failed']}"]
-    if show:
-        for n in res["queued"]:
-            lines.append(f"--- notice #{n['id']} to {n['receiver_name']} ({n['receiver']}) via {n['channel']}")
-            lines += [f"    {x}" for x in n["body"].splitlines()]
-    return lines
 
 
 @alerts.command("list")
@@ -653,6 +638,7 @@ def alerts_list(ctx, state, day, limit, db_url, as_json):
     """Alerts, newest first, with their status (firing, acknowledged, silenced, inhibited, resolved)."""
     from alerts.model import read_alerts
     from alerts.notify import as_mapping
+    from alerts.render import place_name
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     df = read_alerts(engine, None if state == "all" else [state], day).head(limit)
@@ -660,7 +646,7 @@ def alerts_list(ctx, state, day, limit, db_url, as_json):
     lines = [f"{len(rows)} alert(s)"]
     for r in rows:
         lab = r["labels"]
-        where = lab["region_name"] if lab["region_level"] != "district" else f"{lab['city_name']}{lab['region_name']}"
+        where = place_name(lab)
         lines.append(f"  {r['fingerprint'][:8]} [{r['severity']}] {r['status']:<12} {where} · {lab['category_name']} · "
                      f"{r['kind']} since {r['starts_on']} (last {r['last_seen']})"
                      + (f" · ack {r['ack_by']} {r['ack_verdict'] or ''}" if r["ack_by"] else ""))
@@ -682,8 +668,7 @@ def alerts_show(ctx, alert_id, db_url, as_json):
         fp = resolve_fingerprint(engine, alert_id)
     except (KeyError, ValueError) as exc:
         _fail(str(exc).strip("'\""))
-    df = read_alerts(engine)
-    a = as_mapping(df[df["fingerprint"] == fp].iloc[0].to_dict())
+    a = as_mapping(read_alerts(engine, fingerprint=fp).iloc[0].to_dict())
     hist = [as_mapping(h) for h in history(engine, fp)]
     lines = [f"alert {fp} [{a['severity']}] {a['status']} ({a['state']}) since {a['starts_on']}, last {a['last_seen']}"
              + (f", resolved {a['ends_on']}" if a["ends_on"] else ""),
