@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test test-fast bench lock clean
+.PHONY: venv browser run test test-fast bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,17 @@ venv: $(STAMP)
 run: venv
 	@VENV=$(VENV) scripts/run_demo.sh
 
-test: venv
+# Headless Chromium + a CJK font for the browser tests (Debian packages, as root).
+# Quick no-op when both are there; `apt-get update` only if the install needs it.
+BROWSER_PKGS := chromium fonts-noto-cjk
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -n "$$(fc-list :lang=zh 2>/dev/null)" ]; then :; else \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends $(BROWSER_PKGS) || \
+	  { apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PKGS); }; \
+	fi
+
+test: venv browser
 	$(BIN)/python -m pytest -q
 
 test-fast: venv

@@ -24,7 +24,7 @@ from warehouse.schema import alert_events, anomalies, daily_counts, forecasts
 PAST_DAYS = 90
 
 
-def _series(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:
+def series_frame(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:
     c, an, f = daily_counts.c, anomalies.c, forecasts.c
     start = day - dt.timedelta(days=PAST_DAYS - 1)
     with engine.connect() as conn:
@@ -59,7 +59,7 @@ def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str,
     written = []
     for a in {x["fingerprint"]: x for x in items}.values():
         v = alert_view(a, cfg.language, day, None)
-        frame, alert_days = _series(engine, a, day)
+        frame, alert_days = series_frame(engine, a, day)
         chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
                              alert_days=alert_days, title=v.title)
         with engine.connect() as conn:

@@ -31,6 +31,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
 | `detect` (mapped, one per city, then the province) | the day's counts at every level (city and district x all/l1/l2; the province's with its cities as drill-down) against the history before them, with the city's tier profile (config/detection.yaml): spikes and drops where the forecaster and a robust seasonal decomposition agree, level shifts, emerging issues, categories spreading across districts; explanations name the districts and sub-categories that drove them; cool-down from the stored anomalies; stored in `anomalies` with the run | a database error: clear that scope's task; reruns replace the day's anomalies of the scope |
 | `notify` | the day's anomalies become alerts (one per series and kind; fired, updated, resolved); silences and inhibition hold some back (recorded on the alert); the routing tree (config/alerts.yaml) sends each to its office, grouped; notices are queued in the outbox and delivered by email / DingTalk / WeCom / Feishu / webhook / file, with retries | a channel that is down does not fail the task: its notices stay pending and the next run delivers them (`hotline alerts outbox --status pending`); a config error fails it: fix config/alerts.yaml and clear the task, nothing is sent twice |
+| `board` | rebuilds the warning board under var/site/ (index.html and a page per city): the day's open alerts by severity and region with a chart each, the next 30 days' forecast, the latest 每月一题 proposal and watch list, links to the data-quality pages | a database or disk error: clear the task; it only reads the warehouse |
 """
 
 
@@ -202,9 +203,25 @@ def hotline_daily():
             print(f"notify: {line}")
         return {k: v for k, v in res.items() if k != "queued"}
 
+    @task
+    def board(notified: dict) -> dict:
+        """The warning board (var/site/): the day's alerts with charts, the next 30 days, the
+        latest issue-of-the-month proposal, data-quality pages; static files, no server."""
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.board import build_board
+        from warehouse.db import connect
+
+        s = load_settings()
+        day = _day(get_current_context())
+        index = build_board(connect(s.db_url), day, load_reference(s.config_dir), str(s.source.get("province", "440000")),
+                            s.var_dir / "site")
+        print(f"board: {index.resolve()}")
+        return {"day": str(day), "index": str(index.resolve())}
+
     scopes = forecast_scopes(feed_health(publish(validate(ingest()))))
     city_forecasts = forecast.expand(item=scopes)
-    notify(detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes)))
+    board(notify(detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes))))
 
 
 hotline_daily()

@@ -808,5 +808,101 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
     _emit({"notices": rows, "counts": counts}, as_json, lines)
 
 
+def _province(s: Settings) -> str:
+    return str(s.source.get("province", "440000"))
+
+
+@main.command()
+@click.option("--month", required=True, help="The evidence month (YYYY-MM): the proposal is for the month after.")
+@click.option("--city", "cities", multiple=True, help="Only this city (repeatable); default: the province and every city.")
+@click.option("--choose", "override", default=None,
+              help="Analyst override: the candidate id to choose instead (needs one --city, --by and --reason).")
+@click.option("--by", "override_by", default=None, help="Who overrides (kept with the proposal).")
+@click.option("--reason", "override_reason", default=None, help="Why (kept with the proposal).")
+@click.option("--top", type=int, default=None, help="Candidates to print per scope (default: 10 for one city, 3 otherwise).")
+@click.option("--deliver", is_flag=True, help="Queue and deliver each scope's proposal to its office (config/alerts.yaml).")
+@db_option
+@json_option
+@click.pass_context
+def propose(ctx, month, cities, override, override_by, override_reason, top, deliver, db_url, as_json):
+    """每月一题: rank the month's candidate issues (every score component shown), choose one per
+    city and for the province, store them and write the proposal (HTML and Markdown, zh and en)."""
+    from hotline.reference import load_reference
+    from proposals.config import COMPONENTS, ProposalsConfig, ProposalsConfigError
+    from proposals.job import ProposalError, parse_month
+    from proposals.job import propose as run
+    from proposals.report import label
+    from warehouse.db import connect, migrate
+
+    s = _settings(ctx).with_db(db_url)
+    engine = connect(s.db_url)
+    migrate(engine)
+    ref = load_reference(s.config_dir)
+    try:
+        cfg = ProposalsConfig.load(s.config_dir)
+        results = run(engine, parse_month(month), ref, cfg, _province(s), s.var_dir, cities=list(cities) or None,
+                      override=override, override_by=override_by, override_reason=override_reason)
+    except (ProposalError, ProposalsConfigError) as exc:
+        _fail(str(exc))
+    top = top if top is not None else (10 if len(results) == 1 else 3)
+    lines, payload = [], []
+    for r in results:
+        chosen = r.choice["chosen"]
+        name = ref.regions.name(r.scope.code)
+        how = "analyst override" if r.override else "model"
+        lines.append(f"{name} ({r.scope.code}) {r.month}: " + (f"{label(chosen, ref, 'zh')} [{chosen}] ({how})"
+                                                                  if chosen else "no candidate"))
+        recs = []
+        for i, row in enumerate(r.ranked.head(max(top, 0)).to_dict("records"), 1):
+            comps = {c: round(float(row[f"c_{c}"]), 3) for c in COMPONENTS}
+            recs.append({"rank": i, "candidate": row["candidate"], "name": label(row["candidate"], ref, "zh"),
+                         "score": round(float(row["score"]), 4), "tickets": int(row["tickets"]), "components": comps,
+                         "blocked_by": r.choice["blocked"].get(row["candidate"])})
+            shown = " ".join(f"{c}={v:.2f}" for c, v in comps.items())
+            flag = f" (held back: chosen {recs[-1]['blocked_by']})" if recs[-1]["blocked_by"] else ""
+            lines.append(f"  {i:>2}. {row['score']:.3f} {recs[-1]['name']} [{row['candidate']}] "
+                         f"{int(row['tickets'])} tickets: {shown}{flag}")
+        rep = (r.report_paths or {}).get("default", {})
+        if rep:
+            lines.append(f"  proposal: {rep.get('html')} | {rep.get('md')}")
+        payload.append({"scope": r.scope.code, "name": name, "month": str(r.month), "chosen": chosen,
+                        "model_choice": r.choice["model_choice"], "override": r.override is not None,
+                        "watch": r.choice["watch"], "candidates": recs, "reports": r.report_paths})
+    if deliver:
+        from alerts.config import AlertsConfig
+        from proposals.deliver import deliver_proposals
+
+        from proposals.job import stored_month
+
+        res = deliver_proposals(engine, stored_month(engine, parse_month(month), [r.scope.code for r in results]),
+                                AlertsConfig.load(s.config_dir), ref, s.var_dir)
+        lines.append(f"delivery: {res}")
+    _emit({"month": month, "scopes": payload}, as_json, lines)
+
+
+@main.command()
+@click.option("--date", "day", callback=_date, default=None, help="The day to show (default: the warehouse's last day).")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write (default: var/site).")
+@db_option
+@json_option
+@click.pass_context
+def board(ctx, day, out, db_url, as_json):
+    """Build the warning board: a static site (index.html and a page per city) that opens from disk."""
+    from hotline.reference import load_reference
+    from proposals.board import build_board
+    from proposals.panel import last_day
+    from warehouse.db import connect, migrate
+
+    s = _settings(ctx).with_db(db_url)
+    engine = connect(s.db_url)
+    migrate(engine)
+    day = day or last_day(engine, _province(s))
+    if day is None:
+        _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
+    out_dir = Path(out) if out else s.var_dir / "site"
+    index = build_board(engine, day, load_reference(s.config_dir), _province(s), out_dir)
+    _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
+
+
 if __name__ == "__main__":
     main()

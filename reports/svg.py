@@ -77,8 +77,12 @@ def _y_ticks(top: float) -> list[float]:
     return [round(i * step, 10) for i in range(math.ceil(top / step - 1e-9) + 1)]
 
 
-def _x_ticks(ds: pd.DatetimeIndex, span: int, k: int) -> list[tuple[int, str]]:
-    """(day offset, label) for up to ``k`` evenly spaced dates; the year shows where it changes."""
+def _x_ticks(ds: pd.DatetimeIndex, span: int, k: int, monthly: bool = False) -> list[tuple[int, str]]:
+    """(day offset, label) for up to ``k`` evenly spaced dates; the year shows where it changes.
+    ``monthly``: the points are months, labelled YYYY-MM at the points themselves."""
+    if monthly:
+        step = max(1, math.ceil(len(ds) / k))
+        return [(int((day - ds[0]).days), f"{day:%Y-%m}") for day in ds[::step]]
     step = max(1, math.ceil(span / (k - 1)))
     out, year = [], None
     for d in range(0, span + 1, step):
@@ -121,13 +125,15 @@ def _frame(body: list[str], title: str, width: int, height: int) -> str:
 def series_chart(ds: Sequence[Any], observed: Sequence[float], expected: Sequence[float] | None = None,
                  lower: Sequence[float] | None = None, upper: Sequence[float] | None = None,
                  alert_days: Iterable[Any] = (), event_span: tuple[Any, Any] | None = None, title: str = "",
-                 width: int = 640, height: int = 220, labels: Mapping[str, str] | None = None) -> str:
+                 width: int = 640, height: int = 220, labels: Mapping[str, str] | None = None,
+                 monthly: bool = False) -> str:
     """One daily series as an inline ``<svg>`` string.
 
     ``ds`` are dates (date, datetime, Timestamp or ISO string); ``observed``, ``expected``,
     ``lower`` and ``upper`` are numbers aligned with ``ds`` (NaN/None = gap). ``alert_days`` that
     are among ``ds`` get one red ``<g class="alert">`` marker each; ``event_span`` (start, end)
     is shaded. ``labels`` overrides legend texts by key (observed, expected, band, alert, event).
+    ``monthly``: one point per month (axis labels YYYY-MM).
     An empty series gives a chart saying 无数据 no data.
     """
     labels = {**LABELS, **(labels or {})}
@@ -214,11 +220,40 @@ def series_chart(ds: Sequence[Any], observed: Sequence[float], expected: Sequenc
 
     body.append(f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{LEFT + plot_w}" y2="{bottom}" '
                 f'stroke="{COLORS["axis"]}"/>')
-    for d, label in _x_ticks(days, span, max(2, min(6, plot_w // 100))):
+    for d, label in _x_ticks(days, span, max(2, min(6, plot_w // 100)), monthly):
         tx = LEFT + (d + 0.5) * slot
         anchor = "end" if tx + _text_width(label, 10) / 2 > width - 2 else "middle"
         body.append(f'<line x1="{_f(tx)}" y1="{bottom}" x2="{_f(tx)}" y2="{bottom + 4}" stroke="{COLORS["axis"]}"/>'
                     f'<text class="x-tick" x="{_f(tx)}" y="{bottom + 15}" text-anchor="{anchor}">{label}</text>')
 
     body += _legend([k for k in LABELS if k in shown], labels, TOP - 12)
+    return _frame(body, title, width, height)
+
+
+def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", highlight: Iterable[str] = (),
+              notes: Sequence[str] | None = None, width: int = 640, bar_height: int = 18) -> str:
+    """Horizontal bars, one per label (in the given order), the value at the bar's end and an
+    optional note after it; labels in ``highlight`` are drawn in the alert colour."""
+    if not labels:
+        return _frame([f'<text class="no-data" x="{width / 2:.1f}" y="60" text-anchor="middle" font-size="14" '
+                       f'fill="#888">{escape(NO_DATA)}</text>'], title, width, 100)
+    marked = set(highlight)
+    vals = np.asarray(values, dtype=float)
+    label_w = min(220.0, max(_text_width(str(x), 11) for x in labels) + 10)
+    note_w = max((_text_width(str(n), 10) for n in notes or () if n), default=0.0)
+    x0, top = 8 + label_w, 30.0
+    plot_w = max(width - x0 - 60 - note_w, 80)
+    vmax = max(float(np.nanmax(vals)) if len(vals) else 0.0, 1e-9)
+    body = []
+    for i, (lab, v) in enumerate(zip(labels, vals)):
+        y = top + i * (bar_height + 6)
+        w = 0.0 if not np.isfinite(v) else max(v, 0.0) / vmax * plot_w
+        color = COLORS["alert"] if lab in marked else COLORS["observed"]
+        note = f" {notes[i]}" if notes and notes[i] else ""
+        body.append(f'<g class="bar"><text x="{_f(x0 - 6)}" y="{_f(y + bar_height * 0.72)}" text-anchor="end" '
+                    f'font-size="11">{escape(str(lab))}</text><rect x="{_f(x0)}" y="{_f(y)}" width="{_f(w)}" '
+                    f'height="{bar_height}" fill="{color}" fill-opacity="0.85"/><text x="{_f(x0 + w + 4)}" '
+                    f'y="{_f(y + bar_height * 0.72)}" font-size="10">{_num(v) if np.isfinite(v) else "—"}'
+                    f'{escape(note)}</text></g>')
+    height = int(top + len(labels) * (bar_height + 6) + 8)
     return _frame(body, title, width, height)

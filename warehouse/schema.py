@@ -302,3 +302,26 @@ notifications = Table(
     Index("ix_notifications_status", "status", "next_attempt_at"),
     Index("ix_notifications_group", "receiver", "group_key", "ds"),
 )
+
+# 每月一题: one proposal per evidence month and scope (a city, or the province). The model's pick
+# and the chosen issue (an analyst may override it) are candidate ids (series-id form); the ranked
+# candidates are kept with every score component.
+proposals = Table(
+    "proposals", metadata,
+    Column("month", Date, primary_key=True),  # first day of the evidence month
+    Column("scope", String(6), primary_key=True),  # a city code or the province code
+    Column("status", String(12), nullable=False),  # proposed, overridden
+    Column("model_choice", String(120)),
+    Column("chosen", String(120)),
+    Column("title", Text),
+    Column("score", Float),
+    Column("candidates", JSON, nullable=False),
+    Column("weights", JSON, nullable=False),
+    Column("override_by", String(64)),
+    Column("override_reason", Text),
+    Column("overridden_at", UTCDateTime),
+    Column("reports", JSON),  # language -> {html, md}
+    Column("run_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

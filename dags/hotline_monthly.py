@@ -1,0 +1,125 @@
+"""hotline_monthly: the issue of the month (每月一题), after the month's last daily run.
+
+Wiring only: the proposals stage does the work (`hotline propose` runs the same from the CLI).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+TZ = "Asia/Shanghai"
+
+DOC = """
+### 12345 issue of the month (每月一题)
+
+Runs at 06:00 on the 1st (Asia/Shanghai) for the month that just ended (the data interval), or
+for the `month` param (YYYY-MM) when triggered by hand.
+
+| task | what it does | when it fails |
+|---|---|---|
+| `wait_for_month` | waits until the daily run for the month's last day has notified (pipeline_runs), so the proposal sees the whole month; pokes every 10 minutes for up to 12 hours, freeing its worker slot between pokes | it times out when the last daily run failed: fix and clear that run, then clear this task |
+| `propose` | ranks every city's and the province's candidate issues (volume, growth, persistence, spread, repeat / unresolved / unsatisfied / overdue rates, anomalies, the next 1-3 months' outlook), chooses one each (an issue chosen in the last 6 months only again if it worsened; an analyst's override is kept), stores them in `proposals` and writes the proposals to var/reports/proposals/<month>/ | a database error: clear the task; a rerun replaces the month's proposals and keeps overrides |
+| `deliver` | hands each proposal to the alerts outbox for its city's 12345 centre and the province's office (config/alerts.yaml channels), once per month and issue | a channel that is down leaves its notice pending for the next delivery |
+| `board` | rebuilds the warning board (var/site/) with the new proposal | clear it |
+"""
+
+
+def _month(context) -> str:
+    given = (context.get("params") or {}).get("month")
+    if given:
+        return str(given)
+    start = pendulum.instance(context["data_interval_start"]).in_timezone(TZ)
+    return f"{start.year:04d}-{start.month:02d}"
+
+
+@dag(
+    dag_id="hotline_monthly",
+    schedule=CronDataIntervalTimetable("0 6 1 * *", timezone=TZ),
+    start_date=pendulum.datetime(2024, 1, 1, tz=TZ),
+    catchup=False,
+    max_active_runs=1,
+    tags=["hotline", "monthly"],
+    default_args={"owner": "hotline", "retries": 1, "retry_delay": dt.timedelta(minutes=10)},
+    params={"month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
+                           description="Propose for this evidence month (YYYY-MM) instead of the data interval's.")},
+    doc_md=DOC,
+)
+def hotline_monthly():
+    @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")
+    def wait_for_month() -> PokeReturnValue:
+        import pandas as pd
+        from sqlalchemy import select
+
+        from hotline.settings import load_settings
+        from warehouse.db import connect, migrate
+        from warehouse.schema import pipeline_runs
+
+        month = pd.Period(_month(get_current_context()), freq="M")
+        last = month.end_time.date()
+        s = load_settings()
+        engine = connect(s.db_url)
+        migrate(engine)
+        r = pipeline_runs.c
+        with engine.connect() as conn:
+            done = conn.execute(select(r.run_id).where(r.stage == "notify", r.logical_date == last,
+                                                       r.status == "success").limit(1)).scalar()
+        print(f"wait_for_month: daily run for {last} " + ("has notified" if done else "not finished yet"))
+        return PokeReturnValue(is_done=done is not None, xcom_value={"month": str(month)})
+
+    @task
+    def propose(waited: dict) -> dict:
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.config import ProposalsConfig
+        from proposals.job import parse_month
+        from proposals.job import propose as run
+        from warehouse.db import connect
+
+        s = load_settings()
+        month = parse_month(waited["month"])
+        results = run(connect(s.db_url), month, load_reference(s.config_dir), ProposalsConfig.load(s.config_dir),
+                      str(s.source.get("province", "440000")), s.var_dir)
+        chosen = {r.scope.code: r.choice["chosen"] for r in results}
+        for r in results:
+            print(f"propose: {r.scope.code} {month}: {r.choice['chosen']} -> {(r.report_paths or {}).get('default')}")
+        return {"month": str(month), "chosen": chosen}
+
+    @task
+    def deliver(proposed: dict) -> dict:
+        from alerts.config import AlertsConfig
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.deliver import deliver_proposals
+        from proposals.job import parse_month, stored_month
+        from warehouse.db import connect
+
+        s = load_settings()
+        engine = connect(s.db_url)
+        out = deliver_proposals(engine, stored_month(engine, parse_month(proposed["month"])),
+                                AlertsConfig.load(s.config_dir), load_reference(s.config_dir), s.var_dir)
+        print(f"deliver: {out}")
+        return out
+
+    @task
+    def board(delivered: dict) -> dict:
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.board import build_board
+        from proposals.panel import last_day
+        from warehouse.db import connect
+
+        s = load_settings()
+        engine = connect(s.db_url)
+        province = str(s.source.get("province", "440000"))
+        day = last_day(engine, province)
+        index = build_board(engine, day, load_reference(s.config_dir), province, s.var_dir / "site")
+        print(f"board: {index.resolve()}")
+        return {"index": str(index.resolve())}
+
+    board(deliver(propose(wait_for_month())))
+
+
+hotline_monthly()

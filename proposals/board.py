@@ -1,0 +1,237 @@
+"""The warning board: a static site an office opens in a browser with no server (file://).
+
+``index.html``: the day's open alerts by severity and region, each with its chart (observed, the
+expected range on the alert days, the next 30 days' forecast band), the province's next 30 days,
+the latest issue-of-the-month proposal and watch list, the cities, and the data-quality pages.
+``city-<code>.html``: the same for one city, with the next 30 days of the city and its top
+categories. Every style is inline, charts are inline SVG with the text drawn by the browser, and
+proposals and data-quality pages are copied in, so the folder can be zipped and mailed.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+from sqlalchemy import Engine, and_, func, select
+
+from alerts.pages import series_frame
+from hotline.reference import Reference
+from proposals.job import latest
+from proposals.report import label
+from reports.html import SEVERITY, page, severity_badge, table
+from reports.svg import series_chart
+from warehouse.schema import alerts, daily_counts, dq_verdicts, forecasts
+
+SEV_ORDER = {"red": 0, "orange": 1, "yellow": 2}
+MAX_CHARTS = 40
+PAST_DAYS = 60
+TOP_CATEGORIES = 5
+BOARD_CSS = """
+nav a { margin-right: .8em; }
+.kpi { display: inline-block; margin: 0 1.2em .6em 0; padding: .3em .8em; border: 1px solid #d0d7de; border-radius: 4px; }
+.kpi b { font-size: 1.4em; }
+section.alert { border-top: 1px solid #e1e4e8; padding-top: .4em; }
+.proposal { background: #f6f8fa; border-left: 4px solid #1f4e79; padding: .4em 1em; }
+"""
+
+
+def open_alerts(engine: Engine, day: dt.date, city: str | None = None) -> list[dict[str, Any]]:
+    """Alerts firing on ``day`` (started on or before it, not resolved by it), the worst first."""
+    a = alerts.c
+    q = select(alerts).where(a.starts_on <= day, a.last_seen <= day,
+                             (a.state == "firing") | (a.ends_on > day))
+    if city:
+        q = q.where(a.city_code == city)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(q).mappings()]
+    return sorted(rows, key=lambda r: (SEV_ORDER.get(r["severity"], 9), r["region_code"], -r["score"]))
+
+
+def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> list[dict[str, Any]]:
+    out = []
+    for r in items:
+        cat = "全部类别" if r["category_code"] == "*" else ref.taxonomy.name(r["category_code"])
+        out.append({"severity": r["severity"], "place": ref.regions.name(r["region_code"]),
+                    "category": Markup('<a href="#a-{0}">{1}</a>').format(r["fingerprint"][:12], cat),
+                    "kind": r["kind"], "observed": r["observed"], "expected": r["expected"],
+                    "since": r["starts_on"], "new": "今日新增" if r["starts_on"] == day else "",
+                    "status": r["status"]})
+    return out
+
+
+ALERT_COLUMNS = [("severity", "级别 severity"), ("place", "地区 region"), ("category", "类别 category"),
+                 ("kind", "类型 kind"), ("observed", "实际 observed"), ("expected", "预期 expected"),
+                 ("since", "起始 since"), ("new", ""), ("status", "状态 status")]
+
+
+def _alert_sections(engine: Engine, items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> str:
+    parts = []
+    for r in items[:MAX_CHARTS]:
+        frame, alert_days = series_frame(engine, r, day)
+        frame = frame[frame["ds"] >= day - dt.timedelta(days=PAST_DAYS)]
+        cat = "全部类别" if r["category_code"] == "*" else ref.taxonomy.name(r["category_code"])
+        title = f"{ref.regions.name(r['region_code'])} · {cat} · {r['kind']}"
+        chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
+                             alert_days=alert_days, title=title)
+        parts.append(f'<section class="alert" id="a-{r["fingerprint"][:12]}"><h3>{severity_badge(r["severity"])} '
+                     f'{escape(title)}</h3><p class="meta">{escape(r.get("explanation") or "")}</p>{chart}</section>')
+    if len(items) > MAX_CHARTS:
+        parts.append(f'<p class="meta">另有 {len(items) - MAX_CHARTS} 条预警未绘图 (more alerts without a chart).</p>')
+    return "".join(parts)
+
+
+def _forecast_charts(engine: Engine, day: dt.date, region_level: str, region_code: str, ref: Reference,
+                     top: int) -> str:
+    """The region's total and its top level-1 categories: the last 60 days and the next 30."""
+    f, c = forecasts.c, daily_counts.c
+    with engine.connect() as conn:
+        origin = conn.execute(select(func.max(f.origin)).where(
+            f.region_level == region_level, f.region_code == region_code, f.origin <= day)).scalar()
+        if origin is None:
+            return '<p class="meta">暂无预测 (no forecast stored yet).</p>'
+        fc = pd.DataFrame(conn.execute(select(f.category_level, f.category_code, f.ds, f.yhat, f.yhat_lo_95,
+                                              f.yhat_hi_95).where(
+            f.origin == origin, f.region_level == region_level, f.region_code == region_code,
+            f.category_level.in_(["all", "l1"]))).mappings().all())
+        obs = pd.DataFrame(conn.execute(select(c.category_code, c.ds, c.n_tickets).where(
+            c.region_level == region_level, c.region_code == region_code, c.category_level.in_(["all", "l1"]),
+            c.ds > day - dt.timedelta(days=PAST_DAYS), c.ds <= day)).mappings().all())
+    if fc.empty:
+        return '<p class="meta">暂无预测 (no forecast stored yet).</p>'
+    fc["ds"] = pd.to_datetime(fc["ds"])
+    if not obs.empty:
+        obs["ds"] = pd.to_datetime(obs["ds"])
+    sums = fc[fc["category_level"] == "l1"].groupby("category_code")["yhat"].sum().sort_values(ascending=False)
+    codes = ["*", *sums.index[:top]]
+    days = pd.date_range(pd.Timestamp(day) - pd.Timedelta(days=PAST_DAYS - 1), fc["ds"].max(), freq="D")
+    parts = []
+    for code in codes:
+        g = fc[fc["category_code"] == code].set_index("ds").reindex(days)
+        o = (obs[obs["category_code"] == code].set_index("ds")["n_tickets"].reindex(days)
+             if not obs.empty else pd.Series(np.nan, index=days))
+        o = o.where(days <= pd.Timestamp(day)).fillna(0).where(days <= pd.Timestamp(day))
+        name = "全部诉求" if code == "*" else ref.taxonomy.name(code)
+        nxt = float(g["yhat"].sum())
+        title = f"{ref.regions.name(region_code)} · {name} · 未来30天预测约 {nxt:,.0f} 件"
+        parts.append(series_chart(days, o, g["yhat"], g["yhat_lo_95"], g["yhat_hi_95"], title=title,
+                                  labels={"expected": "预测 forecast", "band": "95% 区间 band"}))
+    return "".join(f'<div class="chart">{p}</div>' for p in parts)
+
+
+def _copy_proposal(rec: Mapping[str, Any] | None, out: Path) -> tuple[str | None, str | None]:
+    """Copy the proposal's pages into the site; returns (zh href, en href) relative to the site."""
+    if not rec or not rec.get("reports"):
+        return None, None
+    hrefs = []
+    for lang in ("zh", "en"):
+        src = Path((rec["reports"].get(lang) or {}).get("html", ""))
+        if not src.is_file():
+            hrefs.append(None)
+            continue
+        rel = Path("proposals") / src.parent.name / src.name
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out / rel)
+        hrefs.append(rel.as_posix())
+    return hrefs[0], hrefs[1]
+
+
+def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) -> str:
+    if not rec:
+        return '<p class="meta">尚无每月一题建议：每月初由 hotline_monthly 生成，或运行 hotline propose --month YYYY-MM。</p>'
+    zh, en = _copy_proposal(rec, out)
+    month = pd.Timestamp(rec["month"]).to_period("M")
+    ranked = {c["candidate"]: c for c in rec["candidates"]}
+    links = " ".join(f'<a href="{escape(h)}">{t}</a>' for h, t in ((zh, "完整建议"), (en, "English")) if h)
+    watch = [c for c in rec["candidates"] if c["candidate"] != rec["chosen"] and not c.get("blocked_by")][:5]
+    rows = [{"candidate": label(c["candidate"], ref, "zh"), "score": c["score"], "tickets": c["tickets"]} for c in watch]
+    chosen = label(rec["chosen"], ref, "zh") if rec["chosen"] else "无候选"
+    score = ranked.get(rec["chosen"], {}).get("score")
+    who = f"（分析员改选：{escape(rec['override_by'])}）" if rec["status"] == "overridden" else ""
+    return (f'<div class="proposal"><p><b>{month} 数据 → {month + 1} 每月一题建议：{escape(chosen)}</b>{who} '
+            f'得分 {score if score is not None else "—"} {links}</p>'
+            f'<p>观察名单 watch list</p>{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}</div>')
+
+
+def _dq_links(engine: Engine, day: dt.date, out: Path) -> str:
+    d = dq_verdicts.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(d.suite, d.action, d.docs_path, d.logical_date).where(
+            d.logical_date == day).order_by(d.created_at)).mappings().all()
+    items = []
+    for r in rows:
+        src = Path(r["docs_path"] or "")
+        href = None
+        if src.is_file():
+            rel = Path("dq") / str(day) / f"{r['suite']}-{src.name}"
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / rel)
+            href = rel.as_posix()
+        text = f"{r['suite']}: {r['action']}"
+        items.append(f'<li><a href="{escape(href)}">{escape(text)}</a></li>' if href else f"<li>{escape(text)}</li>")
+    return "<ul>" + "".join(items) + "</ul>" if items else '<p class="meta">当日无数据质量记录 (no data-quality verdict for the day).</p>'
+
+
+def _kpis(items: Sequence[Mapping[str, Any]], tickets: int | None) -> str:
+    counts = {s: sum(1 for a in items if a["severity"] == s) for s in SEVERITY}
+    parts = [f'<span class="kpi">当日诉求 tickets <b>{tickets if tickets is not None else "—"}</b></span>']
+    parts += [f'<span class="kpi">{severity_badge(s)} <b>{n}</b></span>' for s, n in counts.items()]
+    return "<p>" + "".join(parts) + "</p>"
+
+
+def _day_tickets(engine: Engine, day: dt.date, level: str, code: str) -> int | None:
+    c = daily_counts.c
+    with engine.connect() as conn:
+        return conn.execute(select(c.n_tickets).where(and_(c.ds == day, c.region_level == level, c.region_code == code,
+                                                            c.category_level == "all"))).scalar()
+
+
+def _write(path: Path, title: str, body: str) -> Path:
+    html = page(title, f"<style>{BOARD_CSS}</style>" + body)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str, out: Path) -> Path:
+    """Write the board for ``day`` into ``out`` (created); returns the index page."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    prov = ref.regions.province(province_code)
+    items = [a for a in open_alerts(engine, day) if a["region_code"][:2] == province_code[:2]]
+    by_city: dict[str, list[dict[str, Any]]] = {}
+    for a in items:
+        by_city.setdefault(a.get("city_code") or "", []).append(a)
+    month_end = (pd.Timestamp(day).to_period("M")).start_time.date()
+    nav = '<nav><a href="index.html">全省 province</a>' + "".join(
+        f'<a href="city-{c.code}.html">{escape(c.zh)}</a>' for c in prov.cities) + "</nav>"
+    city_rows = [{"city": Markup('<a href="city-{0}.html">{1}</a>').format(c.code, c.zh),
+                  **{s: sum(1 for a in by_city.get(c.code, []) if a["severity"] == s) for s in SEVERITY}}
+                 for c in prov.cities]
+    title = f"{prov.zh}12345热线预警看板 · {day}"
+    body = (f"<h1>{escape(title)}</h1>{nav}<p class=\"meta\">Early-warning board · 生成于 generated "
+            f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · 离线页面，无需服务器 (offline, no server)</p>"
+            + _kpis(items, _day_tickets(engine, day, "province", province_code))
+            + "<h2>每月一题 Issue of the month</h2>"
+            + _proposal_block(latest(engine, province_code, month_end), ref, out)
+            + f"<h2>今日预警 Alerts ({len(items)})</h2>" + table(_alert_rows(items, ref, day), ALERT_COLUMNS)
+            + "<h2>各市 Cities</h2>" + table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY])
+            + "<h2>未来30天预测 Next 30 days</h2>" + _forecast_charts(engine, day, "province", province_code, ref, 3)
+            + "<h2>预警图表 Alert charts</h2>" + _alert_sections(engine, items, ref, day)
+            + "<h2>数据质量 Data quality</h2>" + _dq_links(engine, day, out))
+    index = _write(out / "index.html", title, body)
+    for c in prov.cities:
+        mine = by_city.get(c.code, [])
+        ctitle = f"{c.zh}12345热线预警看板 · {day}"
+        cbody = (f"<h1>{escape(ctitle)}</h1>{nav}"
+                 + _kpis(mine, _day_tickets(engine, day, "city", c.code))
+                 + "<h2>每月一题 Issue of the month</h2>" + _proposal_block(latest(engine, c.code, month_end), ref, out)
+                 + f"<h2>今日预警 Alerts ({len(mine)})</h2>" + table(_alert_rows(mine, ref, day), ALERT_COLUMNS)
+                 + "<h2>未来30天预测 Next 30 days</h2>" + _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES)
+                 + "<h2>预警图表 Alert charts</h2>" + _alert_sections(engine, mine, ref, day))
+        _write(out / f"city-{c.code}.html", ctitle, cbody)
+    return index

@@ -1,0 +1,91 @@
+"""Hand each scope's proposal to the alerts stage's outbox: the city's 12345 centre (``city:<code>``)
+and the province's office (``province:<code>``) get it on their channels (config/alerts.yaml),
+once per month and chosen issue (the outbox's dedup key), with the same retries as alerts."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sqlalchemy import Engine, insert, select
+
+from alerts.channels import Secrets
+from alerts.config import AlertsConfig
+from alerts.model import _jsonable, utc
+from alerts.notify import deliver_due
+from alerts.render import Message, channel_payload, office_name
+from alerts.routing import dedup_key
+from hotline.pii import mask_outgoing
+from hotline.reference import Reference
+from proposals.report import T, label
+from warehouse.schema import notifications
+
+
+def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: str) -> Message:
+    t = T[lang]
+    month = pd.Timestamp(rec["month"]).to_period("M")
+    issue = label(rec["chosen"], ref, lang)
+    paths = (rec.get("reports") or {}).get(lang) or {}
+    link = Path(paths["html"]).resolve().as_uri() if paths.get("html") else ""
+    md_path = paths.get("md")
+    why = []
+    if md_path and Path(md_path).is_file():
+        text = Path(md_path).read_text(encoding="utf-8").split(f"## {t['why']}", 1)[-1].split("\n## ", 1)[0]
+        why = [x[2:] for x in text.strip().splitlines() if x.startswith("- ")][:5]
+    watch = [label(c["candidate"], ref, lang) for c in rec["candidates"] if c.get("role") == "watch"][:3]
+    if lang == "zh":
+        subject = f"【每月一题建议】{receiver_name}：{issue}（{month} 数据，{month + 1} 专项治理）"
+        tail = f"观察名单：{'、'.join(watch) or '无'}"
+        more = "完整建议"
+    else:
+        subject = f"[Issue of the month] {receiver_name}: {issue} ({month} data, for {month + 1})"
+        tail = f"Watch list: {', '.join(watch) or 'none'}"
+        more = "Full proposal"
+    md = f"### {subject}\n" + "\n".join(f"- {x}" for x in why) + f"\n\n{tail}" + (f"\n\n[{more}]({link})" if link else "")
+    text = f"{subject}\n" + "\n".join(f"  {x}" for x in why) + f"\n{tail}\n" + (f"{more}: {link}\n" if link else "")
+    html = (f"<h2>{subject}</h2><ul>" + "".join(f"<li>{x}</li>" for x in why) + f"</ul><p>{tail}</p>"
+            + (f'<p><a href="{link}">{more}</a></p>' if link else ""))
+    return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(html), [])
+
+
+def deliver_proposals(engine: Engine, stored: Sequence[Mapping[str, Any]], cfg: AlertsConfig, ref: Reference,
+                      var_dir: Path, now: dt.datetime | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Queue each stored proposal (``proposals.job.stored_month`` rows) on its office's channels
+    and deliver what is due. The province's goes to ``province:<code>``, a city's to ``city:<code>``."""
+    now = utc(now)
+    ids = []
+    provinces = {p.code for p in ref.regions.provinces}
+    with engine.begin() as conn:
+        existing = set(conn.execute(select(notifications.c.dedup_key)).scalars())
+        for rec in stored:
+            if not rec.get("chosen"):
+                continue
+            month = pd.Timestamp(rec["month"]).to_period("M")
+            receiver = f"{'province' if rec['scope'] in provinces else 'city'}:{rec['scope']}"
+            day = month.end_time.date()
+            group = f"proposal:{month}"
+            for ch in cfg.channels_of(receiver):
+                spec = cfg.channels[ch]
+                lang = str(spec.get("language", cfg.language))
+                key = dedup_key(str(day), receiver, ch, group, [rec["chosen"]], [])
+                if key in existing:
+                    continue
+                rname = office_name(receiver, ref, cfg, lang)
+                msg = _message(rec, ref, lang, rname)
+                meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
+                        "group_labels": {"proposal": str(month)}, "ds": day, "dedup_key": key, "alerts": []}
+                row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
+                       "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [], "severities": {},
+                       "lang": lang, "subject": msg.subject, "body": msg.markdown,
+                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                       "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": None}
+                ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
+                existing.add(key)
+    out: dict[str, Any] = {"queued": len(ids)}
+    if ids:
+        out.update(deliver_due(engine, cfg, secrets or Secrets(os.environ), Path(var_dir), now, ids=ids))
+    return out
