@@ -50,24 +50,17 @@ def _month(context) -> str:
 def hotline_monthly():
     @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")
     def wait_for_month() -> PokeReturnValue:
-        import pandas as pd
-        from sqlalchemy import select
-
         from hotline.settings import load_settings
+        from proposals.job import month_complete, parse_month
         from warehouse.db import connect, migrate
-        from warehouse.schema import pipeline_runs
 
-        month = pd.Period(_month(get_current_context()), freq="M")
-        last = month.end_time.date()
+        month = parse_month(_month(get_current_context()))
         s = load_settings()
         engine = connect(s.db_url)
         migrate(engine)
-        r = pipeline_runs.c
-        with engine.connect() as conn:
-            done = conn.execute(select(r.run_id).where(r.stage == "notify", r.logical_date == last,
-                                                       r.status == "success").limit(1)).scalar()
-        print(f"wait_for_month: daily run for {last} " + ("has notified" if done else "not finished yet"))
-        return PokeReturnValue(is_done=done is not None, xcom_value={"month": str(month)})
+        done = month_complete(engine, month)
+        print(f"wait_for_month: daily run for {month.end_time.date()} " + ("has notified" if done else "not finished yet"))
+        return PokeReturnValue(is_done=done, xcom_value={"month": str(month)})
 
     @task
     def propose(waited: dict) -> dict:

@@ -148,13 +148,14 @@ def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) ->
     month = pd.Timestamp(rec["month"]).to_period("M")
     ranked = {c["candidate"]: c for c in rec["candidates"]}
     links = " ".join(f'<a href="{escape(h)}">{t}</a>' for h, t in ((zh, "完整建议"), (en, "English")) if h)
-    watch = [c for c in rec["candidates"] if c["candidate"] != rec["chosen"] and not c.get("blocked_by")][:5]
-    rows = [{"candidate": label(c["candidate"], ref, "zh"), "score": c["score"], "tickets": c["tickets"]} for c in watch]
+    watch = [c for c in rec["candidates"] if c.get("role") == "watch"]
+    rows = [{"candidate": label(c["candidate"], ref, "zh"), "score": round(c["score"], 3), "tickets": c["tickets"]}
+            for c in watch]
     chosen = label(rec["chosen"], ref, "zh") if rec["chosen"] else "无候选"
     score = ranked.get(rec["chosen"], {}).get("score")
     who = f"（分析员改选：{escape(rec['override_by'])}）" if rec["status"] == "overridden" else ""
     return (f'<div class="proposal"><p><b>{month} 数据 → {month + 1} 每月一题建议：{escape(chosen)}</b>{who} '
-            f'得分 {score if score is not None else "—"} {links}</p>'
+            f'得分 {round(score, 3) if score is not None else "—"} {links}</p>'
             f'<p>观察名单 watch list</p>{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}</div>')
 
 
@@ -191,6 +192,10 @@ def _day_tickets(engine: Engine, day: dt.date, level: str, code: str) -> int | N
                                                             c.category_level == "all"))).scalar()
 
 
+def _section(sid: str, heading: str, body: str) -> str:
+    return f'<section id="{sid}"><h2>{escape(heading)}</h2>{body}</section>'
+
+
 def _write(path: Path, title: str, body: str) -> Path:
     html = page(title, f"<style>{BOARD_CSS}</style>" + body)
     path.write_text(html, encoding="utf-8")
@@ -216,22 +221,26 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
     body = (f"<h1>{escape(title)}</h1>{nav}<p class=\"meta\">Early-warning board · 生成于 generated "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · 离线页面，无需服务器 (offline, no server)</p>"
             + _kpis(items, _day_tickets(engine, day, "province", province_code))
-            + "<h2>每月一题 Issue of the month</h2>"
-            + _proposal_block(latest(engine, province_code, month_end), ref, out)
-            + f"<h2>今日预警 Alerts ({len(items)})</h2>" + table(_alert_rows(items, ref, day), ALERT_COLUMNS)
-            + "<h2>各市 Cities</h2>" + table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY])
-            + "<h2>未来30天预测 Next 30 days</h2>" + _forecast_charts(engine, day, "province", province_code, ref, 3)
-            + "<h2>预警图表 Alert charts</h2>" + _alert_sections(engine, items, ref, day)
-            + "<h2>数据质量 Data quality</h2>" + _dq_links(engine, day, out))
+            + _section("proposal", "每月一题 Issue of the month",
+                       _proposal_block(latest(engine, province_code, month_end), ref, out))
+            + _section("alerts", f"今日预警 Alerts ({len(items)})", table(_alert_rows(items, ref, day), ALERT_COLUMNS))
+            + _section("cities", "各市 Cities",
+                       table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
+            + _section("forecast", "未来30天预测 Next 30 days",
+                       _forecast_charts(engine, day, "province", province_code, ref, 3))
+            + _section("alert-charts", "预警图表 Alert charts", _alert_sections(engine, items, ref, day))
+            + _section("dq", "数据质量 Data quality", _dq_links(engine, day, out)))
     index = _write(out / "index.html", title, body)
     for c in prov.cities:
         mine = by_city.get(c.code, [])
         ctitle = f"{c.zh}12345热线预警看板 · {day}"
         cbody = (f"<h1>{escape(ctitle)}</h1>{nav}"
                  + _kpis(mine, _day_tickets(engine, day, "city", c.code))
-                 + "<h2>每月一题 Issue of the month</h2>" + _proposal_block(latest(engine, c.code, month_end), ref, out)
-                 + f"<h2>今日预警 Alerts ({len(mine)})</h2>" + table(_alert_rows(mine, ref, day), ALERT_COLUMNS)
-                 + "<h2>未来30天预测 Next 30 days</h2>" + _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES)
-                 + "<h2>预警图表 Alert charts</h2>" + _alert_sections(engine, mine, ref, day))
+                 + _section("proposal", "每月一题 Issue of the month",
+                            _proposal_block(latest(engine, c.code, month_end), ref, out))
+                 + _section("alerts", f"今日预警 Alerts ({len(mine)})", table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
+                 + _section("forecast", "未来30天预测 Next 30 days",
+                            _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES))
+                 + _section("alert-charts", "预警图表 Alert charts", _alert_sections(engine, mine, ref, day)))
         _write(out / f"city-{c.code}.html", ctitle, cbody)
     return index

@@ -16,7 +16,7 @@ from proposals import panel
 from proposals.config import ProposalsConfig
 from proposals.rank import Scope, candidate_records, choose, parse_id, rank_scope
 from warehouse.runs import finish_run, new_run_id, start_run
-from warehouse.schema import proposals
+from warehouse.schema import pipeline_runs, proposals
 
 CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "l1"), ("district", "l2"))
 PROVINCE_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"), ("city", "l1"), ("city", "l2"))
@@ -224,3 +224,11 @@ def stored_month(engine: Engine, month: pd.Period, scopes: Sequence[str] | None 
         q = q.where(p.scope.in_(list(scopes)))
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(q.order_by(p.scope)).mappings()]
+
+
+def month_complete(engine: Engine, month: pd.Period) -> bool:
+    """Whether the daily run for the month's last day has notified (the monthly DAG waits for it)."""
+    r = pipeline_runs.c
+    with engine.connect() as conn:
+        return conn.execute(select(r.run_id).where(r.stage == "notify", r.logical_date == month.end_time.date(),
+                                                   r.status == "success").limit(1)).scalar() is not None

@@ -320,18 +320,24 @@ def choose(ranked: pd.DataFrame, cfg: ProposalsConfig, previous: Sequence[Mappin
     """The model's choice, the chosen issue (an analyst's override wins) and the watch list.
 
     ``previous``: earlier choices of the scope within the cool-down (``month``, ``chosen``,
-    ``daily_avg`` at the time). A candidate overlapping one of them is held back unless its daily
-    volume rose by ``worsened_ratio`` since; it is marked so in ``blocked``.
+    ``daily_avg`` at the time). A candidate overlapping one of them is held back unless that
+    issue's daily volume rose by ``worsened_ratio`` since; held-back ones are listed in ``blocked``.
     """
     sc = cfg.scoring
     blocked: dict[str, str] = {}
-    for _, row in ranked.iterrows():
-        for p in previous:
-            if p.get("chosen") and overlaps(row["candidate"], p["chosen"], region_parent):
-                then = float(p.get("daily_avg") or 0)
-                if not then or row["daily_avg"] < float(sc["worsened_ratio"]) * then:
-                    blocked[row["candidate"]] = str(p["month"])
-                    break
+    now_avg = dict(zip(ranked["candidate"], ranked["daily_avg"]))
+    # a previous choice holds back everything overlapping it, unless that issue itself worsened
+    holding = []
+    for p in previous:
+        then, now = float(p.get("daily_avg") or 0), now_avg.get(p.get("chosen"))
+        worsened = bool(then) and now is not None and now >= float(sc["worsened_ratio"]) * then
+        if p.get("chosen") and not worsened:
+            holding.append(p)
+    for cid in ranked["candidate"]:
+        for p in holding:
+            if overlaps(cid, p["chosen"], region_parent):
+                blocked[cid] = str(p["month"])
+                break
     order = [c for c in ranked["candidate"] if c not in blocked]
     model_choice = order[0] if order else None
     chosen = override if override is not None else model_choice

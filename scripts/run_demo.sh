@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (SQLite, no servers): build the demo warehouse (the
 # generated province's history), run the daily DAG for the last day through `airflow dags test`,
-# and print a short summary. Called by `make run`.
+# print a short summary, the 每月一题 proposal for the last full month and the warning board's path.
+# Called by `make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,7 +21,8 @@ export HOTLINE_DEMO_DAY="$DAY"
 
 if [ -z "${HOTLINE_DB_URL:-}" ]; then
   rm -f "$HOTLINE_VAR_DIR"/hotline.db "$HOTLINE_VAR_DIR"/hotline.db-wal "$HOTLINE_VAR_DIR"/hotline.db-shm
-  rm -rf "$HOTLINE_VAR_DIR"/notices "$HOTLINE_VAR_DIR"/reports/alerts
+  rm -rf "$HOTLINE_VAR_DIR"/notices "$HOTLINE_VAR_DIR"/reports/alerts "$HOTLINE_VAR_DIR"/reports/proposals \
+    "$HOTLINE_VAR_DIR"/site
 fi
 
 # Airflow's own metadata database is independent of the warehouse: migrate it on the other core
@@ -28,11 +30,20 @@ fi
 "$BIN/airflow" db migrate > "$HOTLINE_VAR_DIR/airflow_db_migrate.log" 2>&1 &
 MIGRATE=$!
 
-echo "== 1/3 demo warehouse: history up to the day before $DAY"
+echo "== 1/4 demo warehouse: history up to the day before $DAY"
 "$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" \
   --ticket-days "${DEMO_TICKET_DAYS:-60}" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
-echo "== 2/3 daily DAG for $DAY (airflow dags test, SQLite, no services)"
+# The issue of the month for the last full month before the day (the monthly DAG's job), so that
+# the board the daily run builds shows it.
+MONTH=$(date -d "$(date -d "$DAY" +%Y-%m-01) -1 day" +%Y-%m)
+echo "== 2/4 每月一题 (issue of the month) from the $MONTH data"
+PLOG="$HOTLINE_VAR_DIR/propose_$MONTH.log"
+"$BIN/hotline" propose --month "$MONTH" --top 5 > "$PLOG"
+sed -n '/^[^ ].*(440000)/,$p' "$PLOG"
+echo "   (every city's proposal: $PLOG)"
+
+echo "== 3/4 daily DAG for $DAY (airflow dags test, SQLite, no services)"
 LOG="$HOTLINE_VAR_DIR/dags_test_hotline_daily_$DAY.log"
 if ! wait "$MIGRATE"; then
   echo "airflow db migrate failed; see $HOTLINE_VAR_DIR/airflow_db_migrate.log" >&2
@@ -45,10 +56,10 @@ if ! "$BIN/airflow" dags test hotline_daily "$DAY" --conf "{\"day\": \"$DAY\"}" 
   tail -40 "$LOG" >&2
   exit 1
 fi
-grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|  )" "$LOG" | sed 's/^/   task: /'
+grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|board: |  )" "$LOG" | sed 's/^/   task: /'
 echo "   DAG run: success (log: $LOG)"
 
-echo "== 3/3 summary"
+echo "== 4/4 summary"
 "$BIN/hotline" summary --date "$DAY"
 echo
 echo "== notices for $DAY (written to the demo's file channel, $HOTLINE_VAR_DIR/notices/$DAY.md)"
@@ -58,3 +69,10 @@ else
   echo "   no notice for $DAY"
 fi
 "$BIN/hotline" alerts outbox --date "$DAY" | head -1
+echo
+echo "== open in a browser (offline pages, no server)"
+echo "   warning board:     $HOTLINE_VAR_DIR/site/index.html"
+echo "   latest proposal:   $HOTLINE_VAR_DIR/reports/proposals/$MONTH/440000.zh.html (English: 440000.en.html, Markdown: .md)"
+for f in "$HOTLINE_VAR_DIR/site/index.html" "$HOTLINE_VAR_DIR/reports/proposals/$MONTH/440000.zh.html"; do
+  [ -s "$f" ] || { echo "missing: $f" >&2; exit 1; }
+done

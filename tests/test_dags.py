@@ -21,10 +21,10 @@ def dagbag(airflow_db):
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert "hotline_daily" in dagbag.dags
+    assert {"hotline_daily", "hotline_monthly"} <= set(dagbag.dags)
 
 
-@pytest.mark.parametrize("dag_id", ["hotline_daily"])
+@pytest.mark.parametrize("dag_id", ["hotline_daily", "hotline_monthly"])
 def test_dag_policy_tags_owner_retries_docs(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert "hotline" in dag.tags and dag.doc_md
@@ -32,11 +32,12 @@ def test_dag_policy_tags_owner_retries_docs(dagbag, dag_id):
         assert t.owner == "hotline" and t.retries >= 1, t.task_id
 
 
-def test_parsing_a_dag_file_imports_no_heavy_library():
+@pytest.mark.parametrize("name", ["hotline_daily.py", "hotline_monthly.py"])
+def test_parsing_a_dag_file_imports_no_heavy_library(name):
     code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
             "print('heavy:' + ','.join(m for m in ('pandas', 'great_expectations', 'prophet', 'statsmodels', 'ingestion', "
-            "'generator') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, str(DAGS / "hotline_daily.py")], capture_output=True,
+            "'generator', 'proposals') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(DAGS / name)], capture_output=True,
                          text=True, env={**os.environ}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "heavy:"
@@ -97,8 +98,19 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
         return n, n_day, tuple(rows), tuple(sent), n_alerts, lines
 
     first = run_and_count()
+    board = (var / "site" / "index.html").read_text(encoding="utf-8")  # the board task rebuilt the site
+    assert "2024-05-08" in board and "深圳市" in board and (var / "site" / "city-440300.html").is_file()
     assert first[1] > 0 and first[2][0] > 0
     assert ("city:440300", "delivered") in first[3] and first[4] >= 1  # the planted spike reached Shenzhen
     assert len(first[5]) == len(first[3])
     assert run_and_count() == first
     eng.dispose()
+
+
+def test_the_monthly_dag_waits_for_the_month_then_proposes_delivers_and_rebuilds_the_board(dagbag):
+    dag = dagbag.dags["hotline_monthly"]
+    assert dag.get_task("propose").upstream_task_ids == {"wait_for_month"}
+    assert dag.get_task("deliver").upstream_task_ids == {"propose"}
+    assert dag.get_task("board").upstream_task_ids == {"deliver"}
+    wait = dag.get_task("wait_for_month")
+    assert wait.mode == "reschedule" and wait.poke_interval == 600

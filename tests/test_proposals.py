@@ -1,0 +1,370 @@
+"""每月一题: ranking on generated data with planted events, the choice rules, the reports in both
+languages, the CLI, delivery and the monthly DAG.
+
+The warehouse (SQLite, built once for the module) holds Shenzhen's daily counts from the
+generator for 2024-06 .. 2026-07 at 5% of the published volumes, with the generator's own
+seasons and four planted events:
+- a city-wide surge of 供水 (x1.4 in every district, 9-22 March 2026),
+- an emerging issue, 电动自行车充电 in 宝安区 (from almost nothing to 12 a day, from 1 April 2026),
+- a seasonal issue, 餐饮油烟 x3 across the city every July (2024, 2025, 2026).
+"""
+import datetime as dt
+import json
+import re
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, insert, select
+
+from proposals.config import COMPONENTS, ProposalsConfig, ProposalsConfigError
+from proposals.job import (ProposalError, month_complete, propose, rank_one, read_month, scopes_of, stored,
+                           stored_month)
+from proposals.rank import Scope, choose, overlaps
+
+CITY = "440300"
+SURGE = "city:440300|l2:utilities.water_supply"
+EMERGING = "district:440306|l2:public_safety.ebike_charging"
+SEASONAL = "city:440300|l2:urban_management.restaurant_fumes"
+START, END = dt.date(2024, 6, 1), dt.date(2026, 7, 31)
+
+
+def _events():
+    from generator.province import Event
+
+    ev = [Event("surge", dt.date(2026, 3, 9), dt.date(2026, 3, 22), "city", CITY, CITY, "l2",
+                "utilities.water_supply", 1.4, "全市供水诉求两周约1.4倍"),
+          Event("emerging", dt.date(2026, 4, 1), dt.date(2026, 5, 12), "district", "440306", CITY, "l2",
+                "public_safety.ebike_charging", 12.0, "宝安区电动自行车充电新问题")]
+    ev += [Event("seasonal", dt.date(y, 7, 1), dt.date(y, 7, 31), "city", CITY, CITY, "l2",
+                 "urban_management.restaurant_fumes", 3.0, "每年七月餐饮油烟约3倍") for y in (2024, 2025, 2026)]
+    return tuple(ev)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    from generator.province import ProvinceGenerator
+    from warehouse.aggregate import load_counts
+    from warehouse.db import connect, migrate
+
+    none = {"spike": 0, "level_shift": 0, "emerging": 0, "surge": 0}  # only the planted events
+    gen = ProvinceGenerator("440000", seed=7, scale=0.05, events_per_year=none, planted=_events())
+    s, days, counts = gen.counts(START, END)
+    mine = (s["city_code"] == CITY).to_numpy()
+    path = tmp_path_factory.mktemp("proposals")
+    eng = connect(f"sqlite:///{path / 'w.db'}")
+    migrate(eng)
+    load_counts(eng, s[mine].reset_index(drop=True), days, counts[mine])
+    yield eng, path
+    eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return ProposalsConfig.load("config")
+
+
+@pytest.fixture
+def fresh(warehouse):
+    """The module's warehouse with no proposal, notice or run left by another test."""
+    from warehouse.schema import notifications, pipeline_runs, proposals
+
+    eng, path = warehouse
+    with eng.begin() as conn:
+        for t in (proposals, notifications, pipeline_runs):
+            conn.execute(t.delete())
+    return eng, path
+
+
+def ranked(eng, ref, cfg, month):
+    data = read_month(eng, pd.Period(month, freq="M"), ref, "440000", cfg, province_scope=False)
+    return rank_one(data, scopes_of(ref, "440000", [CITY], False)[0], cfg, ref, eng)
+
+
+def test_city_wide_surge_comes_out_on_top_in_its_month(fresh, ref, cfg):
+    eng, _ = fresh
+    res = ranked(eng, ref, cfg, "2026-03")
+    top = res.ranked.iloc[0]
+    assert top["candidate"] == SURGE and res.choice["chosen"] == SURGE
+    assert top["regions_up"] >= 3  # it rose in several districts, not one
+    assert top["c_growth"] > 0.3 and top["c_spread"] > 0.3
+    before = ranked(eng, ref, cfg, "2026-02").ranked
+    assert SURGE not in set(before["candidate"].head(10))  # nothing special the month before
+
+
+def test_emerging_issue_comes_out_on_top_in_its_month(fresh, ref, cfg):
+    eng, _ = fresh
+    res = ranked(eng, ref, cfg, "2026-04")
+    top = res.ranked.iloc[0]
+    assert top["candidate"] == EMERGING
+    assert top["c_growth"] == 1.0  # from almost nothing
+    # the city-wide candidate of the same category knows where its rise comes from
+    city = res.ranked.set_index("candidate").loc["city:440300|l2:public_safety.ebike_charging"]
+    assert city["focus"] == "440306" and city["focus_share"] > 0.8
+    before = ranked(eng, ref, cfg, "2026-03").ranked
+    assert EMERGING not in set(before["candidate"].head(20))
+
+
+def test_seasonal_issue_is_proposed_the_month_before_its_peak(fresh, ref, cfg):
+    eng, _ = fresh
+    june = ranked(eng, ref, cfg, "2026-06")
+    top = june.ranked.iloc[0]
+    assert top["candidate"] == SEASONAL
+    assert top["c_growth"] == 0.0  # nothing has happened yet: the forward look carries it
+    assert top["c_forecast"] == max(top[f"c_{c}"] for c in COMPONENTS)
+    assert top["outlook_1"] > 2.5 and int(top["outlook_month"]) == 1
+    july = ranked(eng, ref, cfg, "2026-07")  # at its peak it is no news: same as every July
+    assert july.ranked.iloc[0]["candidate"] != SEASONAL
+
+
+def test_every_component_is_in_range_and_the_score_is_their_weighted_mean(fresh, ref, cfg):
+    eng, _ = fresh
+    r = ranked(eng, ref, cfg, "2026-03").ranked
+    comps = r[[f"c_{c}" for c in COMPONENTS]]
+    assert ((comps >= 0) & (comps <= 1)).all().all()
+    w = pd.Series({f"c_{c}": cfg.weights[c] for c in COMPONENTS})
+    assert ((comps * w).sum(axis=1) / w.sum() - r["score"]).abs().max() < 1e-9
+    assert r["score"].is_monotonic_decreasing
+    assert not r["category_code"].str.endswith(".other").any()  # 其他… is not a governable issue
+    assert (r["tickets"] >= cfg.scoring["min_tickets"]).all()
+
+
+def test_weights_come_from_config_and_change_the_ranking(fresh, ref):
+    eng, _ = fresh
+    only_volume = ProposalsConfig.from_dict({"weights": {"volume": 1.0}})
+    r = ranked(eng, ref, only_volume, "2026-03").ranked
+    assert r.iloc[0]["tickets"] == r["tickets"].max()
+    with pytest.raises(ProposalsConfigError, match="unknown component"):
+        ProposalsConfig.from_dict({"weights": {"volumes": 1.0}}, "config/proposals.yaml")
+
+
+def test_overlap_rules():
+    parent = {"440306": "440300", "440300": "440000"}
+    assert overlaps(SURGE, "district:440306|l2:utilities.water_supply", parent)
+    assert overlaps(SURGE, "city:440300|l1:utilities", parent)
+    assert not overlaps(SURGE, "city:440300|l2:utilities.power_supply", parent)
+    assert not overlaps(SURGE, "city:440100|l2:utilities.water_supply", parent)
+
+
+def test_an_issue_chosen_recently_is_not_proposed_again_unless_it_worsened(fresh, ref, cfg, tmp_path):
+    from warehouse.schema import proposals
+
+    eng, _ = fresh
+    march = ranked(eng, ref, cfg, "2026-03")
+    now_avg = float(march.ranked.set_index("candidate").loc[SURGE, "daily_avg"])
+
+    def chose_in_february(daily_avg):
+        with eng.begin() as conn:
+            conn.execute(proposals.delete())
+            conn.execute(insert(proposals).values(
+                month=dt.date(2026, 2, 1), scope=CITY, status="proposed", model_choice=SURGE, chosen=SURGE,
+                candidates=[{"candidate": SURGE, "daily_avg": daily_avg}], weights={}, run_id="t",
+                created_at=dt.datetime.now(dt.timezone.utc), updated_at=dt.datetime.now(dt.timezone.utc)))
+
+    chose_in_february(now_avg / 1.1)  # March is only 10% above February's choice: held back
+    res = ranked(eng, ref, cfg, "2026-03")
+    assert res.choice["chosen"] != SURGE and res.choice["blocked"][SURGE] == "2026-02"
+    assert not overlaps(res.choice["chosen"], SURGE, {"440306": "440300"})  # nor a part of it
+    chose_in_february(now_avg / 1.5)  # 50% worse than when it was chosen: proposed again
+    res = ranked(eng, ref, cfg, "2026-03")
+    assert res.choice["chosen"] == SURGE and SURGE not in res.choice["blocked"]
+
+
+def test_choose_skips_overlapping_runner_ups_in_the_watch_list(cfg):
+    r = pd.DataFrame({"candidate": [SURGE, "district:440306|l2:utilities.water_supply", "city:440300|l1:utilities",
+                                    "city:440300|l2:housing.rental"], "daily_avg": [10.0, 5.0, 30.0, 3.0]})
+    out = choose(r, cfg, [], {}, {"440306": "440300"})
+    assert out["chosen"] == SURGE and out["watch"] == ["city:440300|l2:housing.rental"]
+
+
+def test_propose_stores_writes_both_languages_and_masks_ticket_texts(fresh, ref, cfg, tmp_path):
+    from warehouse.schema import tickets
+
+    eng, _ = fresh
+    now = dt.datetime(2026, 4, 1, tzinfo=dt.timezone.utc)
+    texts = ["小区停水三天了，我叫王小明，电话13812345678，身份证440301199001011234",
+             "供水压力不足，高层住户无水可用"]
+    with eng.begin() as conn:
+        conn.execute(insert(tickets), [
+            {"ticket_id": f"T{i}", "source": "test", "received_at": dt.datetime(2026, 3, 10 + i, 2, tzinfo=dt.timezone.utc),
+             "received_date": dt.date(2026, 3, 10 + i), "channel": "phone", "province_code": "440000", "city_code": CITY,
+             "district_code": "440306", "street_code": "新安街道", "category_l1": "utilities",
+             "category_l2": "utilities.water_supply", "content": t, "status": "closed", "is_repeat": False,
+             "updated_at": now} for i, t in enumerate(texts)])
+    try:
+        out = propose(eng, pd.Period("2026-03", freq="M"), ref, cfg, "440000", tmp_path, cities=[CITY], now=now)
+    finally:
+        with eng.begin() as conn:
+            conn.execute(tickets.delete())
+    assert len(out) == 1 and out[0].choice["chosen"] == SURGE
+    row = stored(eng, pd.Period("2026-03", freq="M"), CITY)
+    assert row["chosen"] == SURGE and row["status"] == "proposed" and row["title"] == "深圳市·供水"
+    assert len(row["candidates"]) == cfg.scoring["stored_candidates"]
+    assert all(set(f"c_{c}" for c in COMPONENTS) <= set(c) for c in row["candidates"])
+    watch = [c["candidate"] for c in row["candidates"] if c["role"] == "watch"]
+    assert len(watch) == cfg.scoring["watch_list"]
+    assert not any(overlaps(w, SURGE, {"440306": "440300"}) for w in watch)  # runner-ups are other issues
+    zh = (tmp_path / "reports/proposals/2026-03/440300.zh.html").read_text(encoding="utf-8")
+    en = (tmp_path / "reports/proposals/2026-03/440300.en.html").read_text(encoding="utf-8")
+    md_zh = (tmp_path / "reports/proposals/2026-03/440300.zh.md").read_text(encoding="utf-8")
+    md_en = (tmp_path / "reports/proposals/2026-03/440300.en.md").read_text(encoding="utf-8")
+    for text in ("每月一题建议", "为什么是现在", "牵头部门", "水务局", "配合部门", "建议举措", "跟踪指标", "备选问题",
+                 "评分构成", "宝安区", "新安街道"):
+        assert text in zh and text in md_zh, text
+    for text in ("Issue of the month proposal", "Why now", "Lead department", "Suggested actions", "Measures to track",
+                 "Runner-ups", "Score components", "Water supply"):
+        assert text in en and text in md_en, text
+    assert zh.count("<svg") == 3 and en.count("<svg") == 3  # trend with outlook band, districts, sub-categories
+    assert 'class="band"' in zh  # the outlook band is drawn
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', zh)  # nothing fetched from the network
+    for doc in (zh, en, md_zh, md_en):
+        assert "13812345678" not in doc and "440301199001011234" not in doc and "王小明" not in doc
+    assert "[手机号]" in zh and "供水压力不足" in zh  # the sample titles are there, masked
+
+
+def test_an_analyst_override_is_kept_and_shown(fresh, ref, cfg, tmp_path):
+    eng, _ = fresh
+    month = pd.Period("2026-03", freq="M")
+    alt = ranked(eng, ref, cfg, "2026-03").ranked.iloc[3]["candidate"]
+    with pytest.raises(ProposalError, match="--by"):
+        propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY], override=alt)
+    with pytest.raises(ProposalError, match="not a candidate"):
+        propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY], override="city:440300|l2:nope",
+                override_by="李分析", override_reason="x")
+    propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY], override=alt, override_by="李分析",
+            override_reason="区里已列入年度重点")
+    row = stored(eng, month, CITY)
+    assert (row["status"], row["chosen"], row["model_choice"], row["override_by"]) == ("overridden", alt, SURGE, "李分析")
+    propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY])  # a rerun keeps the analyst's choice
+    row = stored(eng, month, CITY)
+    assert row["chosen"] == alt and row["override_reason"] == "区里已列入年度重点"
+    zh = (tmp_path / "reports/proposals/2026-03/440300.zh.html").read_text(encoding="utf-8")
+    assert "分析员改选" in zh and "李分析" in zh and "模型推荐" in zh
+
+
+def test_follow_up_compares_the_chosen_issue_later(fresh, ref, cfg, tmp_path):
+    eng, _ = fresh
+    propose(eng, pd.Period("2026-03", freq="M"), ref, cfg, "440000", tmp_path, cities=[CITY])
+    propose(eng, pd.Period("2026-04", freq="M"), ref, cfg, "440000", tmp_path, cities=[CITY])
+    zh = (tmp_path / "reports/proposals/2026-04/440300.zh.md").read_text(encoding="utf-8")
+    section = zh.split("## 往期选题跟踪", 1)[1]
+    line = next(x for x in section.splitlines() if "2026-03 深圳市·供水" in x)
+    assert line.rstrip().endswith("| 改善 |")  # the surge is over: April is below March
+    nums = [float(x.replace(",", "")) for x in re.findall(r"([\d.,]+)/d", line)]
+    assert nums[0] > nums[1]
+
+
+def test_cli_propose_prints_ranked_candidates_with_components(fresh, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    eng, path = fresh
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    db = str(eng.url)
+    r = CliRunner().invoke(main, ["propose", "--db", db, "--month", "2026-03", "--city", CITY, "--json"])
+    assert r.exit_code == 0, r.output
+    payload = json.loads(r.output.strip().splitlines()[-1])
+    scope = payload["scopes"][0]
+    assert scope["scope"] == CITY and scope["chosen"] == SURGE and len(scope["candidates"]) == 10
+    first = scope["candidates"][0]
+    assert first["rank"] == 1 and first["candidate"] == SURGE and set(first["components"]) == set(COMPONENTS)
+    assert "深圳市 (440300) 2026-03: 深圳市·供水" in r.output and "growth=" in r.output
+    assert scope["reports"]["zh"]["html"].endswith("440300.zh.html")
+    bad = CliRunner().invoke(main, ["propose", "--db", db, "--month", "2026-13"])
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output
+    late = CliRunner().invoke(main, ["propose", "--db", db, "--month", "2026-09", "--city", CITY])
+    assert late.exit_code == 2 and "ends on 2026-07-31" in late.output
+    unknown = CliRunner().invoke(main, ["propose", "--db", db, "--month", "2026-03", "--city", "110100"])
+    assert unknown.exit_code == 2 and "not a city" in unknown.output
+
+
+def test_delivery_goes_through_the_outbox_once(fresh, ref, cfg, tmp_path):
+    from alerts.config import AlertsConfig
+    from proposals.deliver import deliver_proposals
+    from warehouse.schema import notifications
+
+    eng, _ = fresh
+    month = pd.Period("2026-03", freq="M")
+    propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY])
+    acfg = AlertsConfig.load("config")
+    first = deliver_proposals(eng, stored_month(eng, month), acfg, ref, tmp_path)
+    assert first["queued"] == 1 and first["delivered"] == 1
+    again = deliver_proposals(eng, stored_month(eng, month), acfg, ref, tmp_path)
+    assert again == {"queued": 0}
+    with eng.connect() as conn:
+        row = conn.execute(select(notifications)).mappings().one()
+    assert row["receiver"] == "city:440300" and row["subject"].startswith("【每月一题建议】深圳市12345热线中心：深圳市·供水")
+    notice = (tmp_path / "notices" / "2026-03-31.md").read_text(encoding="utf-8")
+    assert "每月一题建议" in notice and "440300.zh.html" in notice
+
+
+def test_month_complete_waits_for_the_last_daily_run(fresh):
+    from warehouse.runs import finish_run, start_run
+
+    eng, _ = fresh
+    month = pd.Period("2026-03", freq="M")
+    assert not month_complete(eng, month)
+    start_run(eng, "n1", "notify", dt.date(2026, 3, 30), {})
+    finish_run(eng, "n1", "success", {})
+    assert not month_complete(eng, month)  # the day before the last is not enough
+    start_run(eng, "n2", "notify", dt.date(2026, 3, 31), {})
+    assert not month_complete(eng, month)  # still running
+    finish_run(eng, "n2", "success", {})
+    assert month_complete(eng, month)
+
+
+def test_monthly_reads_agree_on_sqlite_and_postgresql(engine, ref, cfg):
+    """The monthly sums, days covered and the month's days read the same on both dialects, and
+    add up to the generator's counts."""
+    from generator.province import ProvinceGenerator
+    from proposals.panel import coverage, read_days, read_monthly
+    from warehouse.aggregate import load_counts
+
+    gen = ProvinceGenerator("440000", seed=3, scale=0.01, anomalies=False)
+    s, days, counts = gen.counts(dt.date(2026, 1, 20), dt.date(2026, 3, 10))
+    mine = (s["city_code"] == "440400").to_numpy()
+    load_counts(engine, s[mine].reset_index(drop=True), days, counts[mine])
+    m = read_monthly(engine, pd.Period("2026-01", "M"), pd.Period("2026-03", "M"), "440000",
+                     [("city", "all"), ("district", "l2")])
+    month_of = pd.PeriodIndex(days, freq="M")
+    for p in ("2026-01", "2026-02", "2026-03"):
+        expect = counts[mine][:, month_of == pd.Period(p, "M")].sum()
+        got = m[(m["series_id"] == "city:440400|all:*") & (m["month"] == pd.Period(p, "M"))]["n_tickets"].sum()
+        assert got == expect
+        assert m[(m["region_level"] == "district") & (m["month"] == pd.Period(p, "M"))]["n_tickets"].sum() == expect
+    cov = coverage(engine, pd.Period("2026-01", "M"), pd.Period("2026-03", "M"), "440000")
+    assert cov.to_dict() == {pd.Period("2026-01", "M"): 12, pd.Period("2026-02", "M"): 28, pd.Period("2026-03", "M"): 10}
+    d = read_days(engine, pd.Period("2026-02", "M"), "440000", [("district", "l2")])
+    assert d["ds"].min() == pd.Timestamp("2026-02-01") and d["ds"].max() == pd.Timestamp("2026-02-28")
+    assert d["y"].sum() == counts[mine][:, month_of == pd.Period("2026-02", "M")].sum()
+
+
+@pytest.mark.slow
+def test_monthly_dag_proposes_delivers_and_rebuilds_the_board(fresh, airflow_db, ref, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from warehouse.runs import finish_run, start_run
+    from warehouse.schema import notifications
+
+    eng, _ = fresh
+    monkeypatch.setenv("HOTLINE_DB_URL", str(eng.url))
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
+    start_run(eng, "n-last", "notify", dt.date(2026, 3, 31), {})
+    finish_run(eng, "n-last", "success", {})
+    dag = DagBag(dag_folder="dags").dags["hotline_monthly"]
+    dr = dag.test(logical_date=dt.datetime(2026, 3, 31, 22, tzinfo=dt.timezone.utc), run_conf={"month": "2026-03"})
+    assert dr.state == "success"
+    rows = stored_month(eng, pd.Period("2026-03", freq="M"))
+    by_scope = {r["scope"]: r for r in rows}
+    assert by_scope[CITY]["chosen"] == SURGE
+    assert len(rows) == 1 + len(ref.regions.province("440000").cities)  # the province and each city
+    assert (tmp_path / "reports/proposals/2026-03/440300.zh.html").is_file()
+    with eng.connect() as conn:
+        sent = conn.execute(select(notifications.c.receiver, notifications.c.status)).all()
+    assert ("city:440300", "delivered") in sent
+    board = (tmp_path / "site" / "index.html").read_text(encoding="utf-8")
+    assert "每月一题" in board
+    city = (tmp_path / "site" / "city-440300.html").read_text(encoding="utf-8")
+    assert "深圳市·供水" in city and "proposals/2026-03/440300.zh.html" in city
+    with eng.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(notifications)).scalar_one() == len(sent)
