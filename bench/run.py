@@ -408,6 +408,46 @@ def bench_alerts() -> None:
                f"{res['fired']} alerts fired, {res['notices']} notices delivered to the file channel")
 
 
+def bench_proposals() -> None:
+    """每月一题 for the province and its 11 cities (ranking, choice, reports in two languages) on a
+    25-month counts-only warehouse at 5% of published volumes (SQLite); the baseline reads the
+    month once per scope instead of once for all. Then the warning board for the month's last day."""
+    import tempfile
+
+    from proposals.board import build_board
+    from proposals.config import ProposalsConfig
+    from proposals.job import propose, rank_one, read_month, scopes_of
+    from warehouse.aggregate import load_counts
+
+    print("proposals")
+    ref = load_reference()
+    cfg = ProposalsConfig.load(ROOT / "config")
+    gen = ProvinceGenerator("440000", seed=11, scale=0.05)
+    s, days, counts = gen.counts(dt.date(2024, 10, 1), dt.date(2026, 10, 31))
+    url = fresh_sqlite("proposals")
+    eng = connect(url)
+    migrate(eng)
+    t = time.perf_counter()
+    load_counts(eng, s, days, counts)
+    print(f"  (warehouse: {len(s)} series x {len(days)} days loaded in {time.perf_counter() - t:.0f} s)")
+    month = pd.Period("2026-10", freq="M")
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        res = propose(eng, month, ref, cfg, "440000", Path(d))
+        fast = time.perf_counter() - t
+        t = time.perf_counter()
+        for scope in scopes_of(ref, "440000"):
+            rank_one(read_month(eng, month, ref, "440000", cfg, scope.level == "province"), scope, cfg, ref, eng)
+        slow = time.perf_counter() - t
+        n = sum(len(r.ranked) for r in res)
+        record("proposals: rank, choose and write zh/en reports, province + 11 cities", fast, "s", slow,
+               f"{n} candidates scored; baseline: ranking alone, reading the month once per scope")
+        t = time.perf_counter()
+        build_board(eng, dt.date(2026, 10, 31), ref, "440000", Path(d) / "site")
+        record("board: index and 11 city pages", time.perf_counter() - t, "s", None,
+               "no alerts or forecasts stored in this warehouse: the proposal blocks and tables")
+
+
 class _Frames:
     def __init__(self, batches):
         self._b = batches
@@ -420,13 +460,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, score_csv, alerts")
+                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
-                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts"]
+                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts", "proposals"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
@@ -451,6 +491,8 @@ def main() -> None:
         bench_score_csv()
     if "alerts" in todo:
         bench_alerts()
+    if "proposals" in todo:
+        bench_proposals()
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))

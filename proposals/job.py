@@ -53,6 +53,14 @@ class MonthData:
     coverage: pd.Series
     anomalies: pd.DataFrame
     region_parent: dict[str, str]
+    _current: pd.DataFrame | None = None
+
+    @property
+    def current(self) -> pd.DataFrame:
+        """The evidence month's rows of ``monthly``."""
+        if self._current is None:
+            self._current = self.monthly[self.monthly["month"] == self.month]
+        return self._current
 
 
 def scopes_of(ref: Reference, province_code: str, cities: Iterable[str] | None = None,

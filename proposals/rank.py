@@ -243,21 +243,21 @@ def _spread(cands: pd.DataFrame, counts: pd.DataFrame, avg: pd.DataFrame, month:
     obs = counts[month]
     z = (obs - baseline) / np.sqrt(baseline + 1.0)
     excess = (obs - baseline).clip(lower=0)
+    zd, exd = z.to_dict(), excess.fillna(0).to_dict()
     up_n, tot_n, focus, share = [], [], [], []
-    for cid, row in cands.iterrows():
-        if row["region_level"] == scope.level:
-            subs = [candidate_id(scope.child_level, c, row["category_level"], row["category_code"])
-                    for c in scope.children]
-        else:
-            subs = [cid]
-        subs = [s for s in subs if s in z.index]
-        up_n.append(int((z.reindex(subs) >= z_min).sum()))
-        tot_n.append(len(scope.children) if row["region_level"] == scope.level else 1)
-        ex = excess.reindex(subs).fillna(0)
-        if row["region_level"] == scope.level and ex.sum() > 0:
-            top = ex.idxmax()
+    for cid, level, cl, cc in zip(cands.index, cands["region_level"], cands["category_level"],
+                                  cands["category_code"]):
+        whole = level == scope.level
+        subs = [candidate_id(scope.child_level, c, cl, cc) for c in scope.children] if whole else [cid]
+        subs = [s for s in subs if s in zd]
+        up_n.append(sum(1 for s in subs if zd[s] >= z_min))
+        tot_n.append(len(scope.children) if whole else 1)
+        ex = {s: exd.get(s, 0.0) for s in subs}
+        total = sum(ex.values())
+        if whole and total > 0:
+            top = max(ex, key=ex.get)
             focus.append(parse_id(top)[1])
-            share.append(float(ex.max() / ex.sum()))
+            share.append(float(ex[top] / total))
         else:
             focus.append(None)
             share.append(float("nan"))

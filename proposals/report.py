@@ -119,7 +119,7 @@ def _why(row: Mapping[str, Any], scope_label: str, ref: Reference, lang: str, mo
     mh = row.get("months_high")
     if mh is not None and np.isfinite(mh) and mh > 0:
         out.append(f"近 6 个月中有 {int(mh)} 个月高于常态水平。" if zh else f"Above its usual level in {int(mh)} of the last 6 months.")
-    if row.get("regions_up"):
+    if row.get("regions_up") and (row.get("regions_total") or 0) > 1:
         out.append(f"{row['regions_up']}/{row['regions_total']} 个下辖区域显著上升。" if zh else
                    f"Significant rise in {row['regions_up']} of {row['regions_total']} sub-areas.")
     if row.get("focus") and (row.get("focus_share") or 0) >= 0.5:
@@ -169,11 +169,16 @@ def _trend(res_row: Mapping[str, Any], data: Any, lang: str, title: str) -> Mark
 
 
 def _districts(res_row: Mapping[str, Any], data: Any, scope: Any, ref: Reference, lang: str) -> list[dict[str, Any]]:
+    """The candidate's category in each sub-area: the scope's, or for a city candidate of the
+    province, that city's districts."""
     rl, rc, cl, cc = parse_id(res_row["candidate"])
+    children, level = scope.children, scope.child_level
+    if scope.level == "province" and rl == "city":
+        children, level = tuple(d.code for d in ref.regions.province(scope.code).city(rc).districts), "district"
     rows = []
     mon = data.monthly
-    for child in scope.children:
-        sid = candidate_id(scope.child_level, child, cl, cc)
+    for child in children:
+        sid = candidate_id(level, child, cl, cc)
         s = mon[mon["series_id"] == sid].set_index("month")["n_tickets"]
         now = float(s.get(data.month, 0.0))
         prev = [float(s.get(data.month - k, np.nan)) for k in (1, 2, 3)]
@@ -188,9 +193,8 @@ def _districts(res_row: Mapping[str, Any], data: Any, scope: Any, ref: Reference
 def _subcategories(res_row: Mapping[str, Any], data: Any, ref: Reference, lang: str) -> tuple[list[str], list[float], set[str]]:
     rl, rc, cl, cc = parse_id(res_row["candidate"])
     l1 = cc.split(".")[0]
-    mon = data.monthly[(data.monthly["month"] == data.month) & (data.monthly["region_code"] == rc)
-                       & (data.monthly["category_level"] == "l2")
-                       & data.monthly["category_code"].str.startswith(l1 + ".")]
+    cur = data.current
+    mon = cur[(cur["region_code"] == rc) & (cur["category_level"] == "l2") & cur["category_code"].str.startswith(l1 + ".")]
     mon = mon.sort_values("n_tickets", ascending=False).head(8)
     names = [ref.taxonomy.name(c, lang) for c in mon["category_code"]]
     marked = {ref.taxonomy.name(cc, lang)} if cl == "l2" else set()
@@ -204,7 +208,7 @@ def _followup(engine: Engine, scope: str, data: Any, ref: Reference, lang: str) 
             p.scope == scope, p.month < data.month.start_time.date(),
             p.month >= (data.month - 12).start_time.date(), p.chosen.is_not(None)).order_by(p.month)).mappings().all()
     out = []
-    cur = data.monthly[data.monthly["month"] == data.month].set_index("series_id")
+    cur = data.current.set_index("series_id")
     days_now = float(data.coverage.get(data.month, 0) or 0)
     for r in rows:
         then = next((c for c in r["candidates"] or [] if c.get("candidate") == r["chosen"]), None)
@@ -308,12 +312,15 @@ def render_markdown(v: View) -> str:
     if v.districts:
         lines += ["", f"## {t['districts']}", "", "| | " + t["current"] + " | " + t["change"] + " |", "|---|---:|---:|"]
         lines += [f"| {d['name']} | {_n(d['tickets'])} | {_pct(d['change'])} |" for d in v.districts[:12]]
-        lines += ["", f"**{t['streets']}**：" + ("、".join(f"{s}（{n}）" for s, n in v.streets) if v.streets
-                                                else t["no_streets"])]
+        colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
+        lines += ["", f"**{t['streets']}**{colon}" + (sep.join(f"{s} ({n})" for s, n in v.streets) if v.streets
+                                                      else t["no_streets"])]
     if v.samples:
         lines += ["", f"## {t['samples']}", *[f"- {s}" for s in v.samples]]
     if v.lead:
-        lines += ["", f"## {t['depts']}", f"- {t['lead']}：{v.lead}", f"- {t['coop']}：{'、'.join(v.cooperating) or t['none']}"]
+        colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
+        lines += ["", f"## {t['depts']}", f"- {t['lead']}{colon}{v.lead}",
+                  f"- {t['coop']}{colon}{sep.join(v.cooperating) or t['none']}"]
     if v.actions:
         lines += ["", f"## {t['actions']}", *[f"{i}. {a}" for i, a in enumerate(v.actions, 1)]]
     if v.measures:
@@ -351,13 +358,15 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
         parts.append(f"<h2>{e(t['districts'])}</h2>" + table(
             [{"name": d["name"], "tickets": d["tickets"], "change": _pct(d["change"])} for d in v.districts],
             [("name", ""), ("tickets", t["current"]), ("change", t["change"])]))
-        streets = "、".join(f"{s}（{n}）" for s, n in v.streets) if v.streets else t["no_streets"]
-        parts.append(Markup("<p><b>{0}</b>：{1}</p>").format(t["streets"], streets))
+        colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
+        streets = sep.join(f"{s} ({n})" for s, n in v.streets) if v.streets else t["no_streets"]
+        parts.append(Markup("<p><b>{0}</b>{1}{2}</p>").format(t["streets"], colon, streets))
     if v.samples:
         parts.append(f"<h2>{e(t['samples'])}</h2><ul>" + "".join(f"<li>{e(s)}</li>" for s in v.samples) + "</ul>")
     if v.lead:
-        parts.append(f"<h2>{e(t['depts'])}</h2><ul><li>{e(t['lead'])}：{e(v.lead)}</li><li>{e(t['coop'])}："
-                     f"{e('、'.join(v.cooperating) or t['none'])}</li></ul>")
+        colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
+        parts.append(f"<h2>{e(t['depts'])}</h2><ul><li>{e(t['lead'])}{colon}{e(v.lead)}</li><li>{e(t['coop'])}{colon}"
+                     f"{e(sep.join(v.cooperating) or t['none'])}</li></ul>")
     if v.actions:
         parts.append(f"<h2>{e(t['actions'])}</h2><ol>" + "".join(f"<li>{e(a)}</li>" for a in v.actions) + "</ol>")
     if v.measures:

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select
 from proposals.config import COMPONENTS, ProposalsConfig, ProposalsConfigError
 from proposals.job import (ProposalError, month_complete, propose, rank_one, read_month, scopes_of, stored,
                            stored_month)
-from proposals.rank import Scope, choose, overlaps
+from proposals.rank import choose, overlaps
 
 CITY = "440300"
 SURGE = "city:440300|l2:utilities.water_supply"
