@@ -11,7 +11,7 @@ import yaml
 COMPONENTS = ("volume", "growth", "persistence", "spread", "repeat", "unresolved", "unsatisfied", "overdue",
               "anomalies", "forecast")
 DEFAULT_SCORING: dict[str, Any] = {
-    "history_months": 25, "min_tickets": 30, "min_share_of_scope": 0.001, "growth_full": 2.0,
+    "history_months": 25, "min_tickets": 30, "min_share_of_scope": 0.001, "growth_full": 2.0, "month_noise": 0.05,
     "forecast_full": 4.0, "outlook_discount": [1.0, 0.8, 0.6], "persistence_months": 6, "persistence_level": 1.1, "spread_z": 2.0, "rate_full": 2.0,
     "rate_prior_tickets": 50, "anomaly_weights": {"red": 3, "orange": 2, "yellow": 1},
     "exclude_categories": ["other", "*.other", "other.*"], "cooldown_months": 6, "worsened_ratio": 1.2,

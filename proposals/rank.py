@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,14 @@ class Scope:
     @property
     def child_level(self) -> str:
         return "district" if self.level == "city" else "city"
+
+
+@contextmanager
+def warnings_off():
+    """numpy's "mean of empty slice" for series with no history: the NaN is the answer."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def candidate_id(region_level: str, region_code: str, category_level: str, category_code: str) -> str:
@@ -74,11 +84,6 @@ def _daily(counts: pd.DataFrame, coverage: pd.Series) -> pd.DataFrame:
     ok = days >= 0.5 * full
     out = counts.div(days.where(ok), axis=1)
     return out
-
-
-def _lower(v: np.ndarray) -> np.ndarray:
-    """A count's lower ~2-sigma bound (Poisson): a rise must be more than noise to score."""
-    return np.maximum(v - 2.0 * np.sqrt(np.maximum(v, 0.0)), 0.0)
 
 
 def _log_score(ratio: np.ndarray, full: float) -> np.ndarray:
@@ -128,26 +133,33 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     v = counts.loc[ids, month].to_numpy(dtype=float)
     a = avg.loc[ids]
 
-    # growth: the month (and its peak fortnight) against the previous 3 months and the same month
-    # last year, at the observed count's lower bound; the smaller of the two comparisons counts
+    # growth: the month (and its peak fortnight) against what was expected of it: the same month
+    # last year scaled by how the 3 months before compare with the same 3 months a year before
+    # (seasonal naive with the level carried forward), or, without 15 months of history, the 3
+    # months before. The ratio is taken at its lower 2-sigma bound (counting noise and the usual
+    # month-to-month misses, `month_noise`), so a rise must be more than noise to score.
     recent = a[[month - k for k in (1, 2, 3)]].mean(axis=1, skipna=True).to_numpy()
     yoy = a[month - 12].to_numpy() if (month - 12) in a.columns else np.full(len(ids), np.nan)
+    expected = _expected(a, month)
     peak, peak_start = _peak_window(daily, ids, month)
     out = pd.DataFrame(index=ids)
     out["tickets"] = v
     out["daily_avg"] = v / days_m
     out["base_recent"] = recent
     out["base_last_year"] = yoy
+    out["expected_daily"] = expected
+    sigma0 = float(sc["month_noise"])
     ratios = {}
     for name, count, span in (("month", v, days_m), ("peak", peak, float(PEAK_WINDOW))):
-        for bname, base in (("recent", recent), ("last_year", yoy)):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ratios[f"{name}_{bname}"] = _lower(count) / (base * span + 2.0)
-    r = pd.DataFrame(ratios, index=ids)
-    by_window = np.fmax(np.fmin(r["month_recent"], r["month_last_year"]), np.fmin(r["peak_recent"], r["peak_last_year"]))
-    out["growth_ratio"] = by_window.to_numpy()
-    out["growth_recent"] = np.fmax(r["month_recent"], r["peak_recent"]).to_numpy()
-    out["growth_last_year"] = np.fmax(r["month_last_year"], r["peak_last_year"]).to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            raw = (count + 0.5) / (expected * span + 0.5)
+            # counting noise of the observed and of the months the expectation is made of (about
+            # twice a month's worth: last year's month and the two 3-month levels), and the usual misses
+            noise = np.sqrt(1.0 / np.maximum(count, 1.0) + 2.0 / np.maximum(expected * days_m, 1.0) + sigma0 ** 2)
+            ratios[name] = raw * np.exp(-2.0 * noise)
+    out["growth_month"] = ratios["month"]
+    out["growth_peak"] = ratios["peak"]
+    out["growth_ratio"] = np.fmax(ratios["month"], np.nan_to_num(ratios["peak"], nan=0.0))
     out["peak_start"] = peak_start
 
     comp = pd.DataFrame(index=ids, columns=list(COMPONENTS), dtype=float)
@@ -161,7 +173,10 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     before = [month - k for k in range(n_p, n_p + 12) if (month - k) in a.columns]
     usual = a[before].median(axis=1, skipna=True) if before else pd.Series(np.nan, index=ids)
     enough = a[before].notna().sum(axis=1) >= 3 if before else pd.Series(False, index=ids)
-    high = a[window].gt(float(sc["persistence_level"]) * usual, axis=0) & a[window].notna()
+    # "high": above the usual level by the set margin and by more than noise (per 30 days, Poisson)
+    u30 = usual * 30.0
+    bar = (float(sc["persistence_level"]) * u30 + 2.0 * np.sqrt(u30.clip(lower=0)) + 2.0) / 30.0
+    high = a[window].gt(bar, axis=0) & a[window].notna()
     out["months_high"] = high.sum(axis=1).where(enough)
     comp["persistence"] = (out["months_high"] / n_p).fillna(0.0)
 
@@ -212,6 +227,32 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     out = out.join(cands)
     out.index.name = "candidate"
     return out.sort_values(["score", "tickets"], ascending=[False, False]).reset_index()
+
+
+EPS = 1.0 / 30.0  # one ticket a month keeps empty months finite on the log scale
+
+
+def _expected_matrix(x: np.ndarray) -> np.ndarray:
+    """Expected daily average of every month (column) from the months before it: the same month
+    a year before times the ratio of the 3 months before to the same 3 a year earlier; with less
+    than 15 months before it, the mean of the 3 months before. NaN with less than 3."""
+    n_series, n = x.shape
+    e = np.full_like(x, np.nan)
+    for j in range(3, n):
+        prev3 = np.nanmean(x[:, j - 3:j], axis=1)
+        if j >= 15:
+            prev3_ly = np.nanmean(x[:, j - 15:j - 12], axis=1)
+            seasonal = (x[:, j - 12] + EPS) * (prev3 + EPS) / (prev3_ly + EPS) - EPS
+            e[:, j] = np.where(np.isfinite(seasonal), seasonal, prev3)
+        else:
+            e[:, j] = prev3
+    return np.maximum(e, 0.0)
+
+
+def _expected(a: pd.DataFrame, month: pd.Period) -> np.ndarray:
+    cols = [c for c in a.columns if c <= month]
+    with np.errstate(invalid="ignore"), warnings_off():
+        return _expected_matrix(a[cols].to_numpy(dtype=float))[:, -1]
 
 
 def _peak_window(daily: pd.DataFrame, ids: pd.Index, month: pd.Period) -> tuple[np.ndarray, list[Any]]:

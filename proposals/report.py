@@ -106,12 +106,19 @@ def _why(row: Mapping[str, Any], scope_label: str, ref: Reference, lang: str, mo
     n, avg = row["tickets"], row["daily_avg"]
     out.append(f"{month} 月共 {_n(n)} 件，日均 {_n(avg)} 件。" if zh else f"{_n(n)} requests in {month} ({_n(avg)} a day).")
     br, by = row.get("base_recent"), row.get("base_last_year")
-    if br is not None and np.isfinite(br) and br > 0:
+    if br is not None and np.isfinite(br) and br < 0.2 and (by is None or not np.isfinite(by) or by < 0.2):
+        out.append("此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）：新出现的问题。" if zh else
+                   "Almost none before (under 0.2 a day in the previous three months and a year ago): a new issue.")
+    elif br is not None and np.isfinite(br) and br > 0:
         out.append(f"较前三个月日均 {_n(br)} 件，为其 {avg / br:.2f} 倍" + (f"；较去年同月日均 {_n(by)} 件，为其 {avg / by:.2f} 倍。"
                    if by is not None and np.isfinite(by) and by > 0 else "。") if zh else
                    f"{avg / br:.2f}x the previous three months' {_n(br)} a day"
                    + (f", {avg / by:.2f}x the same month last year ({_n(by)} a day)." if by and np.isfinite(by) and by > 0
                       else "."))
+    ex = row.get("expected_daily")
+    if ex is not None and np.isfinite(ex) and ex >= 0.2:
+        out.append(f"按去年同月并按近三个月水平调整，本月预期日均 {_n(ex)} 件，实际为预期的 {avg / ex:.2f} 倍。" if zh else
+                   f"Expected {_n(ex)} a day (last year's same month at this year's level): {avg / ex:.2f}x that.")
     if row.get("peak_start"):
         g = row.get("growth_ratio")
         out.append(f"高峰两周自 {row['peak_start']} 起；按保守估计（扣除随机波动）增幅系数 {g:.2f}。" if zh else
@@ -186,7 +193,7 @@ def _districts(res_row: Mapping[str, Any], data: Any, scope: Any, ref: Reference
         per_day = [p / c for p, c in zip(prev, cov) if c > 0 and np.isfinite(p)]
         base = float(np.mean(per_day)) * float(data.coverage.get(data.month, 0) or 0) if per_day else np.nan
         rows.append({"code": child, "name": _place(child, ref, lang), "tickets": now, "base": base,
-                     "change": now / base - 1 if base and np.isfinite(base) and base > 0 else np.nan})
+                     "change": now / base - 1 if base and np.isfinite(base) and base >= 3 else np.nan})
     return sorted(rows, key=lambda r: -r["tickets"])
 
 

@@ -86,7 +86,7 @@ def test_city_wide_surge_comes_out_on_top_in_its_month(fresh, ref, cfg):
     top = res.ranked.iloc[0]
     assert top["candidate"] == SURGE and res.choice["chosen"] == SURGE
     assert top["regions_up"] >= 3  # it rose in several districts, not one
-    assert top["c_growth"] > 0.3 and top["c_spread"] > 0.3
+    assert top["growth_ratio"] > 1.15 and top["c_spread"] > 0.3  # beyond noise, in several districts
     before = ranked(eng, ref, cfg, "2026-02").ranked
     assert SURGE not in set(before["candidate"].head(10))  # nothing special the month before
 
@@ -96,7 +96,7 @@ def test_emerging_issue_comes_out_on_top_in_its_month(fresh, ref, cfg):
     res = ranked(eng, ref, cfg, "2026-04")
     top = res.ranked.iloc[0]
     assert top["candidate"] == EMERGING
-    assert top["c_growth"] == 1.0  # from almost nothing
+    assert top["c_growth"] > 0.9 and top["growth_ratio"] > 1.9  # from almost nothing
     # the city-wide candidate of the same category knows where its rise comes from
     city = res.ranked.set_index("candidate").loc["city:440300|l2:public_safety.ebike_charging"]
     assert city["focus"] == "440306" and city["focus_share"] > 0.8
