@@ -212,10 +212,15 @@ def hotline_daily():
         from proposals.board import build_board
         from warehouse.db import connect
 
+        from proposals.panel import last_day
+
         s = load_settings()
         day = _day(get_current_context())
-        index = build_board(connect(s.db_url), day, load_reference(s.config_dir), str(s.source.get("province", "440000")),
-                            s.var_dir / "site")
+        engine = connect(s.db_url)
+        latest = last_day(engine, s.province)
+        # a rerun or backfill of an older day must not replace the live board with an old one
+        out = s.var_dir / "site" if latest is None or day >= latest else s.var_dir / "site" / "days" / str(day)
+        index = build_board(engine, day, load_reference(s.config_dir), s.province, out)
         print(f"board: {index.resolve()}")
         return {"day": str(day), "index": str(index.resolve())}
 

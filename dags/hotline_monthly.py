@@ -74,7 +74,7 @@ def hotline_monthly():
         s = load_settings()
         month = parse_month(waited["month"])
         results = run(connect(s.db_url), month, load_reference(s.config_dir), ProposalsConfig.load(s.config_dir),
-                      str(s.source.get("province", "440000")), s.var_dir)
+                      s.province, s.var_dir)
         chosen = {r.scope.code: r.choice["chosen"] for r in results}
         for r in results:
             print(f"propose: {r.scope.code} {month}: {r.choice['chosen']} -> {(r.report_paths or {}).get('default')}")
@@ -106,7 +106,7 @@ def hotline_monthly():
 
         s = load_settings()
         engine = connect(s.db_url)
-        province = str(s.source.get("province", "440000"))
+        province = s.province
         day = last_day(engine, province)
         index = build_board(engine, day, load_reference(s.config_dir), province, s.var_dir / "site")
         print(f"board: {index.resolve()}")

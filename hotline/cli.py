@@ -808,13 +808,10 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
     _emit({"notices": rows, "counts": counts}, as_json, lines)
 
 
-def _province(s: Settings) -> str:
-    return str(s.source.get("province", "440000"))
-
-
 @main.command()
 @click.option("--month", required=True, help="The evidence month (YYYY-MM): the proposal is for the month after.")
 @click.option("--city", "cities", multiple=True, help="Only this city (repeatable); default: the province and every city.")
+@click.option("--province", "province_only", is_flag=True, help="Only the province's proposal.")
 @click.option("--choose", "override", default=None,
               help="Analyst override: the candidate id to choose instead (needs one --city, --by and --reason).")
 @click.option("--by", "override_by", default=None, help="Who overrides (kept with the proposal).")
@@ -824,7 +821,7 @@ def _province(s: Settings) -> str:
 @db_option
 @json_option
 @click.pass_context
-def propose(ctx, month, cities, override, override_by, override_reason, top, deliver, db_url, as_json):
+def propose(ctx, month, cities, province_only, override, override_by, override_reason, top, deliver, db_url, as_json):
     """每月一题: rank the month's candidate issues (every score component shown), choose one per
     city and for the province, store them and write the proposal (HTML and Markdown, zh and en)."""
     from hotline.reference import load_reference
@@ -840,8 +837,9 @@ def propose(ctx, month, cities, override, override_by, override_reason, top, del
     ref = load_reference(s.config_dir)
     try:
         cfg = ProposalsConfig.load(s.config_dir)
-        results = run(engine, parse_month(month), ref, cfg, _province(s), s.var_dir, cities=list(cities) or None,
-                      override=override, override_by=override_by, override_reason=override_reason)
+        results = run(engine, parse_month(month), ref, cfg, s.province, s.var_dir, cities=list(cities) or None,
+                      override=override, override_by=override_by, override_reason=override_reason,
+                      province_only=province_only)
     except (ProposalError, ProposalsConfigError) as exc:
         _fail(str(exc))
     top = top if top is not None else (10 if len(results) == 1 else 3)
@@ -849,7 +847,7 @@ def propose(ctx, month, cities, override, override_by, override_reason, top, del
     for r in results:
         chosen = r.choice["chosen"]
         name = ref.regions.name(r.scope.code)
-        how = "analyst override" if r.override else "model"
+        how = "analyst override" if r.override else "model; an earlier override is gone" if r.lost_override else "model"
         lines.append(f"{name} ({r.scope.code}) {r.month}: " + (f"{label(chosen, ref, 'zh')} [{chosen}] ({how})"
                                                                   if chosen else "no candidate"))
         recs = []
@@ -896,11 +894,11 @@ def board(ctx, day, out, db_url, as_json):
     s = _settings(ctx).with_db(db_url)
     engine = connect(s.db_url)
     migrate(engine)
-    day = day or last_day(engine, _province(s))
+    day = day or last_day(engine, s.province)
     if day is None:
         _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
     out_dir = Path(out) if out else s.var_dir / "site"
-    index = build_board(engine, day, load_reference(s.config_dir), _province(s), out_dir)
+    index = build_board(engine, day, load_reference(s.config_dir), s.province, out_dir)
     _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
 
 

@@ -40,6 +40,11 @@ class Settings:
     def with_db(self, url: str | None) -> "Settings":
         return replace(self, db_url=url) if url else self
 
+    @property
+    def province(self) -> str:
+        """The province the pipeline serves: the daily source's (config/hotline.yaml)."""
+        return str(self.source.get("province", "440000"))
+
 
 def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)

@@ -21,6 +21,8 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, and_, func, select
 
 from alerts.pages import series_frame
+from alerts.render import KIND, place_name
+from detectors.engine import SEVERITY_RANK
 from hotline.reference import Reference
 from proposals.job import latest
 from proposals.report import label
@@ -28,7 +30,6 @@ from reports.html import SEVERITY, page, severity_badge, table
 from reports.svg import series_chart
 from warehouse.schema import alerts, daily_counts, dq_verdicts, forecasts
 
-SEV_ORDER = {"red": 0, "orange": 1, "yellow": 2}
 MAX_CHARTS = 40
 PAST_DAYS = 60
 TOP_CATEGORIES = 5
@@ -44,22 +45,22 @@ section.alert { border-top: 1px solid #e1e4e8; padding-top: .4em; }
 def open_alerts(engine: Engine, day: dt.date, city: str | None = None) -> list[dict[str, Any]]:
     """Alerts firing on ``day`` (started on or before it, not resolved by it), the worst first."""
     a = alerts.c
-    q = select(alerts).where(a.starts_on <= day, a.last_seen <= day,
-                             (a.state == "firing") | (a.ends_on > day))
+    q = select(alerts).where(a.starts_on <= day, (a.state == "firing") | (a.ends_on > day))
     if city:
         q = q.where(a.city_code == city)
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
-    return sorted(rows, key=lambda r: (SEV_ORDER.get(r["severity"], 9), r["region_code"], -r["score"]))
+    return sorted(rows, key=lambda r: (-SEVERITY_RANK.get(r["severity"], 0), r["status"] != "firing", r["region_code"],
+                                       -r["score"]))
 
 
 def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> list[dict[str, Any]]:
     out = []
     for r in items:
         cat = "全部类别" if r["category_code"] == "*" else ref.taxonomy.name(r["category_code"])
-        out.append({"severity": r["severity"], "place": ref.regions.name(r["region_code"]),
+        out.append({"severity": r["severity"], "place": place_name(r["labels"]),
                     "category": Markup('<a href="#a-{0}">{1}</a>').format(r["fingerprint"][:12], cat),
-                    "kind": r["kind"], "observed": r["observed"], "expected": r["expected"],
+                    "kind": KIND["zh"].get(r["kind"], r["kind"]), "observed": r["observed"], "expected": r["expected"],
                     "since": r["starts_on"], "new": "今日新增" if r["starts_on"] == day else "",
                     "status": r["status"]})
     return out
@@ -76,7 +77,7 @@ def _alert_sections(engine: Engine, items: Sequence[Mapping[str, Any]], ref: Ref
         frame, alert_days = series_frame(engine, r, day)
         frame = frame[frame["ds"] >= day - dt.timedelta(days=PAST_DAYS)]
         cat = "全部类别" if r["category_code"] == "*" else ref.taxonomy.name(r["category_code"])
-        title = f"{ref.regions.name(r['region_code'])} · {cat} · {r['kind']}"
+        title = f"{place_name(r['labels'])} · {cat} · {KIND['zh'].get(r['kind'], r['kind'])}"
         chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
                              alert_days=alert_days, title=title)
         parts.append(f'<section class="alert" id="a-{r["fingerprint"][:12]}"><h3>{severity_badge(r["severity"])} '
@@ -211,7 +212,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
     by_city: dict[str, list[dict[str, Any]]] = {}
     for a in items:
         by_city.setdefault(a.get("city_code") or "", []).append(a)
-    month_end = (pd.Timestamp(day).to_period("M")).start_time.date()
+    this_month = pd.Timestamp(day).to_period("M").start_time.date()  # proposals from months before it
     nav = '<nav><a href="index.html">全省 province</a>' + "".join(
         f'<a href="city-{c.code}.html">{escape(c.zh)}</a>' for c in prov.cities) + "</nav>"
     city_rows = [{"city": Markup('<a href="city-{0}.html">{1}</a>').format(c.code, c.zh),
@@ -222,7 +223,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · 离线页面，无需服务器 (offline, no server)</p>"
             + _kpis(items, _day_tickets(engine, day, "province", province_code))
             + _section("proposal", "每月一题 Issue of the month",
-                       _proposal_block(latest(engine, province_code, month_end), ref, out))
+                       _proposal_block(latest(engine, province_code, this_month), ref, out))
             + _section("alerts", f"今日预警 Alerts ({len(items)})", table(_alert_rows(items, ref, day), ALERT_COLUMNS))
             + _section("cities", "各市 Cities",
                        table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
@@ -237,7 +238,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
         cbody = (f"<h1>{escape(ctitle)}</h1>{nav}"
                  + _kpis(mine, _day_tickets(engine, day, "city", c.code))
                  + _section("proposal", "每月一题 Issue of the month",
-                            _proposal_block(latest(engine, c.code, month_end), ref, out))
+                            _proposal_block(latest(engine, c.code, this_month), ref, out))
                  + _section("alerts", f"今日预警 Alerts ({len(mine)})", table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
                  + _section("forecast", "未来30天预测 Next 30 days",
                             _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from markupsafe import escape
 from sqlalchemy import Engine, insert, select
 
 from alerts.channels import Secrets
@@ -21,21 +22,28 @@ from alerts.render import Message, channel_payload, office_name
 from alerts.routing import dedup_key
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
-from proposals.report import T, label
+from proposals.report import evidence_lines, label
 from warehouse.schema import notifications
 
 
-def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: str) -> Message:
-    t = T[lang]
+def proposal_link(cfg: AlertsConfig, rec: Mapping[str, Any], lang: str) -> str:
+    """Where the office opens the proposal: under ``report_base_url`` when the reports are served
+    (config/alerts.yaml), else the file on this machine (as for alert chart pages)."""
+    path = ((rec.get("reports") or {}).get(lang) or {}).get("html")
+    if not path:
+        return ""
+    month = pd.Timestamp(rec["month"]).to_period("M")
+    if cfg.report_base_url:
+        return f"{cfg.report_base_url.rstrip('/')}/proposals/{month}/{Path(path).name}"
+    return Path(path).resolve().as_uri()
+
+
+def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: str, link: str) -> Message:
     month = pd.Timestamp(rec["month"]).to_period("M")
     issue = label(rec["chosen"], ref, lang)
-    paths = (rec.get("reports") or {}).get(lang) or {}
-    link = Path(paths["html"]).resolve().as_uri() if paths.get("html") else ""
-    md_path = paths.get("md")
-    why = []
-    if md_path and Path(md_path).is_file():
-        text = Path(md_path).read_text(encoding="utf-8").split(f"## {t['why']}", 1)[-1].split("\n## ", 1)[0]
-        why = [x[2:] for x in text.strip().splitlines() if x.startswith("- ")][:5]
+    chosen = next((c for c in rec["candidates"] if c["candidate"] == rec["chosen"]), None)
+    scope_label = ref.regions.name(rec["scope"], lang)
+    why = evidence_lines(chosen, scope_label, ref, lang, month)[:6] if chosen else []
     watch = [label(c["candidate"], ref, lang) for c in rec["candidates"] if c.get("role") == "watch"][:3]
     if lang == "zh":
         subject = f"【每月一题建议】{receiver_name}：{issue}（{month} 数据，{month + 1} 专项治理）"
@@ -47,8 +55,8 @@ def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: s
         more = "Full proposal"
     md = f"### {subject}\n" + "\n".join(f"- {x}" for x in why) + f"\n\n{tail}" + (f"\n\n[{more}]({link})" if link else "")
     text = f"{subject}\n" + "\n".join(f"  {x}" for x in why) + f"\n{tail}\n" + (f"{more}: {link}\n" if link else "")
-    html = (f"<h2>{subject}</h2><ul>" + "".join(f"<li>{x}</li>" for x in why) + f"</ul><p>{tail}</p>"
-            + (f'<p><a href="{link}">{more}</a></p>' if link else ""))
+    html = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x)}</li>" for x in why)
+            + f"</ul><p>{escape(tail)}</p>" + (f'<p><a href="{escape(link)}">{escape(more)}</a></p>' if link else ""))
     return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(html), [])
 
 
@@ -75,7 +83,7 @@ def deliver_proposals(engine: Engine, stored: Sequence[Mapping[str, Any]], cfg: 
                 if key in existing:
                     continue
                 rname = office_name(receiver, ref, cfg, lang)
-                msg = _message(rec, ref, lang, rname)
+                msg = _message(rec, ref, lang, rname, proposal_link(cfg, rec, lang))
                 meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
                         "group_labels": {"proposal": str(month)}, "ds": day, "dedup_key": key, "alerts": []}
                 row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,

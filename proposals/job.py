@@ -14,7 +14,8 @@ from sqlalchemy import Engine, select, update
 from hotline.reference import Reference
 from proposals import panel
 from proposals.config import ProposalsConfig
-from proposals.rank import Scope, candidate_records, choose, parse_id, rank_scope
+from proposals.rank import Scope, candidate_records, choose, rank_scope
+from proposals.report import label
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import pipeline_runs, proposals
 
@@ -42,6 +43,7 @@ class ScopeResult:
     previous: list[dict[str, Any]] = field(default_factory=list)
     override: dict[str, Any] | None = None
     report_paths: dict[str, Any] | None = None
+    lost_override: dict[str, Any] | None = None  # an earlier override whose candidate is gone
 
 
 @dataclass
@@ -118,30 +120,28 @@ def rank_one(data: MonthData, scope: Scope, cfg: ProposalsConfig, ref: Reference
                         data.region_parent)
     prev = previous_choices(engine, scope.code, data.month, int(cfg.scoring["cooldown_months"]))
     old = stored(engine, data.month, scope.code)
-    ov = None
-    if override is None and old and old["status"] == "overridden":
-        override = old["chosen"]
-        ov = {"by": old["override_by"], "reason": old["override_reason"], "at": old["overridden_at"]}
-    if override is not None and (ranked.empty or override not in set(ranked["candidate"])):
+    ov = lost = None
+    names = set(ranked["candidate"]) if not ranked.empty else set()
+    if override is None and old and old["status"] in ("overridden", "override_lost"):
+        earlier = {"by": old["override_by"], "reason": old["override_reason"], "at": old["overridden_at"],
+                   "candidate": old["chosen"] if old["status"] == "overridden" else
+                   ((old.get("reports") or {}).get("override") or {}).get("candidate")}
+        if earlier["candidate"] in names:  # an analyst's earlier choice stands on a rerun
+            override, ov = earlier["candidate"], earlier
+        else:  # the data no longer has it: the model's pick, and the override kept on record
+            lost = earlier
+    if override is not None and override not in names:
         raise ProposalError(f"override {override!r} is not a candidate of {scope.code} for {data.month}: "
                             f"see `hotline propose --month {data.month} --city {scope.code}` for the ids")
     tax_parent = {c: ref.taxonomy.parent(c) for c in ref.taxonomy.l2_codes()}
     choice = (choose(ranked, cfg, prev, tax_parent, data.region_parent, override) if not ranked.empty
               else {"model_choice": None, "chosen": None, "watch": [], "blocked": {}})
-    return ScopeResult(scope, data.month, ranked, choice, prev, ov)
-
-
-def title_of(cid: str | None, ref: Reference, lang: str = "zh") -> str:
-    if not cid:
-        return "本月无候选问题" if lang == "zh" else "no candidate this month"
-    rl, rc, cl, cc = parse_id(cid)
-    sep = "·" if lang == "zh" else " · "
-    return f"{ref.regions.name(rc, lang)}{sep}{ref.taxonomy.name(cc, lang)}"
+    return ScopeResult(scope, data.month, ranked, choice, prev, ov, lost_override=lost)
 
 
 def save(engine: Engine, res: ScopeResult, cfg: ProposalsConfig, ref: Reference, run_id: str,
          reports: dict[str, Any] | None, override: dict[str, Any] | None = None,
-         now: dt.datetime | None = None) -> None:
+         now: dt.datetime | None = None, complete: bool = True) -> None:
     now = now or dt.datetime.now(dt.timezone.utc)
     chosen = res.choice["chosen"]
     score = None
@@ -155,12 +155,16 @@ def save(engine: Engine, res: ScopeResult, cfg: ProposalsConfig, ref: Reference,
         c["blocked_by"] = res.choice["blocked"].get(c["candidate"])
         c["role"] = ("chosen" if c["candidate"] == chosen else "watch" if c["candidate"] in watch
                      else "held_back" if c["blocked_by"] else None)
-    status = "overridden" if (override or res.override) else "proposed"
-    ov = override or res.override or {}
+    ov = override or res.override or res.lost_override or {}
+    status = "overridden" if (override or res.override) else "override_lost" if res.lost_override else "proposed"
+    reports = dict(reports or {})
+    if res.lost_override:
+        reports["override"] = {"candidate": res.lost_override.get("candidate")}
     values = {"status": status, "model_choice": res.choice["model_choice"], "chosen": chosen,
-              "title": title_of(chosen, ref), "score": score, "candidates": cands, "weights": cfg.weights,
-              "override_by": ov.get("by"), "override_reason": ov.get("reason"), "overridden_at": ov.get("at"),
-              "reports": reports, "run_id": run_id, "updated_at": now}
+              "title": label(chosen, ref, "zh") if chosen else None, "score": score, "candidates": cands,
+              "weights": cfg.weights, "override_by": ov.get("by"), "override_reason": ov.get("reason"),
+              "overridden_at": ov.get("at"), "complete": complete, "reports": reports or None, "run_id": run_id,
+              "updated_at": now}
     p = proposals.c
     key = {"month": res.month.start_time.date(), "scope": res.scope.code}
     with engine.begin() as conn:
@@ -173,16 +177,23 @@ def save(engine: Engine, res: ScopeResult, cfg: ProposalsConfig, ref: Reference,
 def propose(engine: Engine, month: pd.Period, ref: Reference, cfg: ProposalsConfig, province_code: str,
             var_dir: Path, cities: Sequence[str] | None = None, override: str | None = None,
             override_by: str | None = None, override_reason: str | None = None,
-            write_reports: bool = True, now: dt.datetime | None = None) -> list[ScopeResult]:
-    """Rank, choose, store and write reports for the province (unless only ``cities`` are asked
-    for) and each city. An ``override`` (a candidate id) needs exactly one scope, an author and a reason."""
+            write_reports: bool = True, now: dt.datetime | None = None,
+            province_only: bool = False) -> list[ScopeResult]:
+    """Rank, choose, store and write reports for the province and each city (only ``cities``, or
+    only the province, when asked). An ``override`` (a candidate id) needs exactly one scope, an
+    author and a reason."""
     from proposals.report import write_reports as write
 
     now = now or dt.datetime.now(dt.timezone.utc)
-    scopes = scopes_of(ref, province_code, cities, include_province=not cities)
+    if province_only:
+        scopes = [s for s in scopes_of(ref, province_code, include_province=True) if s.level == "province"]
+    else:
+        scopes = scopes_of(ref, province_code, cities, include_province=not cities)
     if override is not None:
         if len(scopes) != 1:
-            raise ProposalError("an override names one scope: give --city CODE (or --province) with it")
+            raise ProposalError("an override names one scope: give --city CODE or --province with it")
+        if override_by and len(override_by) > 64:
+            raise ProposalError("--by: at most 64 characters")
         if not override_by or not override_reason:
             raise ProposalError("an override needs --by NAME and --reason TEXT (kept with the proposal)")
     end = panel.last_day(engine, province_code)
@@ -202,10 +213,10 @@ def propose(engine: Engine, month: pd.Period, ref: Reference, cfg: ProposalsConf
             ov = ({"by": override_by, "reason": override_reason, "at": now} if override is not None else None)
             if ov:
                 res.override = ov
-            reports = write(engine, res, data, cfg, ref, var_dir, complete=month.end_time.date() <= end) \
-                if write_reports else None
+            complete = month.end_time.date() <= end
+            reports = write(engine, res, data, cfg, ref, var_dir, complete=complete) if write_reports else None
             res.report_paths = reports
-            save(engine, res, cfg, ref, run_id, reports, ov, now)
+            save(engine, res, cfg, ref, run_id, reports, ov, now, complete)
             out.append(res)
         finish_run(engine, run_id, "success", {"scopes": len(out), "chosen": {r.scope.code: r.choice["chosen"]
                                                                                for r in out}})
@@ -215,11 +226,12 @@ def propose(engine: Engine, month: pd.Period, ref: Reference, cfg: ProposalsConf
         raise
 
 
-def latest(engine: Engine, scope: str, on_or_before: dt.date | None = None) -> dict[str, Any] | None:
+def latest(engine: Engine, scope: str, before: dt.date | None = None) -> dict[str, Any] | None:
+    """The scope's newest proposal made from a complete month (evidence month before ``before``)."""
     p = proposals.c
-    q = select(proposals).where(p.scope == scope)
-    if on_or_before is not None:
-        q = q.where(p.month <= on_or_before)
+    q = select(proposals).where(p.scope == scope, p.complete.is_(True))
+    if before is not None:
+        q = q.where(p.month < before)
     with engine.connect() as conn:
         r = conn.execute(q.order_by(p.month.desc()).limit(1)).mappings().first()
     return dict(r) if r else None

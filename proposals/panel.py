@@ -80,21 +80,23 @@ def last_day(engine: Engine, province_code: str) -> dt.date | None:
 
 
 def anomaly_counts(engine: Engine, month: pd.Period, province_code: str) -> pd.DataFrame:
+    """The month's rising anomalies (drops are no evidence of a problem): one row per series and
+    day with its worst severity, however many detectors and kinds agreed."""
+    from detectors.engine import SEVERITY_RANK
+
     a = anomalies.c
     lo, hi = month_bounds(month)
-    # one anomaly per series, day and kind however many detectors agreed
-    inner = (select(a.ds, a.series_id, a.kind, a.region_level, a.region_code, a.category_level, a.category_code,
-                    func.max(a.severity).label("severity"))
-             .where(a.ds >= lo, a.ds <= hi, a.region_code.like(province_code[:2] + "%"))
-             .group_by(a.ds, a.series_id, a.kind, a.region_level, a.region_code, a.category_level, a.category_code)
-             ).subquery()
-    i = inner.c
-    q = select(i.region_level, i.region_code, i.category_level, i.category_code, i.severity,
-               func.count().label("n")).group_by(i.region_level, i.region_code, i.category_level, i.category_code,
-                                                  i.severity)
+    q = (select(a.ds, a.region_level, a.region_code, a.category_level, a.category_code, a.severity)
+         .where(a.ds >= lo, a.ds <= hi, a.region_code.like(province_code[:2] + "%"), a.kind != "drop",
+                or_(a.expected.is_(None), a.observed > a.expected)))
+    cols = ["ds", "region_level", "region_code", "category_level", "category_code", "severity"]
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).mappings().all(),
-                            columns=["region_level", "region_code", "category_level", "category_code", "severity", "n"])
+        df = pd.DataFrame(conn.execute(q).all(), columns=cols)
+    if df.empty:
+        return df
+    df["rank"] = df["severity"].map(SEVERITY_RANK).fillna(0)
+    df = df.sort_values("rank").drop_duplicates(cols[:5], keep="last")
+    return df.drop(columns="rank").reset_index(drop=True)
 
 
 def _ticket_filter(region_level: str, region_code: str, category_level: str, category_code: str, month: pd.Period):

@@ -148,6 +148,7 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     out["base_recent"] = recent
     out["base_last_year"] = yoy
     out["expected_daily"] = expected
+    out["expected_basis"] = np.where(_seasonal_available(a, month), "seasonal", "recent")
     sigma0 = float(sc["month_noise"])
     ratios = {}
     for name, count, span in (("month", v, days_m), ("peak", peak, float(PEAK_WINDOW))):
@@ -249,6 +250,14 @@ def _expected_matrix(x: np.ndarray) -> np.ndarray:
     return np.maximum(e, 0.0)
 
 
+def _seasonal_available(a: pd.DataFrame, month: pd.Period) -> np.ndarray:
+    """Whether the expectation for ``month`` is the seasonal one (15 months of history before it)."""
+    need = [month - 12, month - 13, month - 14, month - 15]
+    if any(m not in a.columns for m in need):
+        return np.zeros(len(a), dtype=bool)
+    return a[month - 12].notna().to_numpy() & a[[month - 13, month - 14, month - 15]].notna().any(axis=1).to_numpy()
+
+
 def _expected(a: pd.DataFrame, month: pd.Period) -> np.ndarray:
     cols = [c for c in a.columns if c <= month]
     with np.errstate(invalid="ignore"), warnings_off():
@@ -307,20 +316,22 @@ def _spread(cands: pd.DataFrame, counts: pd.DataFrame, avg: pd.DataFrame, month:
 
 def _anomalies(cands: pd.DataFrame, an: pd.DataFrame | None, weights: Mapping[str, float],
                parent_region: Mapping[str, str]) -> tuple[list[float], list[int]]:
+    """Per candidate: points (each day with a rising anomaly on it or inside it, weighted by that
+    day's worst severity: one event seen at several levels counts once) and the number of days."""
     if an is None or an.empty:
         return [0.0] * len(cands), [0] * len(cands)
     an = an.assign(parent_region=an["region_code"].map(parent_region),
                    l1=an["category_code"].str.split(".").str[0],
-                   points=an["severity"].map(lambda s: float(weights.get(s, 1))) * an["n"])
+                   points=an["severity"].map(lambda s: float(weights.get(s, 1))))
     pts, ns = [], []
     for _, row in cands.iterrows():
         place = (an["region_code"] == row["region_code"]) | (an["parent_region"] == row["region_code"])
         cat = (an["category_code"] == row["category_code"])
         if row["category_level"] == "l1":
             cat = cat | (an["l1"] == row["category_code"])
-        hit = an[place & cat]
-        pts.append(float(hit["points"].sum()))
-        ns.append(int(hit["n"].sum()))
+        by_day = an[place & cat].groupby("ds")["points"].max()
+        pts.append(float(by_day.sum()))
+        ns.append(int(len(by_day)))
     return pts, ns
 
 

@@ -35,7 +35,7 @@ T = {
         "none": "无", "incomplete": "本月数据尚不完整，以下为截至目前的数据。", "no_streets": "数据源未提供街道信息。",
         "trend": "月度趋势与未来三个月预测", "bars_d": "各区本月诉求量", "bars_c": "相关子类本月诉求量",
         "candidate": "候选", "rank": "名次", "current": "本月", "target": "目标", "then": "选题当月", "now": "本月",
-        "change": "变化", "improved": "改善", "worse": "未改善", "observed": "月诉求量", "band": "预测区间",
+        "change": "变化", "improved": "有所下降，未达目标", "worse": "未改善", "met": "达到目标", "observed": "月诉求量", "band": "预测区间",
         "expected": "预测", "focus": "集中于",
     },
     "en": {
@@ -49,8 +49,9 @@ T = {
         "incomplete": "The month is not over: figures are to date.", "no_streets": "The source gives no streets.",
         "trend": "Monthly trend and the next three months' outlook", "bars_d": "Requests this month by area",
         "bars_c": "Related sub-categories this month", "candidate": "Candidate", "rank": "Rank", "current": "This month",
-        "target": "Target", "then": "Month chosen", "now": "This month", "change": "Change", "improved": "improved",
-        "worse": "not improved", "observed": "Monthly requests", "band": "Outlook range", "expected": "Outlook",
+        "target": "Target", "then": "Month chosen", "now": "This month", "change": "Change",
+        "improved": "down, short of the target",
+        "worse": "not improved", "met": "target met", "observed": "Monthly requests", "band": "Outlook range", "expected": "Outlook",
         "focus": "concentrated in",
     },
 }
@@ -100,50 +101,71 @@ def label(cid: str, ref: Reference, lang: str) -> str:
     return f"{_place(rc, ref, lang)}{'·' if lang == 'zh' else ' · '}{ref.taxonomy.name(cc, lang)}"
 
 
-def _why(row: Mapping[str, Any], scope_label: str, ref: Reference, lang: str, month: pd.Period) -> list[str]:
+def _num(row: Mapping[str, Any], key: str) -> float | None:
+    """A finite number from a ranked row or a stored candidate (None, NaN and text are absent)."""
+    v = row.get(key)
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _text(row: Mapping[str, Any], key: str) -> str | None:
+    v = row.get(key)
+    return str(v) if isinstance(v, str) or hasattr(v, "isoformat") else None
+
+
+def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lang: str, month: pd.Period) -> list[str]:
+    """Why a candidate ranks where it does, in words, from a ranked row or a stored candidate."""
     out = []
     zh = lang == "zh"
-    n, avg = row["tickets"], row["daily_avg"]
+    n, avg = _num(row, "tickets") or 0.0, _num(row, "daily_avg") or 0.0
     out.append(f"{month} 月共 {_n(n)} 件，日均 {_n(avg)} 件。" if zh else f"{_n(n)} requests in {month} ({_n(avg)} a day).")
-    br, by = row.get("base_recent"), row.get("base_last_year")
-    if br is not None and np.isfinite(br) and br < 0.2 and (by is None or not np.isfinite(by) or by < 0.2):
+    br, by, ex = _num(row, "base_recent"), _num(row, "base_last_year"), _num(row, "expected_daily")
+    if br is not None and br < 0.2 and (by is None or by < 0.2):
         out.append("此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）：新出现的问题。" if zh else
                    "Almost none before (under 0.2 a day in the previous three months and a year ago): a new issue.")
-    elif br is not None and np.isfinite(br) and br > 0:
-        out.append(f"较前三个月日均 {_n(br)} 件，为其 {avg / br:.2f} 倍" + (f"；较去年同月日均 {_n(by)} 件，为其 {avg / by:.2f} 倍。"
-                   if by is not None and np.isfinite(by) and by > 0 else "。") if zh else
-                   f"{avg / br:.2f}x the previous three months' {_n(br)} a day"
-                   + (f", {avg / by:.2f}x the same month last year ({_n(by)} a day)." if by and np.isfinite(by) and by > 0
-                      else "."))
-    ex = row.get("expected_daily")
-    if ex is not None and np.isfinite(ex) and ex >= 0.2:
-        out.append(f"按去年同月并按近三个月水平调整，本月预期日均 {_n(ex)} 件，实际为预期的 {avg / ex:.2f} 倍。" if zh else
-                   f"Expected {_n(ex)} a day (last year's same month at this year's level): {avg / ex:.2f}x that.")
-    if row.get("peak_start"):
-        g = row.get("growth_ratio")
-        out.append(f"高峰两周自 {row['peak_start']} 起；按保守估计（扣除随机波动）增幅系数 {g:.2f}。" if zh else
-                   f"Peak fortnight from {row['peak_start']}; conservative rise factor (noise removed) {g:.2f}.")
-    mh = row.get("months_high")
-    if mh is not None and np.isfinite(mh) and mh > 0:
+    elif ex is not None and ex > 0:
+        seasonal = row.get("expected_basis") == "seasonal"
+        basis = (("去年同月按近三个月水平调整" if seasonal else "前三个月平均") if zh else
+                 ("last year's same month at this year's level" if seasonal else "the previous three months"))
+        out.append(f"本月预期日均 {_n(ex)} 件（{basis}），实际为预期的 {avg / ex:.2f} 倍。" if zh else
+                   f"Expected {_n(ex)} a day ({basis}); actual {avg / ex:.2f}x that.")
+    g = _num(row, "growth_ratio")
+    if g is not None and g > 1.0:
+        peak = _text(row, "peak_start")
+        peak_ratio = _num(row, "growth_peak") or 0.0
+        if peak and peak_ratio >= (_num(row, "growth_month") or 0.0):
+            out.append(f"高峰两周自 {peak} 起；扣除随机波动后，仍为预期的 {g:.2f} 倍以上。" if zh else
+                       f"Peak fortnight from {peak}: at least {g:.2f}x the expected once noise is allowed for.")
+        else:
+            out.append(f"扣除随机波动后，本月仍为预期的 {g:.2f} 倍以上。" if zh else
+                       f"At least {g:.2f}x the expected once noise is allowed for.")
+    mh = _num(row, "months_high")
+    if mh:
         out.append(f"近 6 个月中有 {int(mh)} 个月高于常态水平。" if zh else f"Above its usual level in {int(mh)} of the last 6 months.")
-    if row.get("regions_up") and (row.get("regions_total") or 0) > 1:
-        out.append(f"{row['regions_up']}/{row['regions_total']} 个下辖区域显著上升。" if zh else
-                   f"Significant rise in {row['regions_up']} of {row['regions_total']} sub-areas.")
-    if row.get("focus") and (row.get("focus_share") or 0) >= 0.5:
-        out.append(f"增量的 {_pct(row['focus_share'])} 集中在{_place(row['focus'], ref, lang)}。" if zh else
-                   f"{_pct(row['focus_share'])} of the rise is in {_place(row['focus'], ref, lang)}.")
+    up, total = _num(row, "regions_up"), _num(row, "regions_total")
+    if up and total and total > 1:
+        out.append(f"{int(up)}/{int(total)} 个下辖区域显著上升。" if zh else
+                   f"Significant rise in {int(up)} of {int(total)} sub-areas.")
+    focus, share = _text(row, "focus"), _num(row, "focus_share")
+    if focus and share is not None and share >= 0.5:
+        out.append(f"增量的 {_pct(share)} 集中在{_place(focus, ref, lang)}。" if zh else
+                   f"{_pct(share)} of the rise is in {_place(focus, ref, lang)}.")
     rate_names = {"repeat": ("重复诉求率", "repeat rate"), "unresolved": ("未解决率", "unresolved rate"),
                   "unsatisfied": ("不满意率", "unsatisfied rate"), "overdue": ("超期率", "overdue rate")}
     for k, (z, e) in rate_names.items():
-        r, p0 = row.get(f"{k}_rate"), row.get(f"{k}_scope_rate")
-        if r is not None and p0 and np.isfinite(r) and np.isfinite(p0) and r > p0 * 1.1:
+        r, p0 = _num(row, f"{k}_rate"), _num(row, f"{k}_scope_rate")
+        if r is not None and p0 and r > p0 * 1.1:
             out.append(f"{z} {_pct(r)}，高于{scope_label}平均 {_pct(p0)}。" if zh else f"{e} {_pct(r)} against {_pct(p0)} in {scope_label}.")
-    if row.get("anomalies"):
-        out.append(f"本月检测到 {int(row['anomalies'])} 次异常预警。" if zh else f"{int(row['anomalies'])} anomaly alert(s) this month.")
-    o = row.get("outlook_ratio")
-    if o is not None and np.isfinite(o) and o >= 1.15:
-        h = int(row.get("outlook_month") or 1)
-        when = month + h
+    days = _num(row, "anomalies")
+    if days:
+        out.append(f"本月有 {int(days)} 天检测到上升异常。" if zh else
+                   f"Rising anomalies detected on {int(days)} day(s) this month.")
+    o = _num(row, "outlook_ratio")
+    if o is not None and o >= 1.15:
+        when = month + int(_num(row, "outlook_month") or 1)
         out.append(f"按往年同期规律，预计 {when} 将达到本月的 {o:.1f} 倍：宜在高峰到来前提前部署（未诉先办）。" if zh else
                    f"Past years' pattern puts {when} at {o:.1f}x this month: act before the peak.")
     return out
@@ -188,7 +210,7 @@ def _districts(res_row: Mapping[str, Any], data: Any, scope: Any, ref: Reference
         sid = candidate_id(level, child, cl, cc)
         s = mon[mon["series_id"] == sid].set_index("month")["n_tickets"]
         now = float(s.get(data.month, 0.0))
-        prev = [float(s.get(data.month - k, np.nan)) for k in (1, 2, 3)]
+        prev = [float(s.get(data.month - k, 0.0)) for k in (1, 2, 3)]  # no row: no ticket that month
         cov = [float(data.coverage.get(data.month - k, 0) or 0) for k in (1, 2, 3)]
         per_day = [p / c for p, c in zip(prev, cov) if c > 0 and np.isfinite(p)]
         base = float(np.mean(per_day)) * float(data.coverage.get(data.month, 0) or 0) if per_day else np.nan
@@ -208,7 +230,8 @@ def _subcategories(res_row: Mapping[str, Any], data: Any, ref: Reference, lang: 
     return names, mon["n_tickets"].tolist(), marked
 
 
-def _followup(engine: Engine, scope: str, data: Any, ref: Reference, lang: str) -> list[dict[str, Any]]:
+def _followup(engine: Engine, scope: str, data: Any, ref: Reference, lang: str,
+              target: float = -0.2) -> list[dict[str, Any]]:
     p = proposals.c
     with engine.connect() as conn:
         rows = conn.execute(select(p.month, p.chosen, p.candidates).where(
@@ -219,19 +242,22 @@ def _followup(engine: Engine, scope: str, data: Any, ref: Reference, lang: str) 
     days_now = float(data.coverage.get(data.month, 0) or 0)
     for r in rows:
         then = next((c for c in r["candidates"] or [] if c.get("candidate") == r["chosen"]), None)
-        if not then or r["chosen"] not in cur.index or days_now == 0:
+        if not then or days_now == 0:
             continue
-        c = cur.loc[r["chosen"]]
+        zero = {"n_tickets": 0.0, "n_repeat": 0.0, "n_unsatisfied": 0.0, "n_rated": 0.0}
+        c = cur.loc[r["chosen"]] if r["chosen"] in cur.index else zero  # no row: no ticket this month
         now_avg = float(c["n_tickets"]) / days_now
         now_rep = float(c["n_repeat"]) / float(c["n_tickets"]) if c["n_tickets"] else np.nan
         now_sat = 1 - float(c["n_unsatisfied"]) / float(c["n_rated"]) if c["n_rated"] else np.nan
         then_sat = (1 - then["unsatisfied_rate"]) if then.get("unsatisfied_rate") is not None else np.nan
-        better = now_avg < float(then["daily_avg"])
+        change = now_avg / float(then["daily_avg"]) - 1 if then.get("daily_avg") else np.nan
+        verdict = (T[lang]["met"] if change <= target else T[lang]["improved"] if change < 0 else T[lang]["worse"]) \
+            if np.isfinite(change) else "—"
         out.append({"month": str(pd.Timestamp(r["month"]).to_period("M")), "issue": label(r["chosen"], ref, lang),
                     "then_avg": then["daily_avg"], "now_avg": now_avg,
                     "then_repeat": then.get("repeat_rate"), "now_repeat": now_rep,
                     "then_sat": then_sat, "now_sat": now_sat,
-                    "verdict": T[lang]["improved"] if better else T[lang]["worse"]})
+                    "change": change, "verdict": verdict})
     return out
 
 
@@ -254,9 +280,16 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         head[t["override"]] = f"{res.override.get('by')}: {res.override.get('reason')}"
         head[t["model"]] = label(res.choice["model_choice"], ref, lang) if res.choice["model_choice"] else t["none"]
     v = View(lang, f"{t['doc']} · {scope_label} · {month}：{issue}" if lang == "zh" else
-             f"{t['doc']} · {scope_label} · {month}: {issue}", head, _why(row, scope_label, ref, lang, month))
+             f"{t['doc']} · {scope_label} · {month}: {issue}", head, evidence_lines(row, scope_label, ref, lang, month))
     if not complete:
         v.notes.append(t["incomplete"])
+    if res.lost_override:
+        lo = res.lost_override
+        v.notes.append(f"分析员 {lo.get('by')} 此前改选的“{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}”"
+                       f"已不在本月候选中（理由：{lo.get('reason')}），现为模型推荐。" if lang == "zh" else
+                       f"The analyst's earlier choice ({lo.get('by')}: "
+                       f"{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}) is no longer a "
+                       f"candidate; the model's pick stands.")
     v.charts.append(_trend(row, res_data := data, lang, f"{issue} · {t['trend']}"))
     dist = _districts(row, res_data, res.scope, ref, lang)
     v.districts = dist
@@ -296,12 +329,13 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         if i:
             v.watch.append({"candidate": label(cid, ref, lang), "score": round(float(r["score"]), 3),
                             "tickets": float(r["tickets"]),
-                            "why": "；".join(x.rstrip("。") for x in _why(r.to_dict(), scope_label, ref, lang, month)[1:3])
-                            + "。" if lang == "zh" else " ".join(_why(r.to_dict(), scope_label, ref, lang, month)[1:3])})
+                            "why": "；".join(x.rstrip("。") for x in evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3])
+                            + "。" if lang == "zh" else " ".join(evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3])})
     for cid, when in res.choice["blocked"].items():
         v.notes.append(f"{label(cid, ref, lang)}：{when} {t['blocked']}" if lang == "zh" else
                        f"{label(cid, ref, lang)}: {when}, {t['blocked']}")
-    v.followup = _followup(engine, res.scope.code, data, ref, lang)
+    vol_target = next((float(m.get("target", -0.2)) for m in cfg.measures if m.get("key") == "volume"), -0.2)
+    v.followup = _followup(engine, res.scope.code, data, ref, lang, vol_target)
     weights = "，".join(f"{names_c[c]} {w:g}" for c, w in cfg.weights.items() if w) if lang == "zh" else \
         ", ".join(f"{c} {w:g}" for c, w in cfg.weights.items() if w)
     v.notes.append(("得分为各分项（0-1）的加权平均，权重见 config/proposals.yaml：" + weights + "。前瞻预测按往年同期月度比例推算。")
@@ -344,7 +378,7 @@ def render_markdown(v: View) -> str:
     if v.followup:
         lines += ["", f"## {t['followup']}", "", f"| | {t['then']} | {t['now']} | {t['change']} |", "|---|---|---|---|"]
         lines += [f"| {f['month']} {f['issue']} | {_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · {_pct(f['then_sat'])} "
-                  f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | {f['verdict']} |"
+                  f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | {_pct(f['change'])} {f['verdict']} |"
                   for f in v.followup]
     if v.notes:
         lines += ["", f"## {t['method']}", *[f"- {n}" for n in v.notes]]
@@ -390,7 +424,7 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
         parts.append(f"<h2>{e(t['followup'])}</h2>" + table(
             [{"issue": f"{f['month']} {f['issue']}", "then": f"{_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · "
               f"{_pct(f['then_sat'])}", "now": f"{_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])}",
-              "verdict": f["verdict"]} for f in v.followup],
+              "verdict": f"{_pct(f['change'])} {f['verdict']}"} for f in v.followup],
             [("issue", ""), ("then", t["then"]), ("now", t["now"]), ("verdict", t["change"])]))
     if v.notes:
         parts.append(f"<h2>{e(t['method'])}</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in v.notes) + "</ul>")

@@ -320,6 +320,7 @@ proposals = Table(
     Column("override_by", String(64)),
     Column("override_reason", Text),
     Column("overridden_at", UTCDateTime),
+    Column("complete", Boolean, nullable=False),  # the warehouse held the whole month when it ran
     Column("reports", JSON),  # language -> {html, md}
     Column("run_id", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),

@@ -27,6 +27,7 @@ def upgrade() -> None:
     sa.Column('override_by', sa.String(length=64), nullable=True),
     sa.Column('override_reason', sa.Text(), nullable=True),
     sa.Column('overridden_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('complete', sa.Boolean(), nullable=False),
     sa.Column('reports', sa.JSON(), nullable=True),
     sa.Column('run_id', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
