@@ -15,7 +15,7 @@ DEFAULT_SCORING: dict[str, Any] = {
     "forecast_full": 4.0, "outlook_discount": [1.0, 0.8, 0.6], "persistence_months": 6, "persistence_level": 1.1, "spread_z": 2.0, "rate_full": 2.0,
     "rate_prior_tickets": 50, "anomaly_weights": {"red": 3, "orange": 2, "yellow": 1},
     "exclude_categories": ["other", "*.other", "other.*"], "cooldown_months": 6, "worsened_ratio": 1.2,
-    "watch_list": 5, "stored_candidates": 30,
+    "watch_list": 5, "stored_candidates": 30, "weak_score": 0.25,
 }
 
 

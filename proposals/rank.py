@@ -168,22 +168,25 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     comp["volume"] = np.log1p(v) / math.log1p(vmax)
     comp["growth"] = _log_score(out["growth_ratio"].to_numpy(), float(sc["growth_full"]))
 
-    # persistence: months of the last N above the usual level (median of the 12 months before)
+    # persistence: months of the last N above what was expected of them (the same expectation as
+    # growth: a seasonal peak that comes every year is not "staying high"), by the set margin and
+    # by more than counting noise (per 30 days, Poisson)
     n_p = int(sc["persistence_months"])
-    window = [month - k for k in range(n_p)]
-    before = [month - k for k in range(n_p, n_p + 12) if (month - k) in a.columns]
-    usual = a[before].median(axis=1, skipna=True) if before else pd.Series(np.nan, index=ids)
-    enough = a[before].notna().sum(axis=1) >= 3 if before else pd.Series(False, index=ids)
-    # "high": above the usual level by the set margin and by more than noise (per 30 days, Poisson)
-    u30 = usual * 30.0
-    bar = (float(sc["persistence_level"]) * u30 + 2.0 * np.sqrt(u30.clip(lower=0)) + 2.0) / 30.0
-    high = a[window].gt(bar, axis=0) & a[window].notna()
-    out["months_high"] = high.sum(axis=1).where(enough)
+    cols = [c for c in a.columns if c <= month]
+    with np.errstate(invalid="ignore"), warnings_off():
+        e_all = pd.DataFrame(_expected_matrix(a[cols].to_numpy(dtype=float)), index=ids, columns=cols)
+    window = [month - k for k in range(n_p) if (month - k) in e_all.columns]
+    e30 = e_all[window] * 30.0
+    bar = (float(sc["persistence_level"]) * e30 + 2.0 * np.sqrt(e30.clip(lower=0)) + 2.0) / 30.0
+    high = (a[window] > bar) & a[window].notna() & bar.notna()
+    out["months_high"] = high.sum(axis=1).where(bar.notna().sum(axis=1) >= 3)
     comp["persistence"] = (out["months_high"] / n_p).fillna(0.0)
 
     # spread: sub-regions where the same category rose significantly (Poisson z) in the month
+    # districts are looked at in the peak fortnight only where the candidate itself surged in it
+    surged = [p if g >= 1.1 else None for p, g in zip(peak_start, np.nan_to_num(ratios["peak"], nan=0.0))]
     out["regions_up"], out["regions_total"], out["focus"], out["focus_share"] = _spread(
-        cands, counts, avg, month, days_m, scope, float(sc["spread_z"]))
+        cands, counts, avg, month, days_m, scope, float(sc["spread_z"]), daily, surged, sigma0)
     comp["spread"] = (out["regions_up"] / max(len(scope.children), 1)).clip(0, 1)
 
     # rates against the scope's own, shrunk towards it for small candidates
@@ -283,16 +286,27 @@ def _peak_window(daily: pd.DataFrame, ids: pd.Index, month: pd.Period) -> tuple[
 
 
 def _spread(cands: pd.DataFrame, counts: pd.DataFrame, avg: pd.DataFrame, month: pd.Period, days_m: float,
-            scope: Scope, z_min: float) -> tuple[list[int], list[int], list[str | None], list[float]]:
+            scope: Scope, z_min: float, daily: pd.DataFrame | None = None, peak_start: Sequence[Any] = (),
+            sigma0: float = 0.0) -> tuple[list[int], list[int], list[str | None], list[float]]:
     """Per candidate: sub-regions with a significant rise, how many sub-regions it has, and the
-    sub-region contributing most of the candidate's excess over its baseline (with its share)."""
-    base_cols = [c for c in (month - 1, month - 2, month - 3) if c in avg.columns]
-    recent = avg[base_cols].mean(axis=1, skipna=True)
-    last_year = avg[month - 12] if (month - 12) in avg.columns else pd.Series(np.nan, index=avg.index)
-    baseline = np.fmax(recent, last_year).fillna(recent) * days_m  # the higher: seasonal rises do not count
-    obs = counts[month]
-    z = (obs - baseline) / np.sqrt(baseline + 1.0)
-    excess = (obs - baseline).clip(lower=0)
+    sub-region contributing most of the candidate's excess over its expectation (with its share).
+    A sub-region is judged on the month and on the candidate's peak fortnight (the higher z), so a
+    two-week city-wide surge is seen in its districts as it is in the city."""
+    with np.errstate(invalid="ignore"), warnings_off():
+        expected = pd.Series(_expected(avg, month), index=avg.index)
+
+    def z_of(obs: pd.Series, base: pd.Series) -> pd.Series:
+        return (obs - base) / np.sqrt(base + (sigma0 * base) ** 2 + 1.0)
+
+    base_m = expected * days_m
+    obs_m = counts[month]
+    z = z_of(obs_m, base_m)
+    excess = (obs_m - base_m).clip(lower=0)
+    wide = None
+    if daily is not None and not daily.empty:
+        wide = daily.pivot_table(index="series_id", columns="ds", values="y", aggfunc="sum")
+    window_z: dict[tuple[str, Any], float] = {}
+    starts = dict(zip(cands.index, peak_start)) if len(peak_start) == len(cands) else {}
     zd, exd = z.to_dict(), excess.fillna(0).to_dict()
     up_n, tot_n, focus, share = [], [], [], []
     for cid, level, cl, cc in zip(cands.index, cands["region_level"], cands["category_level"],
@@ -300,7 +314,14 @@ def _spread(cands: pd.DataFrame, counts: pd.DataFrame, avg: pd.DataFrame, month:
         whole = level == scope.level
         subs = [candidate_id(scope.child_level, c, cl, cc) for c in scope.children] if whole else [cid]
         subs = [s for s in subs if s in zd]
-        up_n.append(sum(1 for s in subs if zd[s] >= z_min))
+        start = starts.get(cid)
+        if whole and start is not None and wide is not None:
+            cols = [c for c in wide.columns if pd.Timestamp(start) <= c < pd.Timestamp(start) + pd.Timedelta(days=PEAK_WINDOW)]
+            got = wide.reindex(index=subs, columns=cols).fillna(0).sum(axis=1)
+            zw = z_of(got, expected.reindex(subs) * len(cols))
+            for sub in subs:
+                window_z[(sub, start)] = float(zw.get(sub, np.nan))
+        up_n.append(sum(1 for s in subs if max(zd[s], window_z.get((s, start), -np.inf)) >= z_min))
         tot_n.append(len(scope.children) if whole else 1)
         ex = {s: exd.get(s, 0.0) for s in subs}
         total = sum(ex.values())

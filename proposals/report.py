@@ -32,7 +32,8 @@ T = {
         "depts": "责任部门", "lead": "牵头部门", "coop": "配合部门", "actions": "建议举措", "measures": "跟踪指标",
         "watch": "备选问题（观察名单）", "components": "评分构成", "followup": "往期选题跟踪", "method": "方法说明",
         "override": "分析员改选", "model": "模型推荐", "blocked": "近期已选、未见恶化，本月不再推荐",
-        "none": "无", "incomplete": "本月数据尚不完整，以下为截至目前的数据。", "no_streets": "数据源未提供街道信息。",
+        "none": "无", "incomplete": "本月数据尚不完整，以下为截至目前的数据。",
+        "weak": "本月没有特别突出的问题（综合得分低于阈值）：以下为得分最高的候选，建议结合观察名单和上月选题研判。", "no_streets": "数据源未提供街道信息。",
         "trend": "月度趋势与未来三个月预测", "bars_d": "各区本月诉求量", "bars_c": "相关子类本月诉求量",
         "candidate": "候选", "rank": "名次", "current": "本月", "target": "目标", "then": "选题当月", "now": "本月",
         "change": "变化", "improved": "有所下降，未达目标", "worse": "未改善", "met": "达到目标", "observed": "月诉求量", "band": "预测区间",
@@ -46,7 +47,9 @@ T = {
         "watch": "Runner-ups (watch list)", "components": "Score components", "followup": "Follow-up of earlier issues",
         "method": "Method", "override": "Chosen by an analyst", "model": "Model's pick",
         "blocked": "chosen recently and not worse: not proposed again this month", "none": "none",
-        "incomplete": "The month is not over: figures are to date.", "no_streets": "The source gives no streets.",
+        "incomplete": "The month is not over: figures are to date.",
+        "weak": "No issue stands out this month (the best score is below the threshold): the best candidate "
+                "follows; weigh it against the watch list and last month's issue.", "no_streets": "The source gives no streets.",
         "trend": "Monthly trend and the next three months' outlook", "bars_d": "Requests this month by area",
         "bars_c": "Related sub-categories this month", "candidate": "Candidate", "rank": "Rank", "current": "This month",
         "target": "Target", "then": "Month chosen", "now": "This month", "change": "Change",
@@ -281,6 +284,8 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         head[t["model"]] = label(res.choice["model_choice"], ref, lang) if res.choice["model_choice"] else t["none"]
     v = View(lang, f"{t['doc']} · {scope_label} · {month}：{issue}" if lang == "zh" else
              f"{t['doc']} · {scope_label} · {month}: {issue}", head, evidence_lines(row, scope_label, ref, lang, month))
+    if row["score"] < float(cfg.scoring["weak_score"]):
+        v.why.insert(0, t["weak"])
     if not complete:
         v.notes.append(t["incomplete"])
     if res.lost_override:
