@@ -31,6 +31,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
 | `detect` (mapped, one per city, then the province) | the day's counts at every level (city and district x all/l1/l2; the province's with its cities as drill-down) against the history before them, with the city's tier profile (config/detection.yaml): spikes and drops where the forecaster and a robust seasonal decomposition agree, level shifts, emerging issues, categories spreading across districts; explanations name the districts and sub-categories that drove them; cool-down from the stored anomalies; stored in `anomalies` with the run | a database error: clear that scope's task; reruns replace the day's anomalies of the scope |
 | `notify` | the day's anomalies become alerts (one per series and kind; fired, updated, resolved); silences and inhibition hold some back (recorded on the alert); the routing tree (config/alerts.yaml) sends each to its office, grouped; notices are queued in the outbox and delivered by email / DingTalk / WeCom / Feishu / webhook / file, with retries | a channel that is down does not fail the task: its notices stay pending and the next run delivers them (`hotline alerts outbox --status pending`); a config error fails it: fix config/alerts.yaml and clear the task, nothing is sent twice |
+| `lights` | red/yellow overdue lights (config/sla.yaml): every light change of the day with its exact time (yellow, red with escalation to the city, further escalation after 24 h red, closed on time or late) into `light_events`; counts of the open tickets' lights by level, district and department | a database error: clear the task; a rerun records nothing twice |
 | `board` | rebuilds the warning board under var/site/ (index.html and a page per city): the day's open alerts by severity and region with a chart each, the next 30 days' forecast, the latest 每月一题 proposal and watch list, links to the data-quality pages | a database or disk error: clear the task; it only reads the warehouse |
 """
 
@@ -204,6 +205,23 @@ def hotline_daily():
         return {k: v for k, v in res.items() if k != "queued"}
 
     @task
+    def lights(published: dict) -> dict:
+        """Red/yellow overdue lights: the day's light changes and escalations recorded (light_events),
+        the open tickets' lights at the day's end counted by level, district and department."""
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from sla.job import lights_day
+        from sla.lights import SlaConfig
+        from warehouse.db import connect
+
+        s = load_settings()
+        day = _day(get_current_context())
+        res = lights_day(connect(s.db_url), day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province)
+        print(f"lights: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets at the end of {day}; "
+              f"{len(res['escalations'])} escalation(s); {res['events_recorded']} light change(s) recorded")
+        return {k: res[k] for k in ("day", "red", "yellow", "open", "events_recorded")}
+
+    @task
     def board(notified: dict) -> dict:
         """The warning board (var/site/): the day's alerts with charts, the next 30 days, the
         latest issue-of-the-month proposal, data-quality pages; static files, no server."""
@@ -224,7 +242,9 @@ def hotline_daily():
         print(f"board: {index.resolve()}")
         return {"day": str(day), "index": str(index.resolve())}
 
-    scopes = forecast_scopes(feed_health(publish(validate(ingest()))))
+    published = publish(validate(ingest()))
+    lights(published)
+    scopes = forecast_scopes(feed_health(published))
     city_forecasts = forecast.expand(item=scopes)
     board(notify(detect.expand(item=detect_scopes(forecast_province(city_forecasts), scopes))))
 

@@ -902,5 +902,40 @@ def board(ctx, day, out, db_url, as_json):
     _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
 
 
+@main.command()
+@click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last day).")
+@click.option("--city", default=None, help="Only this city.")
+@click.option("--top", type=int, default=10, show_default=True, help="Districts, departments and escalations to print.")
+@db_option
+@json_option
+@click.pass_context
+def lights(ctx, day, city, top, db_url, as_json):
+    """Red/yellow overdue lights (红黄灯): record the day's light changes and escalations, and print
+    the open tickets' lights at the day's end by level, district and department."""
+    from hotline.reference import load_reference
+    from proposals.panel import last_day
+    from sla.job import lights_day
+    from sla.lights import SlaConfig
+    from warehouse.db import connect, migrate
+
+    s = _settings(ctx).with_db(db_url)
+    engine = connect(s.db_url)
+    migrate(engine)
+    day = day or last_day(engine, s.province)
+    if day is None:
+        _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
+    ref = load_reference(s.config_dir)
+    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city)
+    esc = res["escalations"]
+    lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets; "
+             f"{len(esc)} escalation(s) today; {res['events_recorded']} light change(s) recorded",
+             "  by level: " + (", ".join(f"{k} {v}" for k, v in sorted(res["by_level"].items())) or "-")]
+    lines += [f"  {d['name']} ({d['region']}): 红 {d['red']} 黄 {d['yellow']}" for d in res["by_district"][:top]]
+    lines += [f"  {d['department']}: 红 {d['red']} 黄 {d['yellow']}" for d in res["by_department"][:top]]
+    lines += [f"  escalated {e['ticket_id']} -> {e['to']} at {e['at']} ({ref.regions.name(e['region'])})"
+              for e in esc[:top]]
+    _emit(res, as_json, lines)
+
+
 if __name__ == "__main__":
     main()

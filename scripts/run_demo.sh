@@ -56,7 +56,7 @@ if ! "$BIN/airflow" dags test hotline_daily "$DAY" --conf "{\"day\": \"$DAY\"}" 
   tail -40 "$LOG" >&2
   exit 1
 fi
-grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|board: |  )" "$LOG" | sed 's/^/   task: /'
+grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|lights: |board: |  )" "$LOG" | sed 's/^/   task: /'
 echo "   DAG run: success (log: $LOG)"
 
 echo "== 4/4 summary"

@@ -48,6 +48,7 @@ def test_the_gate_sits_between_ingest_and_publication(dagbag):
     assert dag.get_task("validate").upstream_task_ids == {"ingest"}
     assert dag.get_task("publish").upstream_task_ids == {"validate"}
     assert dag.get_task("feed_health").upstream_task_ids == {"publish"}
+    assert dag.get_task("lights").upstream_task_ids == {"publish"}
 
 
 @pytest.mark.slow
@@ -56,7 +57,7 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
     ticket, no count and sends no notice. A planted city-wide spike on the day (70 days of history
     before it) gives the run something to detect and notify."""
     from warehouse.db import connect
-    from warehouse.schema import alerts, daily_counts, notifications, tickets
+    from warehouse.schema import alerts, daily_counts, light_events, notifications, tickets
 
     source = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.002,
               "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
@@ -94,8 +95,9 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
             sent = conn.execute(select(notifications.c.receiver, notifications.c.status)
                                 .order_by(notifications.c.id)).all()
             n_alerts = conn.execute(select(func.count()).select_from(alerts)).scalar_one()
+            n_lights = conn.execute(select(func.count()).select_from(light_events)).scalar_one()
         lines = (var / "notices" / f"{day}.jsonl").read_text(encoding="utf-8").splitlines()
-        return n, n_day, tuple(rows), tuple(sent), n_alerts, lines
+        return n, n_day, tuple(rows), tuple(sent), n_alerts, lines, n_lights
 
     first = run_and_count()
     board = (var / "site" / "index.html").read_text(encoding="utf-8")  # the board task rebuilt the site
@@ -103,6 +105,7 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
     assert first[1] > 0 and first[2][0] > 0
     assert ("city:440300", "delivered") in first[3] and first[4] >= 1  # the planted spike reached Shenzhen
     assert len(first[5]) == len(first[3])
+    assert first[6] > 0  # the lights task recorded the day's light changes (a rerun adds none)
     assert run_and_count() == first
     eng.dispose()
 

@@ -326,3 +326,21 @@ proposals = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Every light change of a ticket (红黄灯), with the exact time it happened: yellow, red (escalated
+# to level 1), escalated (each further level), closed (on_time or late). A rerun inserts nothing.
+light_events = Table(
+    "light_events", metadata,
+    Column("ticket_id", String(64), primary_key=True),
+    Column("event", String(12), primary_key=True),
+    Column("level", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("ds", Date, nullable=False),  # the local day of ``at``
+    Column("detail", String(16)),
+    Column("city_code", String(6), nullable=False),
+    Column("district_code", String(6)),
+    Column("department", String(64)),
+    Column("category_l2", String(80), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    Index("ix_light_events_ds", "ds", "event"),
+)

@@ -1,0 +1,109 @@
+"""The day's lights: record every light change of the day (with its exact time) in
+``light_events`` and summarise the open tickets' lights at the end of the day."""
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, or_, select
+
+from hotline.reference import Reference
+from sla.lights import SlaConfig, lights_at, transitions
+from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.schema import light_events, tickets
+
+COLS = ["ticket_id", "received_at", "deadline_at", "closed_at", "city_code", "district_code", "department",
+        "category_l2"]
+
+
+def day_bounds(day: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    z = zoneinfo.ZoneInfo(tz)
+    start = dt.datetime.combine(day, dt.time(), z).astimezone(dt.timezone.utc)
+    return start, start + dt.timedelta(days=1)
+
+
+def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_code: str,
+              city: str | None = None) -> pd.DataFrame:
+    """Tickets received by ``end`` and not closed before ``start`` (open at some point of the day)."""
+    t = tickets.c
+    q = select(*[getattr(t, c) for c in COLS]).where(
+        t.province_code == province_code, t.received_at < end, or_(t.closed_at.is_(None), t.closed_at > start))
+    if city:
+        q = q.where(t.city_code == city)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).all(), columns=COLS)
+
+
+def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
+               city: str | None = None) -> dict[str, Any]:
+    """Record the day's light changes (idempotent) and summarise the lights at the day's end."""
+    tz = ref.regions.province(province_code).timezone
+    start, end = day_bounds(day, tz)
+    run_id = new_run_id("lights")
+    start_run(engine, run_id, "lights", day, {"city": city})
+    try:
+        live = read_live(engine, start, end, province_code, city)
+        ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"], start, end, cfg)
+        written = _store(engine, ev, live, run_id, tz)
+        now = lights_at(live["received_at"], live["deadline_at"], live["closed_at"], end, cfg)
+        cur = pd.concat([live.reset_index(drop=True), now], axis=1)
+        cur = cur[cur["light"].isin(["yellow", "red"])]
+        summary = _summary(cur, ev, live, cfg, ref, tz)
+        summary.update({"day": str(day), "events_recorded": written, "events_today": int(len(ev))})
+        finish_run(engine, run_id, "success", {k: summary[k] for k in ("red", "yellow", "events_recorded")})
+        return summary
+    except Exception as exc:
+        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _store(engine: Engine, ev: pd.DataFrame, live: pd.DataFrame, run_id: str, tz: str) -> int:
+    if ev.empty:
+        return 0
+    keys = live.set_index("ticket_id")[["city_code", "district_code", "department", "category_l2"]]
+    rows = ev.join(keys, on="ticket_id")
+    rows["ds"] = rows["at"].dt.tz_convert(tz).dt.date
+    rows["run_id"] = run_id
+    rows["at"] = rows["at"].dt.to_pydatetime()
+    le = light_events.c
+    with engine.begin() as conn:
+        have = set()
+        ids = rows["ticket_id"].unique().tolist()
+        for i in range(0, len(ids), 500):
+            have |= set(conn.execute(select(le.ticket_id, le.event, le.level).where(
+                le.ticket_id.in_(ids[i:i + 500]))).all())
+        new = [r for r in rows.to_dict("records") if (r["ticket_id"], r["event"], int(r["level"])) not in have]
+        for r in new:
+            r["level"] = int(r["level"])
+            r["district_code"] = r["district_code"] if isinstance(r["district_code"], str) else None
+            r["department"] = r["department"] if isinstance(r["department"], str) else None
+        if new:
+            conn.execute(light_events.insert(), new)
+    return len(new)
+
+
+def _summary(cur: pd.DataFrame, ev: pd.DataFrame, live: pd.DataFrame, cfg: SlaConfig, ref: Reference,
+             tz: str) -> dict[str, Any]:
+    lv = cur["level"].map(lambda i: cfg.levels[int(i)])
+    by_level = {f"{light}@{name}": int(n) for (light, name), n in
+                cur.assign(level_name=lv).groupby(["light", "level_name"]).size().items()}
+    by_district = []
+    for code, g in cur.groupby(cur["district_code"].fillna(cur["city_code"])):
+        by_district.append({"region": code, "name": ref.regions.name(code), "red": int((g["light"] == "red").sum()),
+                            "yellow": int((g["light"] == "yellow").sum())})
+    by_department = []
+    for dep, g in cur.groupby(cur["department"].fillna("（未指定）")):
+        by_department.append({"department": dep, "red": int((g["light"] == "red").sum()),
+                              "yellow": int((g["light"] == "yellow").sum())})
+    esc = ev[ev["event"].isin(["red", "escalated"])].join(live.set_index("ticket_id")[["district_code", "city_code"]],
+                                                         on="ticket_id")
+    escalations = [{"ticket_id": r.ticket_id, "to": cfg.levels[int(r.level)], "at": r.at.tz_convert(tz).isoformat(),
+                    "region": r.district_code if isinstance(r.district_code, str) else r.city_code}
+                   for r in esc.itertuples()]
+    key = lambda d: (-d["red"], -d["yellow"])  # noqa: E731
+    return {"red": int((cur["light"] == "red").sum()), "yellow": int((cur["light"] == "yellow").sum()),
+            "open": int(live["closed_at"].isna().sum()), "by_level": by_level,
+            "by_district": sorted(by_district, key=key), "by_department": sorted(by_department, key=key),
+            "escalations": escalations}

@@ -1,0 +1,136 @@
+"""Red/yellow overdue lights (红黄灯): deadline arithmetic on the Chinese calendar, a ticket's
+lights over its life with escalation, the day's recorded changes (a rerun records nothing), the
+CLI; on SQLite and PostgreSQL."""
+import datetime as dt
+import json
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, insert, select
+
+from hotline.calendar import deadlines_for
+from sla.lights import SlaConfig, lights_at, transitions
+
+CN = dt.timezone(dt.timedelta(hours=8))
+CFG = SlaConfig(yellow_share=0.2, levels=("district", "city", "province"), escalate_again_hours=24)
+
+
+def test_deadlines_skip_the_spring_festival_and_count_the_tiaoxiu_saturdays(ref):
+    # 2026: Spring Festival holiday 15-23 Feb; Saturdays 14 and 28 Feb are working days (调休)
+    received = pd.DatetimeIndex([pd.Timestamp("2026-02-13 10:00"), pd.Timestamp("2026-02-27 16:00"),
+                                 pd.Timestamp("2026-02-13 10:00")])
+    got = deadlines_for(received, ["general", "consult", "utility"], ref.deadlines)
+    assert list(got) == [pd.Timestamp("2026-02-27 10:00"),  # Sat 14, then 24, 25, 26, 27 Feb
+                         pd.Timestamp("2026-03-03 16:00"),  # Sat 28 Feb, Mon 2, Tue 3 Mar
+                         pd.Timestamp("2026-02-14 10:00")]  # 24 hours on the clock
+
+
+def test_a_tickets_lights_over_its_life_with_escalation():
+    rec = dt.datetime(2026, 3, 2, 9, 0, tzinfo=CN)
+    deadline = dt.datetime(2026, 3, 7, 9, 0, tzinfo=CN)  # 120 hours: yellow from 24 hours before
+    closed = dt.datetime(2026, 3, 9, 12, 0, tzinfo=CN)
+
+    def at(when, closed_at=None):
+        r = lights_at([rec], [deadline], [closed_at], when, CFG).iloc[0]
+        return r["light"], CFG.levels[r["level"]] if r["light"] == "red" else None
+
+    assert at(dt.datetime(2026, 3, 6, 8, 59, tzinfo=CN)) == ("green", None)
+    assert at(dt.datetime(2026, 3, 6, 9, 0, tzinfo=CN)) == ("yellow", None)
+    assert at(dt.datetime(2026, 3, 7, 9, 0, tzinfo=CN)) == ("red", "city")  # overdue: up to the city
+    assert at(dt.datetime(2026, 3, 8, 8, 59, tzinfo=CN)) == ("red", "city")
+    assert at(dt.datetime(2026, 3, 8, 9, 0, tzinfo=CN)) == ("red", "province")  # red 24 h more: up again
+    assert at(dt.datetime(2026, 3, 20, tzinfo=CN)) == ("red", "province")  # no level above the last
+    assert at(dt.datetime(2026, 3, 20, tzinfo=CN), closed) == ("closed", None)
+
+    ev = transitions(["T1"], [rec], [deadline], [closed], dt.datetime(2026, 3, 1, tzinfo=CN),
+                     dt.datetime(2026, 3, 31, tzinfo=CN), CFG)
+    got = [(r.event, r.level, r.at.tz_convert(CN).strftime("%m-%d %H:%M"), r.detail) for r in ev.itertuples()]
+    assert got == [("yellow", 0, "03-06 09:00", ""), ("red", 1, "03-07 09:00", ""),
+                   ("escalated", 2, "03-08 09:00", ""), ("closed", 2, "03-09 12:00", "late")]
+    # a window sees only its own changes; one closed in time never turns red
+    day = transitions(["T1"], [rec], [deadline], [closed], dt.datetime(2026, 3, 7, tzinfo=CN),
+                      dt.datetime(2026, 3, 8, tzinfo=CN), CFG)
+    assert list(day["event"]) == ["red"]
+    early = transitions(["T2"], [rec], [deadline], [dt.datetime(2026, 3, 6, 12, tzinfo=CN)],
+                        dt.datetime(2026, 3, 1, tzinfo=CN), dt.datetime(2026, 3, 31, tzinfo=CN), CFG)
+    assert [(r.event, r.detail) for r in early.itertuples()] == [("yellow", ""), ("closed", "on_time")]
+
+
+def test_lights_are_vectorised_and_tickets_without_deadline_have_none():
+    n = 1000
+    rec = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(range(n), unit="h")
+    dl = rec + pd.Timedelta(hours=100)
+    dl = pd.DatetimeIndex([pd.NaT, *dl[1:]])  # the first ticket has no deadline
+    out = lights_at(rec, dl, [None] * n, pd.Timestamp("2026-03-20", tz="UTC"), CFG)
+    assert out["light"].iloc[0] == "none"
+    assert set(out["light"].iloc[1:]) <= {"green", "yellow", "red"}
+    assert (out["light"] == "red").sum() == ((dl[1:] <= pd.Timestamp("2026-03-20", tz="UTC")).sum())
+
+
+def _ticket(tid, received, deadline, closed=None, district="440306", department="宝安区住房和建设局"):
+    return {"ticket_id": tid, "source": "test", "received_at": received, "received_date": received.astimezone(CN).date(),
+            "channel": "phone", "province_code": "440000", "city_code": "440300", "district_code": district,
+            "category_l1": "housing", "category_l2": "housing.property_service", "department": department,
+            "deadline_at": deadline, "closed_at": closed, "status": "closed" if closed else "processing",
+            "is_repeat": False, "updated_at": received}
+
+
+def test_the_day_records_changes_once_and_counts_lights(engine, ref):
+    from sla.job import lights_day
+    from warehouse.schema import light_events, tickets
+
+    t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
+    rows = [_ticket("A", t0, t0 + dt.timedelta(days=5)),  # red on 7 Mar 09:00, province on 8 Mar 09:00
+            _ticket("B", t0, t0 + dt.timedelta(days=6)),  # yellow from 7 Mar 04:12 (20% of 144 h = 28.8 h left)
+            _ticket("C", t0, t0 + dt.timedelta(days=5), closed=t0 + dt.timedelta(days=4)),  # closed on time
+            _ticket("D", t0, t0 + dt.timedelta(days=20), district="440307", department="龙岗区城管局")]
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), rows)
+    res = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000")
+    assert (res["red"], res["yellow"]) == (1, 1)
+    assert res["by_level"] == {"red@city": 1, "yellow@district": 1}
+    assert res["by_district"][0] == {"region": "440306", "name": "宝安区", "red": 1, "yellow": 1}
+    assert [e["ticket_id"] for e in res["escalations"]] == ["A"] and res["escalations"][0]["to"] == "city"
+    again = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000")
+    assert again["events_recorded"] == 0 and again["red"] == 1  # a rerun records nothing new
+    nxt = lights_day(engine, dt.date(2026, 3, 8), ref, CFG, "440000")
+    assert nxt["by_level"].get("red@province") == 1 and nxt["escalations"][0]["to"] == "province"
+    with engine.connect() as conn:
+        got = {(r.ticket_id, r.event, r.level) for r in conn.execute(select(light_events))}
+        assert conn.execute(select(func.count()).select_from(light_events)).scalar_one() == len(got)
+    assert {("A", "red", 1), ("A", "escalated", 2), ("B", "yellow", 0)} <= got
+    assert not any(t == "C" and e in ("red", "yellow") for t, e, _ in got)
+
+
+def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+    from warehouse.db import connect, migrate
+    from warehouse.schema import daily_counts, tickets
+
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    eng = connect(db)
+    migrate(eng)
+    t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
+    with eng.begin() as conn:
+        conn.execute(insert(tickets), [_ticket("A", t0, t0 + dt.timedelta(days=5))])
+        conn.execute(insert(daily_counts), [{"ds": dt.date(2026, 3, 7), "region_level": "province", "region_code": "440000",
+                                             "category_level": "all", "category_code": "*", "province_code": "440000",
+                                             "city_code": None, "n_tickets": 1, "n_closed": 0, "n_overdue": 0,
+                                             "n_repeat": 0, "n_rated": 0, "n_unsatisfied": 0, "n_resolved": 0,
+                                             "aggregated_at": dt.datetime(2026, 3, 8, tzinfo=dt.timezone.utc)}])
+    r = CliRunner().invoke(main, ["lights", "--db", db, "--json"])  # the warehouse's last day: 7 Mar
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output.strip().splitlines()[-1])
+    assert out["day"] == "2026-03-07" and out["red"] == 1 and out["escalations"][0]["ticket_id"] == "A"
+    assert "红 red 1" in r.output and "escalated A -> city" in r.output
+
+
+@pytest.mark.parametrize("bad", [{"yellow_share": 1.5}, {"levels": ["district"]}])
+def test_bad_sla_config_names_the_file(tmp_path, bad):
+    import yaml
+
+    (tmp_path / "sla.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(ValueError, match="sla.yaml"):
+        SlaConfig.load(tmp_path)
