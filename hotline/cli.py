@@ -937,5 +937,48 @@ def lights(ctx, day, city, top, db_url, as_json):
     _emit(res, as_json, lines)
 
 
+@main.command()
+@click.option("--month", required=True, help="The month (YYYY-MM).")
+@click.option("--city", default=None, help="Only this city's places.")
+@click.option("--top", type=int, default=10, show_default=True, help="Places and categories to print.")
+@db_option
+@json_option
+@click.pass_context
+def repeats(ctx, month, city, top, db_url, as_json):
+    """Repeat complaints (同人同事): the same caller about the same category in the same place
+    within config/sla.yaml repeat_window_days; rates per district and category stored and printed."""
+    from hotline.reference import load_reference
+    from proposals.job import ProposalError, parse_month
+    from sla.lights import SlaConfig
+    from sla.repeats import month_rates, read_rates
+    from warehouse.db import connect, migrate
+
+    s = _settings(ctx).with_db(db_url)
+    engine = connect(s.db_url)
+    migrate(engine)
+    try:
+        m = parse_month(month)
+    except ProposalError as exc:
+        _fail(str(exc))
+    ref = load_reference(s.config_dir)
+    cfg = SlaConfig.load(s.config_dir)
+    res = month_rates(engine, m, s.province, cfg)
+    df = read_rates(engine, m, city)
+    lines = [f"repeat complaints in {m}: {res['repeats']} of {res['tickets']} tickets "
+             f"(window {cfg.repeat_window_days} days, same caller, category and place)"]
+    rows = []
+    if not df.empty:
+        places = df[df["category_code"] == "*"].sort_values(["rate", "n_repeat"], ascending=False)
+        cats = df[(df["category_code"] != "*") & (df["n_repeat"] >= 2)].sort_values(["rate", "n_repeat"], ascending=False)
+        lines.append("  places:")
+        lines += [f"    {ref.regions.name(r.region_code)} ({r.region_code}): {r.n_repeat}/{r.n_with_caller} = {r.rate:.1%}"
+                  for r in places.head(top).itertuples()]
+        lines.append("  place x category (2 repeats or more):")
+        lines += [f"    {ref.regions.name(r.region_code)} · {ref.taxonomy.name(r.category_code)}: "
+                  f"{r.n_repeat}/{r.n_with_caller} = {r.rate:.1%}" for r in cats.head(top).itertuples()]
+        rows = df.drop(columns=["run_id"]).to_dict("records")
+    _emit({**res, "rates": rows}, as_json, lines)
+
+
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@ an analyst's override), store in ``proposals``, and write the reports under var/
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +29,10 @@ class ProposalError(ValueError):
 
 
 def parse_month(text: str) -> pd.Period:
-    try:
-        return pd.Period(str(text), freq="M")
-    except (ValueError, TypeError):
-        raise ProposalError(f"--month {text!r}: expected YYYY-MM") from None
+    """``YYYY-MM`` as a monthly Period (pandas alone would also take "March" or "2026")."""
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(text).strip()):
+        raise ProposalError(f"--month {text!r}: expected YYYY-MM")
+    return pd.Period(str(text).strip(), freq="M")
 
 
 @dataclass

@@ -125,6 +125,12 @@ def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
     out = json.loads(r.output.strip().splitlines()[-1])
     assert out["day"] == "2026-03-07" and out["red"] == 1 and out["escalations"][0]["ticket_id"] == "A"
     assert "红 red 1" in r.output and "escalated A -> city" in r.output
+    rep = CliRunner().invoke(main, ["repeats", "--db", db, "--month", "2026-03", "--json"])
+    assert rep.exit_code == 0, rep.output
+    got = json.loads(rep.output.strip().splitlines()[-1])
+    assert (got["tickets"], got["repeats"]) == (1, 0) and {r["region_code"] for r in got["rates"]} == {"440306"}
+    bad = CliRunner().invoke(main, ["repeats", "--db", db, "--month", "March"])
+    assert bad.exit_code == 2 and "YYYY-MM" in bad.output
 
 
 @pytest.mark.parametrize("bad", [{"yellow_share": 1.5}, {"levels": ["district"]}])
@@ -134,3 +140,52 @@ def test_bad_sla_config_names_the_file(tmp_path, bad):
     (tmp_path / "sla.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
     with pytest.raises(ValueError, match="sla.yaml"):
         SlaConfig.load(tmp_path)
+
+
+def test_repeats_same_caller_category_and_place_within_the_window():
+    from sla.repeats import find_repeats
+
+    t = pd.Timestamp("2026-03-01 09:00", tz="Asia/Shanghai")
+    rows = [("A1", "k1", t, "housing.property_service", "440300", "440306"),
+            ("A2", "k1", t + pd.Timedelta(days=10), "housing.property_service", "440300", "440306"),  # repeats A1
+            ("A3", "k1", t + pd.Timedelta(days=39), "housing.property_service", "440300", "440306"),  # 29 d after A2
+            ("A4", "k1", t + pd.Timedelta(days=80), "housing.property_service", "440300", "440306"),  # 41 d: new
+            ("B1", "k1", t + pd.Timedelta(days=11), "utilities.water_supply", "440300", "440306"),  # other category
+            ("C1", "k1", t + pd.Timedelta(days=12), "housing.property_service", "440300", "440307"),  # other district
+            ("D1", None, t, "housing.property_service", "440300", "440306"),  # no caller: never a repeat
+            ("D2", None, t + pd.Timedelta(days=1), "housing.property_service", "440300", "440306"),
+            ("E1", "k2", t, "transport.parking", "440300", None),  # no district: the city is the place
+            ("E2", "k2", t + pd.Timedelta(days=3), "transport.parking", "440300", None)]
+    df = pd.DataFrame(rows, columns=["ticket_id", "caller_key", "received_at", "category_l2", "city_code",
+                                     "district_code"]).sample(frac=1, random_state=1)  # order does not matter
+    got = dict(zip(df["ticket_id"], find_repeats(df, 30)))
+    assert got == {"A1": None, "A2": "A1", "A3": "A2", "A4": None, "B1": None, "C1": None, "D1": None, "D2": None,
+                   "E1": None, "E2": "E1"}
+
+
+def test_month_repeat_rates_are_stored_and_a_rerun_replaces_them(engine):
+    from sla.repeats import month_rates, read_rates
+    from warehouse.schema import repeat_rates, tickets
+
+    def tk(tid, caller, when, district="440306", cat="housing.property_service"):
+        row = _ticket(tid, when, when + dt.timedelta(days=5), district=district)
+        row.update({"caller_key": caller, "category_l2": cat, "category_l1": cat.split(".")[0]})
+        return row
+
+    base = dt.datetime(2026, 3, 5, 10, tzinfo=CN)
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), [
+            tk("P0", "c1", dt.datetime(2026, 2, 20, 10, tzinfo=CN)),  # February: the look-back finds it
+            tk("P1", "c1", base), tk("P2", "c1", base + dt.timedelta(days=2)),
+            tk("P3", "c2", base), tk("P4", None, base), tk("Q1", "c3", base, district="440307")])
+    cfg = SlaConfig(repeat_window_days=30)
+    res = month_rates(engine, pd.Period("2026-03", freq="M"), "440000", cfg)
+    assert (res["tickets"], res["repeats"]) == (5, 2)  # P1 repeats P0 (February), P2 repeats P1
+    df = read_rates(engine, pd.Period("2026-03", freq="M")).set_index(["region_code", "category_code"])
+    baoan = df.loc[("440306", "*")]
+    assert (baoan["n_tickets"], baoan["n_with_caller"], baoan["n_repeat"]) == (4, 3, 2)
+    assert baoan["rate"] == pytest.approx(2 / 3)
+    assert df.loc[("440307", "*"), "n_repeat"] == 0
+    month_rates(engine, pd.Period("2026-03", freq="M"), "440000", cfg)  # a rerun: the same rows, not twice
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(repeat_rates)).scalar_one() == len(df)

@@ -344,3 +344,19 @@ light_events = Table(
     Column("run_id", String(64), nullable=False),
     Index("ix_light_events_ds", "ds", "event"),
 )
+
+# Repeat complaints (同人同事) per month, place and category: a ticket is a repeat when the same
+# caller (caller_key, never a phone number) asked about the same category in the same place
+# within config/sla.yaml repeat_window_days before it.
+repeat_rates = Table(
+    "repeat_rates", metadata,
+    Column("month", Date, primary_key=True),
+    Column("region_level", String(10), primary_key=True),  # district, or city for tickets without one
+    Column("region_code", String(6), primary_key=True),
+    Column("category_code", String(80), primary_key=True),  # level-2 code, or * for all
+    Column("city_code", String(6), nullable=False),
+    Column("n_tickets", Integer, nullable=False),
+    Column("n_with_caller", Integer, nullable=False),
+    Column("n_repeat", Integer, nullable=False),
+    Column("run_id", String(64), nullable=False),
+)
