@@ -234,10 +234,16 @@ def due_groups(engine: Engine, day: dt.date, groups: Iterable[Group]) -> list[tu
     return out
 
 
-def alert_link(cfg: AlertsConfig, var_dir: Path, day: dt.date, fp: str) -> str:
+def report_link(cfg: AlertsConfig, var_dir: Path, rel: str) -> str:
+    """A page under var/reports/ as an office opens it: under ``report_base_url`` when the reports
+    are served (config/alerts.yaml), else the file on this machine."""
     if cfg.report_base_url:
-        return f"{cfg.report_base_url.rstrip('/')}/alerts/{day}/{fp}.html"
-    return (var_dir / "reports" / "alerts" / str(day) / f"{fp}.html").resolve().as_uri()
+        return f"{cfg.report_base_url.rstrip('/')}/{rel}"
+    return (Path(var_dir) / "reports" / rel).resolve().as_uri()
+
+
+def alert_link(cfg: AlertsConfig, var_dir: Path, day: dt.date, fp: str) -> str:
+    return report_link(cfg, var_dir, f"alerts/{day}/{fp}.html")
 
 
 def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], list[dict]]], cfg: AlertsConfig,

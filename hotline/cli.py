@@ -40,6 +40,26 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _warehouse(ctx: click.Context, db_url: str | None):
+    """The settings (with --db applied) and the migrated warehouse engine."""
+    from warehouse.db import connect, migrate
+
+    s = _settings(ctx).with_db(db_url)
+    engine = connect(s.db_url)
+    migrate(engine)
+    return s, engine
+
+
+def _day_or_last(engine, s: Settings, day):
+    """The given day, else the warehouse's last day; an empty warehouse is an error."""
+    from proposals.panel import last_day
+
+    day = day or last_day(engine, s.province)
+    if day is None:
+        _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
+    return day
+
+
 db_option = click.option("--db", "db_url", default=None, help="Warehouse URL (default: HOTLINE_DB_URL or var/hotline.db).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line.")
 
@@ -59,11 +79,8 @@ def main(ctx: click.Context, verbose: bool) -> None:
 @click.pass_context
 def init(ctx, db_url, as_json):
     """Create or upgrade the warehouse schema (Alembic migrations)."""
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     url = engine.url.render_as_string(hide_password=True)
     _emit({"db": url, "migrated": True}, as_json, [f"warehouse ready: {url}"])
 
@@ -226,11 +243,8 @@ def ingest_generator(ctx, day, start, end, province, seed, scale, no_aggregate, 
 def aggregate(ctx, day, start, end, db_url, as_json):
     """Recompute daily_counts for a day or a range (all levels of both hierarchies)."""
     from warehouse.aggregate import aggregate_days
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     if day:
         days = [day]
     elif start and end:
@@ -249,12 +263,9 @@ def aggregate(ctx, day, start, end, db_url, as_json):
 @click.pass_context
 def quarantine(ctx, run_id, samples, db_url, as_json):
     """List quarantined rows by reason, with example rows (PII masked)."""
-    from warehouse.db import connect, migrate
     from warehouse.quarantine import quarantine_report
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     rep = quarantine_report(engine, run_id=run_id, samples=samples)
     lines = [f"{rep['total']} quarantined rows"]
     for r in rep["reasons"]:
@@ -279,11 +290,8 @@ def validate(ctx, day, run_id, db_url, as_json):
     from data_quality.gate import validate_day
     from data_quality.verdict import combine
     from hotline.reference import load_reference
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     verdicts = validate_day(engine, load_reference(s.config_dir), s.var_dir, day, s.lookback_days, run_id)
     out = combine(verdicts)
     lines = [f"{v.suite}: {v.action} ({len(v.failed)} failed expectations, {v.quarantined} quarantined) {v.docs_path}"
@@ -425,12 +433,9 @@ def _anomaly_line(a: dict, ref, with_day: bool = False) -> str:
 @click.pass_context
 def summary(ctx, day, db_url, as_json):
     """What the warehouse holds and what the runs for a day did."""
-    from warehouse.db import connect, migrate
     from warehouse.summary import warehouse_summary
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     rep = warehouse_summary(engine, day)
     lines = [
         f"warehouse: {rep['tickets']} tickets, {rep['quarantined']} quarantined, "
@@ -576,11 +581,8 @@ def score_csv_cmd(input_path, output_path, detector, strict, as_json):
 def _alerts_ctx(ctx, db_url):
     from alerts.config import AlertsConfig
     from hotline.reference import load_reference
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     return s, engine, AlertsConfig.load(s.config_dir), load_reference(s.config_dir)
 
 
@@ -829,11 +831,8 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
     from proposals.job import ProposalError, parse_month
     from proposals.job import propose as run
     from proposals.report import label
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     ref = load_reference(s.config_dir)
     try:
         cfg = ProposalsConfig.load(s.config_dir)
@@ -888,15 +887,9 @@ def board(ctx, day, out, db_url, as_json):
     """Build the warning board: a static site (index.html and a page per city) that opens from disk."""
     from hotline.reference import load_reference
     from proposals.board import build_board
-    from proposals.panel import last_day
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
-    day = day or last_day(engine, s.province)
-    if day is None:
-        _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
+    s, engine = _warehouse(ctx, db_url)
+    day = _day_or_last(engine, s, day)
     out_dir = Path(out) if out else s.var_dir / "site"
     index = build_board(engine, day, load_reference(s.config_dir), s.province, out_dir)
     _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
@@ -913,17 +906,11 @@ def lights(ctx, day, city, top, db_url, as_json):
     """Red/yellow overdue lights (红黄灯): record the day's light changes and escalations, and print
     the open tickets' lights at the day's end by level, district and department."""
     from hotline.reference import load_reference
-    from proposals.panel import last_day
     from sla.job import lights_day
     from sla.lights import SlaConfig
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
-    day = day or last_day(engine, s.province)
-    if day is None:
-        _fail("the warehouse is empty: run `hotline demo` or the daily DAG first")
+    s, engine = _warehouse(ctx, db_url)
+    day = _day_or_last(engine, s, day)
     ref = load_reference(s.config_dir)
     res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city)
     esc = res["escalations"]
@@ -951,11 +938,8 @@ def repeats(ctx, month, city, top, db_url, as_json):
     from proposals.job import ProposalError, parse_month
     from sla.lights import SlaConfig
     from sla.repeats import month_rates, read_rates
-    from warehouse.db import connect, migrate
 
-    s = _settings(ctx).with_db(db_url)
-    engine = connect(s.db_url)
-    migrate(engine)
+    s, engine = _warehouse(ctx, db_url)
     try:
         m = parse_month(month)
     except ProposalError as exc:

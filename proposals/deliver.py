@@ -17,7 +17,7 @@ from sqlalchemy import Engine, insert, select
 from alerts.channels import Secrets
 from alerts.config import AlertsConfig
 from alerts.model import _jsonable, utc
-from alerts.notify import deliver_due
+from alerts.notify import deliver_due, report_link
 from alerts.render import Message, channel_payload, office_name
 from alerts.routing import dedup_key
 from hotline.pii import mask_outgoing
@@ -26,16 +26,11 @@ from proposals.report import evidence_lines, label
 from warehouse.schema import notifications
 
 
-def proposal_link(cfg: AlertsConfig, rec: Mapping[str, Any], lang: str) -> str:
-    """Where the office opens the proposal: under ``report_base_url`` when the reports are served
-    (config/alerts.yaml), else the file on this machine (as for alert chart pages)."""
+def proposal_link(cfg: AlertsConfig, var_dir: Path, rec: Mapping[str, Any], lang: str) -> str:
     path = ((rec.get("reports") or {}).get(lang) or {}).get("html")
     if not path:
         return ""
-    month = pd.Timestamp(rec["month"]).to_period("M")
-    if cfg.report_base_url:
-        return f"{cfg.report_base_url.rstrip('/')}/proposals/{month}/{Path(path).name}"
-    return Path(path).resolve().as_uri()
+    return report_link(cfg, var_dir, f"proposals/{pd.Timestamp(rec['month']).to_period('M')}/{Path(path).name}")
 
 
 def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: str, link: str) -> Message:
@@ -83,7 +78,7 @@ def deliver_proposals(engine: Engine, stored: Sequence[Mapping[str, Any]], cfg: 
                 if key in existing:
                     continue
                 rname = office_name(receiver, ref, cfg, lang)
-                msg = _message(rec, ref, lang, rname, proposal_link(cfg, rec, lang))
+                msg = _message(rec, ref, lang, rname, proposal_link(cfg, var_dir, rec, lang))
                 meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
                         "group_labels": {"proposal": str(month)}, "ds": day, "dedup_key": key, "alerts": []}
                 row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,

@@ -85,7 +85,7 @@ def read_month(engine: Engine, month: pd.Period, ref: Reference, province_code: 
                province_scope: bool = True) -> MonthData:
     first = month - (int(cfg.scoring["history_months"]) - 1)
     levels = sorted(set(CITY_LEVELS) | (set(PROVINCE_LEVELS) if province_scope else set()))
-    monthly = panel.read_monthly(engine, first - 0, month + 0, province_code, levels)
+    monthly = panel.read_monthly(engine, first, month, province_code, levels)
     day_levels = [lv for lv in levels if lv[1] != "all"]
     parent = {**ref.regions.district_parent(), **ref.regions.city_parent()}
     return MonthData(month, monthly, panel.read_days(engine, month, province_code, day_levels),

@@ -73,10 +73,6 @@ def overlaps(a: str, b: str, parent: Mapping[str, str]) -> bool:
     return cat and place
 
 
-def month_add(month: pd.Period, k: int) -> pd.Period:
-    return month + k
-
-
 def _daily(counts: pd.DataFrame, coverage: pd.Series) -> pd.DataFrame:
     """Monthly counts (series x months) as daily averages; months covered less than half: NaN."""
     days = coverage.reindex(counts.columns).astype(float)
@@ -132,6 +128,8 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     ids = cands.index
     v = counts.loc[ids, month].to_numpy(dtype=float)
     a = avg.loc[ids]
+    # the expectation of every series and month (candidates, their sub-regions), computed once
+    expect, seasonal = _expectations(avg, month)
 
     # growth: the month (and its peak fortnight) against what was expected of it: the same month
     # last year scaled by how the 3 months before compare with the same 3 months a year before
@@ -140,7 +138,7 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     # month-to-month misses, `month_noise`), so a rise must be more than noise to score.
     recent = a[[month - k for k in (1, 2, 3)]].mean(axis=1, skipna=True).to_numpy()
     yoy = a[month - 12].to_numpy() if (month - 12) in a.columns else np.full(len(ids), np.nan)
-    expected = _expected(a, month)
+    expected = expect.loc[ids, month].to_numpy()
     peak, peak_start = _peak_window(daily, ids, month)
     out = pd.DataFrame(index=ids)
     out["tickets"] = v
@@ -148,7 +146,7 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     out["base_recent"] = recent
     out["base_last_year"] = yoy
     out["expected_daily"] = expected
-    out["expected_basis"] = np.where(_seasonal_available(a, month), "seasonal", "recent")
+    out["expected_basis"] = np.where(seasonal.loc[ids].to_numpy(), "seasonal", "recent")
     sigma0 = float(sc["month_noise"])
     ratios = {}
     for name, count, span in (("month", v, days_m), ("peak", peak, float(PEAK_WINDOW))):
@@ -172,11 +170,8 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     # growth: a seasonal peak that comes every year is not "staying high"), by the set margin and
     # by more than counting noise (per 30 days, Poisson)
     n_p = int(sc["persistence_months"])
-    cols = [c for c in a.columns if c <= month]
-    with np.errstate(invalid="ignore"), warnings_off():
-        e_all = pd.DataFrame(_expected_matrix(a[cols].to_numpy(dtype=float)), index=ids, columns=cols)
-    window = [month - k for k in range(n_p) if (month - k) in e_all.columns]
-    e30 = e_all[window] * 30.0
+    window = [month - k for k in range(n_p) if (month - k) in expect.columns]
+    e30 = expect.loc[ids, window] * 30.0
     bar = (float(sc["persistence_level"]) * e30 + 2.0 * np.sqrt(e30.clip(lower=0)) + 2.0) / 30.0
     high = (a[window] > bar) & a[window].notna() & bar.notna()
     out["months_high"] = high.sum(axis=1).where(bar.notna().sum(axis=1) >= 3)
@@ -186,7 +181,7 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     # districts are looked at in the peak fortnight only where the candidate itself surged in it
     surged = [p if g >= 1.1 else None for p, g in zip(peak_start, np.nan_to_num(ratios["peak"], nan=0.0))]
     out["regions_up"], out["regions_total"], out["focus"], out["focus_share"] = _spread(
-        cands, counts, avg, month, days_m, scope, float(sc["spread_z"]), daily, surged, sigma0)
+        cands, counts, expect[month], month, days_m, scope, float(sc["spread_z"]), daily, surged, sigma0)
     comp["spread"] = (out["regions_up"] / max(len(scope.children), 1)).clip(0, 1)
 
     # rates against the scope's own, shrunk towards it for small candidates
@@ -236,35 +231,32 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
 EPS = 1.0 / 30.0  # one ticket a month keeps empty months finite on the log scale
 
 
-def _expected_matrix(x: np.ndarray) -> np.ndarray:
+def _expected_matrix(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Expected daily average of every month (column) from the months before it: the same month
     a year before times the ratio of the 3 months before to the same 3 a year earlier; with less
-    than 15 months before it, the mean of the 3 months before. NaN with less than 3."""
-    n_series, n = x.shape
+    than 15 months before it, the mean of the 3 months before. NaN with less than 3. Also which
+    cells used the seasonal form."""
     e = np.full_like(x, np.nan)
-    for j in range(3, n):
+    seasonal_used = np.zeros(x.shape, dtype=bool)
+    for j in range(3, x.shape[1]):
         prev3 = np.nanmean(x[:, j - 3:j], axis=1)
         if j >= 15:
             prev3_ly = np.nanmean(x[:, j - 15:j - 12], axis=1)
             seasonal = (x[:, j - 12] + EPS) * (prev3 + EPS) / (prev3_ly + EPS) - EPS
-            e[:, j] = np.where(np.isfinite(seasonal), seasonal, prev3)
+            seasonal_used[:, j] = np.isfinite(seasonal)
+            e[:, j] = np.where(seasonal_used[:, j], seasonal, prev3)
         else:
             e[:, j] = prev3
-    return np.maximum(e, 0.0)
+    return np.maximum(e, 0.0), seasonal_used
 
 
-def _seasonal_available(a: pd.DataFrame, month: pd.Period) -> np.ndarray:
-    """Whether the expectation for ``month`` is the seasonal one (15 months of history before it)."""
-    need = [month - 12, month - 13, month - 14, month - 15]
-    if any(m not in a.columns for m in need):
-        return np.zeros(len(a), dtype=bool)
-    return a[month - 12].notna().to_numpy() & a[[month - 13, month - 14, month - 15]].notna().any(axis=1).to_numpy()
-
-
-def _expected(a: pd.DataFrame, month: pd.Period) -> np.ndarray:
-    cols = [c for c in a.columns if c <= month]
+def _expectations(avg: pd.DataFrame, month: pd.Period) -> tuple[pd.DataFrame, pd.Series]:
+    """Every series' expected daily average for each month up to ``month``, and whether the
+    expectation for ``month`` is the seasonal one."""
+    cols = [c for c in avg.columns if c <= month]
     with np.errstate(invalid="ignore"), warnings_off():
-        return _expected_matrix(a[cols].to_numpy(dtype=float))[:, -1]
+        e, used = _expected_matrix(avg[cols].to_numpy(dtype=float))
+    return pd.DataFrame(e, index=avg.index, columns=cols), pd.Series(used[:, -1], index=avg.index)
 
 
 def _peak_window(daily: pd.DataFrame, ids: pd.Index, month: pd.Period) -> tuple[np.ndarray, list[Any]]:
@@ -285,15 +277,14 @@ def _peak_window(daily: pd.DataFrame, ids: pd.Index, month: pd.Period) -> tuple[
     return roll.to_numpy()[np.arange(len(ids)), arg], [s.date() for s in starts]
 
 
-def _spread(cands: pd.DataFrame, counts: pd.DataFrame, avg: pd.DataFrame, month: pd.Period, days_m: float,
+def _spread(cands: pd.DataFrame, counts: pd.DataFrame, expected: pd.Series, month: pd.Period, days_m: float,
             scope: Scope, z_min: float, daily: pd.DataFrame | None = None, peak_start: Sequence[Any] = (),
             sigma0: float = 0.0) -> tuple[list[int], list[int], list[str | None], list[float]]:
     """Per candidate: sub-regions with a significant rise, how many sub-regions it has, and the
     sub-region contributing most of the candidate's excess over its expectation (with its share).
     A sub-region is judged on the month and on the candidate's peak fortnight (the higher z), so a
-    two-week city-wide surge is seen in its districts as it is in the city."""
-    with np.errstate(invalid="ignore"), warnings_off():
-        expected = pd.Series(_expected(avg, month), index=avg.index)
+    two-week city-wide surge is seen in its districts as it is in the city. ``expected``: every
+    series' expected daily average for the month."""
 
     def z_of(obs: pd.Series, base: pd.Series) -> pd.Series:
         return (obs - base) / np.sqrt(base + (sigma0 * base) ** 2 + 1.0)

@@ -295,8 +295,8 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
                        f"The analyst's earlier choice ({lo.get('by')}: "
                        f"{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}) is no longer a "
                        f"candidate; the model's pick stands.")
-    v.charts.append(_trend(row, res_data := data, lang, f"{issue} · {t['trend']}"))
-    dist = _districts(row, res_data, res.scope, ref, lang)
+    v.charts.append(_trend(row, data, lang, f"{issue} · {t['trend']}"))
+    dist = _districts(row, data, res.scope, ref, lang)
     v.districts = dist
     top = dist[:12]
     focus = _place(row["focus"], ref, lang) if row.get("focus") and (row.get("focus_share") or 0) >= 0.5 else (_place(rc, ref, lang) if rl == res.scope.child_level else "")
@@ -304,7 +304,7 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
                                      title=f"{ref.taxonomy.name(cc, lang)} · {t['bars_d']}", highlight={focus} if focus else (),
                                      notes=[("+" if d["change"] >= 0 else "") + _pct(d["change"]) if np.isfinite(d["change"])
                                             else "" for d in top])))
-    names, vals, marked = _subcategories(row, res_data, ref, lang)
+    names, vals, marked = _subcategories(row, data, ref, lang)
     v.charts.append(Markup(bar_chart(names, vals, title=f"{_place(rc, ref, lang)} · {t['bars_c']}", highlight=marked)))
     cid4 = parse_id(chosen)
     v.samples = panel.sample_titles(engine, cid4, month)

@@ -17,9 +17,6 @@ import numpy as np
 import pandas as pd
 import yaml
 
-LIGHTS = ("green", "yellow", "red")
-
-
 @dataclass(frozen=True)
 class SlaConfig:
     yellow_share: float = 0.2
