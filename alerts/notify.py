@@ -286,6 +286,43 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
     return queued
 
 
+def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: AlertsConfig, ref: Reference,
+                  var_dir: Path, now: dt.datetime | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
+    """Queue reports that are not alerts (a proposal, a district's overdue list, the province's
+    brief) on each office's channels and deliver what is due. Each item: ``receiver`` (an office
+    id), ``ds``, ``group`` (what it is), ``keys`` (what makes it new: the same keys on the same day
+    are queued once) and ``build(lang, receiver_name) -> Message``."""
+    import os
+
+    now = utc(now)
+    ids = []
+    with engine.begin() as conn:
+        existing = set(conn.execute(select(notifications.c.dedup_key)).scalars())
+        for it in items:
+            receiver, day, group = it["receiver"], it["ds"], it["group"]
+            for ch in cfg.channels_of(receiver):
+                spec = cfg.channels[ch]
+                lang = str(spec.get("language", cfg.language))
+                key = dedup_key(str(day), receiver, ch, group, list(it["keys"]), [])
+                if key in existing:
+                    continue
+                rname = office_name(receiver, ref, cfg, lang)
+                msg = it["build"](lang, rname)
+                meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
+                        "group_labels": dict(it.get("labels") or {}), "ds": day, "dedup_key": key, "alerts": []}
+                row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
+                       "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [],
+                       "severities": {}, "lang": lang, "subject": msg.subject, "body": msg.markdown,
+                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                       "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": it.get("run_id")}
+                ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
+                existing.add(key)
+    out: dict[str, Any] = {"queued": len(ids)}
+    if ids:
+        out.update(deliver_due(engine, cfg, secrets or Secrets(os.environ), Path(var_dir), now, ids=ids))
+    return out
+
+
 def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Path, now: dt.datetime | None = None,
                 sleep: Callable[[float], None] = time.sleep, ids: Iterable[int] | None = None) -> dict[str, int]:
     """Deliver every outbox row that is due. Each row is claimed first (pending -> sending), so

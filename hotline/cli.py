@@ -964,5 +964,61 @@ def repeats(ctx, month, city, top, db_url, as_json):
     _emit({**res, "rates": rows}, as_json, lines)
 
 
+
+@main.command()
+@click.option("--month", default=None, help="The month (YYYY-MM; default: the last full month in the warehouse).")
+@click.option("--level", type=click.Choice(["city", "district", "both"]), default="both", show_default=True,
+              help="Rank the cities within their size tier, the districts within their city, or both.")
+@click.option("--city", default=None, help="Print only this city's districts (and its tier).")
+@click.option("--deliver", is_flag=True, help="Send the province's brief through the alerts outbox.")
+@db_option
+@json_option
+@click.pass_context
+def ranking(ctx, month, level, city, deliver, db_url, as_json):
+    """The horse race (赛马): rank the cities within their size tier and the districts within their
+    city on six category-mix adjusted handling metrics, with last month's ranks, the bottom flagged;
+    the province's hotspots and brief; the zh/en report under var/reports/ranking/<month>/."""
+    import pandas as pd
+
+    from hotline.reference import load_reference
+    from proposals.job import ProposalError, parse_month
+    from sla.monthly import deliver_brief, horse_race
+
+    s, engine = _warehouse(ctx, db_url)
+    if month:
+        try:
+            m = parse_month(month)
+        except ProposalError as exc:
+            _fail(str(exc))
+    else:
+        m = pd.Period(_day_or_last(engine, s, None), freq="M") - 1
+    ref = load_reference(s.config_dir)
+    if city and city not in {c.code for c in ref.regions.province(s.province).cities}:
+        _fail(f"--city {city}: not a city of province {s.province}")
+    levels = ("city", "district") if level == "both" else (level,)
+    res = horse_race(engine, m, ref, s.config_dir, s.var_dir, s.province, levels)
+    if deliver:
+        from alerts.config import AlertsConfig
+        res["delivery"] = deliver_brief(engine, res, ref, AlertsConfig.load(s.config_dir), s.var_dir)
+    if city:
+        tier = ref.regions.province(s.province).city(city).tier
+        for lv, doc in res["levels"].items():
+            doc["groups"] = [g for g in doc["groups"] if g["group"] == (tier if lv == "city" else city)]
+    lines = [f"horse race {m} ({res['tickets_closed']:,} tickets closed; category-mix adjusted, "
+             "composite 50 = the province's level for the mix):"]
+    for lv, doc in res["levels"].items():
+        for g in doc["groups"]:
+            lines.append(f"  {g['name']}:")
+            for u in g["units"]:
+                mv = "" if u["movement"] is None else f" ({'+' if u['movement'] > 0 else ''}{u['movement']} vs last month)"
+                flag = "  <- 末位 follow-up" if u["flagged"] else ""
+                lines.append(f"    {u['rank'] if u['rank'] is not None else '-':>2} {u['name']} "
+                             f"{u['composite'] if u['composite'] is not None else 'not ranked'}{mv}{flag}")
+    lines += ["  brief:"] + [f"    {x}" for x in res["brief"]]
+    lines.append(f"  report: {Path(res['reports']['zh']).resolve()}")
+    if deliver:
+        lines.append(f"  brief queued {res['delivery'].get('queued', 0)}, delivered {res['delivery'].get('delivered', 0)}")
+    _emit(res, as_json, lines)
+
 if __name__ == "__main__":
     main()

@@ -4,7 +4,6 @@ once per month and chosen issue (the outbox's dedup key), with the same retries 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,18 +11,15 @@ from typing import Any
 import pandas as pd
 
 from markupsafe import escape
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine
 
 from alerts.channels import Secrets
 from alerts.config import AlertsConfig
-from alerts.model import _jsonable, utc
-from alerts.notify import deliver_due, report_link
-from alerts.render import Message, channel_payload, office_name
-from alerts.routing import dedup_key
+from alerts.notify import queue_reports, report_link
+from alerts.render import Message
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 from proposals.report import evidence_lines, label
-from warehouse.schema import notifications
 
 
 def proposal_link(cfg: AlertsConfig, var_dir: Path, rec: Mapping[str, Any], lang: str) -> str:
@@ -59,36 +55,15 @@ def deliver_proposals(engine: Engine, stored: Sequence[Mapping[str, Any]], cfg: 
                       var_dir: Path, now: dt.datetime | None = None, secrets: Secrets | None = None) -> dict[str, Any]:
     """Queue each stored proposal (``proposals.job.stored_month`` rows) on its office's channels
     and deliver what is due. The province's goes to ``province:<code>``, a city's to ``city:<code>``."""
-    now = utc(now)
-    ids = []
     provinces = {p.code for p in ref.regions.provinces}
-    with engine.begin() as conn:
-        existing = set(conn.execute(select(notifications.c.dedup_key)).scalars())
-        for rec in stored:
-            if not rec.get("chosen"):
-                continue
-            month = pd.Timestamp(rec["month"]).to_period("M")
-            receiver = f"{'province' if rec['scope'] in provinces else 'city'}:{rec['scope']}"
-            day = month.end_time.date()
-            group = f"proposal:{month}"
-            for ch in cfg.channels_of(receiver):
-                spec = cfg.channels[ch]
-                lang = str(spec.get("language", cfg.language))
-                key = dedup_key(str(day), receiver, ch, group, [rec["chosen"]], [])
-                if key in existing:
-                    continue
-                rname = office_name(receiver, ref, cfg, lang)
-                msg = _message(rec, ref, lang, rname, proposal_link(cfg, var_dir, rec, lang))
-                meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
-                        "group_labels": {"proposal": str(month)}, "ds": day, "dedup_key": key, "alerts": []}
-                row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
-                       "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [], "severities": {},
-                       "lang": lang, "subject": msg.subject, "body": msg.markdown,
-                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
-                       "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": None}
-                ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
-                existing.add(key)
-    out: dict[str, Any] = {"queued": len(ids)}
-    if ids:
-        out.update(deliver_due(engine, cfg, secrets or Secrets(os.environ), Path(var_dir), now, ids=ids))
-    return out
+    items = []
+    for rec in stored:
+        if not rec.get("chosen"):
+            continue
+        month = pd.Timestamp(rec["month"]).to_period("M")
+        items.append({"receiver": f"{'province' if rec['scope'] in provinces else 'city'}:{rec['scope']}",
+                      "ds": month.end_time.date(), "group": f"proposal:{month}", "keys": [rec["chosen"]],
+                      "labels": {"proposal": str(month)},
+                      "build": lambda lang, rname, rec=rec: _message(rec, ref, lang, rname,
+                                                                     proposal_link(cfg, var_dir, rec, lang))})
+    return queue_reports(engine, items, cfg, ref, var_dir, now, secrets)

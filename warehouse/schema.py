@@ -360,3 +360,23 @@ repeat_rates = Table(
     Column("n_repeat", Integer, nullable=False),
     Column("run_id", String(64), nullable=False),
 )
+
+# The monthly horse race (赛马): one row per month, level, scope and ranked unit (a city of the
+# province, or a district of a city); a rerun of the month replaces its rows.
+rankings = Table(
+    "rankings", metadata,
+    Column("month", Date, primary_key=True),
+    Column("level", String(10), primary_key=True),      # city | district
+    Column("scope", String(6), primary_key=True),       # the province (cities) or the city (districts)
+    Column("unit_code", String(6), primary_key=True),
+    Column("group_key", String(24), nullable=False),   # the size tier (cities), the city (districts)
+    Column("rank", Integer),                           # within the group; null: too few tickets to rank
+    Column("group_size", Integer, nullable=False),     # ranked units in the group
+    Column("composite", Float),                        # T-score: 50 = the province's level for its mix
+    Column("rank_prev", Integer),
+    Column("flagged", Boolean, nullable=False),        # bottom of its group: follow-up
+    Column("metrics", JSON, nullable=False),           # per metric: observed, expected, adjusted, score, rank, z, n
+    Column("notes", JSON),
+    Column("run_id", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,65 @@
+"""The monthly horse race and trend view as one call (the monthly DAG's ``ranking`` and ``brief``
+tasks, and ``hotline ranking``): rank, find the hotspots, write the report, optionally send the
+brief to the province's office through the alerts outbox."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from markupsafe import escape
+
+from hotline.pii import mask_outgoing
+from hotline.reference import Reference
+from sla.lights import SlaConfig
+from sla.race import as_json, run_ranking
+from sla.ranking import load_ranking_config
+from sla.report import LANGS, T, brief_lines, write
+from sla.trends import hotspots
+
+
+def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, province_code: str,
+               levels: tuple[str, ...] = ("city", "district")) -> dict[str, Any]:
+    """Rank the month (stored in ``rankings``), find the hotspots, write the zh/en report and the
+    brief. Returns the Chinese JSON document with ``trends``, ``brief`` and ``reports``."""
+    from proposals.job import stored
+
+    sla = SlaConfig.load(config_dir)
+    rcfg = load_ranking_config(config_dir)
+    out = run_ranking(engine, month, ref, sla, rcfg, province_code, levels)
+    trends = hotspots(engine, month, province_code, ref)
+    docs = {lang: as_json(out, ref, lang) for lang in LANGS}
+    proposal = stored(engine, month, province_code)
+    briefs = {lang: brief_lines(docs[lang], trends, ref, lang, proposal) for lang in LANGS}
+    method = {"w": sla.repeat_window_days, "n": rcfg.min_closed, "z": rcfg.significance_z}
+    paths = write(docs, trends, ref, Path(var_dir), briefs, method)
+    return {**docs["zh"], "weights": dict(rcfg.weights), "trends": trends, "brief": briefs["zh"],
+            "brief_en": briefs["en"], "reports": paths}
+
+
+def deliver_brief(engine, res: dict[str, Any], ref: Reference, alerts_cfg, var_dir: Path,
+                  now: dt.datetime | None = None) -> dict[str, Any]:
+    """The province's brief (with a link to the report) to ``province:<code>``, once per month."""
+    from alerts.notify import queue_reports, report_link
+    from alerts.render import Message
+
+    month, prov = res["month"], res["province"]
+
+    def build(lang: str, rname: str) -> Message:
+        lines = res["brief"] if lang == "zh" else res["brief_en"]
+        name = Path(res["reports"][lang]).name
+        link = report_link(alerts_cfg, var_dir, f"ranking/{month}/{name}")
+        subject = (f"【赛马排名与月度简报】{rname}：{month}" if lang == "zh" else
+                   f"[Horse race and monthly brief] {rname}: {month}")
+        more = T[lang]["cities"] if lang == "zh" else "Full report"
+        md = f"### {subject}\n" + "\n".join(f"- {x}" for x in lines) + f"\n\n[{more}]({link})"
+        text = f"{subject}\n" + "\n".join(f"  {x}" for x in lines) + f"\n{more}: {link}\n"
+        body = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x)}</li>" for x in lines)
+                + f'</ul><p><a href="{escape(link)}">{escape(more)}</a></p>')
+        return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(body), [])
+
+    import pandas as pd
+
+    item = {"receiver": f"province:{prov}", "ds": pd.Period(month, freq="M").end_time.date(),
+            "group": f"ranking:{month}", "keys": [month], "labels": {"ranking": month}, "build": build}
+    return queue_reports(engine, [item], alerts_cfg, ref, var_dir, now)

@@ -1,0 +1,169 @@
+"""The horse race (赛马): each month, rank the cities of a province within their size tier (and the
+districts of a city among themselves) on six handling metrics, fairly.
+
+Fair, in three steps (the method of hospital league tables and funnel plots):
+
+1. **Category mix** (indirect standardisation): every metric has a province-wide rate per level-2
+   category this month. A unit's *expected* value is what the province would score on the unit's
+   own mix of categories; its *adjusted* value is the province's overall value plus (observed -
+   expected). A city with many hard categories (complaints with 13-day deadlines, low
+   satisfaction) is measured against what those categories achieve elsewhere, not punished for them.
+2. **Scale**: each metric's score is the gap (observed - expected) over the gaps' spread across
+   all ranked units of the level (sign so that higher is better), clipped to +/-3; the composite is
+   the weighted mean of the scores as a T-score (50 = the province's level for the unit's mix, 10 =
+   one spread).
+3. **Noise**: units with fewer than ``min_closed`` closed tickets are listed, not ranked, and a
+   metric counts as significantly worse only beyond the funnel limit (z of observed - expected
+   against its binomial or handling-time variance). Gaps are not shrunk towards zero: shrinkage
+   pulls a noisier (harder-mix) unit's gap more than an easier one's, and would rank a city with
+   a harder mix below one with the same handling.
+
+Ranks are within the group (the size tier for cities, the city for districts), ties share a rank.
+The bottom of each group of two or more is flagged for follow-up, with the metrics significantly
+worse than its mix predicts (funnel z below -``significance_z``).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# name -> (kind, higher is better, zh, en, unit)
+METRICS: dict[str, tuple[str, bool, str, str, str]] = {
+    "on_time": ("rate", True, "按时办结率", "On-time completion", "%"),
+    "handling_hours": ("mean", False, "平均办理时长", "Mean handling time", "h"),
+    "overdue": ("rate", False, "超期率", "Overdue rate", "%"),
+    "repeat": ("rate", False, "重复诉求率", "Repeat-complaint rate", "%"),
+    "satisfaction": ("rate", True, "满意率", "Satisfaction", "%"),
+    "resolution": ("rate", True, "解决率", "Resolution rate", "%"),
+}
+# the aggregate's columns: <metric>_n (denominator), <metric>_x (events, or the sum of hours), and
+# handling_hours_x2 (sum of squared hours)
+AGG_COLUMNS = [f"{m}_{s}" for m in METRICS for s in ("n", "x")] + ["handling_hours_x2"]
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    weights: Mapping[str, float] = field(default_factory=lambda: {
+        "on_time": 0.2, "handling_hours": 0.1, "overdue": 0.15, "repeat": 0.15, "satisfaction": 0.2,
+        "resolution": 0.2})
+    min_closed: int = 30            # fewer closed tickets in the month: listed, not ranked
+    significance_z: float = 2.58    # funnel limit for "significantly worse than its mix predicts"
+    bottom: int = 1                 # flagged per group (groups of two or more ranked units)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any] | None, where: str) -> "RankingConfig":
+        doc = dict(doc or {})
+        base = cls()
+        weights = dict(doc.get("weights") or base.weights)
+        unknown = sorted(set(weights) - set(METRICS))
+        if unknown:
+            raise ValueError(f"{where}: ranking.weights: unknown metric(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(METRICS)}")
+        if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
+            raise ValueError(f"{where}: ranking.weights must be >= 0 with a positive sum")
+        cfg = cls({k: float(v) for k, v in weights.items()}, int(doc.get("min_closed", base.min_closed)),
+                  float(doc.get("significance_z", base.significance_z)), int(doc.get("bottom", base.bottom)))
+        if cfg.min_closed < 1 or cfg.bottom < 0 or cfg.significance_z <= 0:
+            raise ValueError(f"{where}: ranking: min_closed >= 1, bottom >= 0 and significance_z > 0")
+        return cfg
+
+
+def benchmark(agg: pd.DataFrame) -> pd.DataFrame:
+    """Per category: each metric's province-wide rate (or mean hours and their variance)."""
+    cat = agg.groupby("category_l2")[AGG_COLUMNS].sum()
+    out = pd.DataFrame(index=cat.index)
+    for m, (kind, *_rest) in METRICS.items():
+        n = cat[f"{m}_n"].where(cat[f"{m}_n"] > 0)
+        out[m] = cat[f"{m}_x"] / n
+        if kind == "mean":
+            out[f"{m}_var"] = (cat["handling_hours_x2"] / n - out[m] ** 2).clip(lower=0)
+        else:
+            out[f"{m}_var"] = out[m] * (1 - out[m])
+    overall = agg[AGG_COLUMNS].sum()
+    out.attrs["overall"] = {m: float(overall[f"{m}_x"] / overall[f"{m}_n"]) if overall[f"{m}_n"] > 0 else None
+                            for m in METRICS}
+    return out
+
+
+def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg: RankingConfig,
+               bench: pd.DataFrame | None = None, previous: Mapping[str, int] | None = None) -> pd.DataFrame:
+    """Rank the units of ``agg`` (rows: unit x category_l2 with :data:`AGG_COLUMNS`) within
+    ``groups`` (unit -> group key). ``bench`` (from :func:`benchmark`) defaults to ``agg``'s own;
+    ``previous`` maps unit -> last month's rank. One row per unit, best first within each group."""
+    bench = benchmark(agg) if bench is None else bench
+    overall = bench.attrs["overall"]
+    units = sorted(set(agg[unit_col]) | set(groups))
+    per = agg.groupby(unit_col)[AGG_COLUMNS].sum().reindex(units, fill_value=0)
+    b = bench.reindex(agg["category_l2"].unique())
+    rows = agg.join(b, on="category_l2")
+    res = pd.DataFrame(index=pd.Index(units, name="unit"))
+    res["group"] = [groups.get(u, "") for u in units]
+    res["closed"] = per["handling_hours_n"].astype(int)
+    res["rankable"] = res["closed"] >= cfg.min_closed
+    detail: dict[str, pd.DataFrame] = {}
+    for m, (kind, higher, *_rest) in METRICS.items():
+        n = rows[f"{m}_n"]
+        e = (n * rows[m].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0)
+        v = (n * rows[f"{m}_var"].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0)
+        nn = per[f"{m}_n"].astype(float)
+        o = per[f"{m}_x"].astype(float)
+        has = (nn > 0) & (overall[m] is not None)
+        obs, exp = (o / nn).where(has), (e / nn).where(has)
+        base = overall[m] if overall[m] is not None else np.nan
+        adj = (base + obs - exp)
+        if kind == "rate":
+            adj = adj.clip(0, 1)
+        sign = 1.0 if higher else -1.0
+        z = (sign * (o - e) / np.sqrt(v.where(v > 0))).where(has)
+        gap = (obs - exp).where(res["rankable"] & has)
+        spread = float(gap.std(ddof=0)) if gap.notna().sum() >= 2 else 0.0
+        score = (sign * gap / spread).clip(-3, 3) if spread > 1e-12 else gap * 0.0
+        detail[m] = pd.DataFrame({"n": nn.astype(int), "observed": obs, "expected": exp, "adjusted": adj,
+                                  "benchmark": base, "z": z, "score": score})
+    w = pd.Series({m: float(cfg.weights.get(m, 0.0)) for m in METRICS})
+    scores = pd.DataFrame({m: detail[m]["score"] for m in METRICS})
+    wsum = scores.notna().mul(w, axis=1).sum(axis=1)
+    comp = scores.fillna(0).mul(w, axis=1).sum(axis=1) / wsum.where(wsum > 0)
+    res["composite"] = (50 + 10 * comp).where(res["rankable"])
+    # ranks on the composite as shown (two decimals): equal at that precision is a shared rank
+    res["rank"] = res[res["rankable"]].groupby("group")["composite"].transform(
+        lambda c: c.round(2).rank(ascending=False, method="min"))
+    res["group_size"] = res["group"].map(res[res["rankable"]].groupby("group").size()).fillna(0).astype(int)
+    for m in METRICS:
+        sc = detail[m]["score"].where(res["rankable"]).round(6)
+        detail[m]["rank"] = sc.groupby(res["group"]).rank(ascending=False, method="min")
+    prev = previous or {}
+    res["rank_prev"] = [prev.get(u) for u in units]
+    worst = res[res["rankable"] & (res["group_size"] >= 2)].groupby("group")["rank"].transform(
+        lambda r: r >= r.max() - cfg.bottom + 1 if cfg.bottom else r < 0)
+    res["flagged"] = worst.reindex(res.index).fillna(False).astype(bool)
+    res["significantly_worse"] = [[m for m in METRICS if detail[m].at[u, "z"] < -cfg.significance_z
+                                   and res.at[u, "rankable"]] for u in units]
+    res["metrics"] = [{m: {k: _clean(detail[m].at[u, k]) for k in detail[m].columns} for m in METRICS}
+                      for u in units]
+    res = res.reset_index()
+    order = res["rank"].fillna(10_000)
+    return res.assign(_o=order).sort_values(["group", "_o", "unit"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _clean(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    v = float(v)
+    return None if not np.isfinite(v) else round(v, 6)
+
+
+def load_ranking_config(config_dir: Any) -> RankingConfig:
+    """The ``ranking:`` section of config/sla.yaml."""
+    import yaml
+    from pathlib import Path
+
+    path = Path(config_dir) / "sla.yaml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return RankingConfig.from_doc(doc.get("ranking"), str(path))

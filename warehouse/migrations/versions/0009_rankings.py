@@ -1,0 +1,37 @@
+"""monthly ranking of cities and districts (赛马)
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-26 16:20:00
+"""
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('rankings',
+    sa.Column('month', sa.Date(), nullable=False),
+    sa.Column('level', sa.String(length=10), nullable=False),
+    sa.Column('scope', sa.String(length=6), nullable=False),
+    sa.Column('unit_code', sa.String(length=6), nullable=False),
+    sa.Column('group_key', sa.String(length=24), nullable=False),
+    sa.Column('rank', sa.Integer(), nullable=True),
+    sa.Column('group_size', sa.Integer(), nullable=False),
+    sa.Column('composite', sa.Float(), nullable=True),
+    sa.Column('rank_prev', sa.Integer(), nullable=True),
+    sa.Column('flagged', sa.Boolean(), nullable=False),
+    sa.Column('metrics', sa.JSON(), nullable=False),
+    sa.Column('notes', sa.JSON(), nullable=True),
+    sa.Column('run_id', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('month', 'level', 'scope', 'unit_code')
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('rankings')
