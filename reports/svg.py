@@ -231,9 +231,11 @@ def series_chart(ds: Sequence[Any], observed: Sequence[float], expected: Sequenc
 
 
 def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", highlight: Iterable[str] = (),
-              notes: Sequence[str] | None = None, width: int = 640, bar_height: int = 18) -> str:
+              notes: Sequence[str] | None = None, width: int = 640, bar_height: int = 18,
+              signed: bool = False) -> str:
     """Horizontal bars, one per label (in the given order), the value at the bar's end and an
-    optional note after it; labels in ``highlight`` are drawn in the alert colour."""
+    optional note after it; labels in ``highlight`` are drawn in the alert colour. ``signed``:
+    bars grow left (negative) or right (positive) from a zero line in the middle."""
     if not labels:
         return _frame([f'<text class="no-data" x="{width / 2:.1f}" y="60" text-anchor="middle" font-size="14" '
                        f'fill="#888">{escape(NO_DATA)}</text>'], title, width, 100)
@@ -243,17 +245,28 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], title: str = "", h
     note_w = max((_text_width(str(n), 10) for n in notes or () if n), default=0.0)
     x0, top = 8 + label_w, 30.0
     plot_w = max(width - x0 - 60 - note_w, 80)
-    vmax = max(float(np.nanmax(vals)) if len(vals) else 0.0, 1e-9)
+    finite = vals[np.isfinite(vals)]
+    vmax = max(float(np.abs(finite).max()) if len(finite) else 0.0, 1e-9)
+    zero = x0 + plot_w / 2 if signed else x0
+    scale = (plot_w / 2 - 30) / vmax if signed else plot_w / vmax
     body = []
     for i, (lab, v) in enumerate(zip(labels, vals)):
         y = top + i * (bar_height + 6)
-        w = 0.0 if not np.isfinite(v) else max(v, 0.0) / vmax * plot_w
+        w = 0.0 if not np.isfinite(v) else (abs(v) if signed else max(v, 0.0)) * scale
+        left = zero - w if signed and np.isfinite(v) and v < 0 else zero
+        end = left if left < zero else zero + w
+        anchor = "end" if left < zero else "start"
+        tx = end - 4 if anchor == "end" else end + 4
         color = COLORS["alert"] if lab in marked else COLORS["observed"]
         note = f" {notes[i]}" if notes and notes[i] else ""
+        shown = (f"{v:+.3g}" if signed else _num(v)) if np.isfinite(v) else "—"
         body.append(f'<g class="bar"><text x="{_f(x0 - 6)}" y="{_f(y + bar_height * 0.72)}" text-anchor="end" '
-                    f'font-size="11">{escape(str(lab))}</text><rect x="{_f(x0)}" y="{_f(y)}" width="{_f(w)}" '
-                    f'height="{bar_height}" fill="{color}" fill-opacity="0.85"/><text x="{_f(x0 + w + 4)}" '
-                    f'y="{_f(y + bar_height * 0.72)}" font-size="10">{_num(v) if np.isfinite(v) else "—"}'
+                    f'font-size="11">{escape(str(lab))}</text><rect x="{_f(left)}" y="{_f(y)}" width="{_f(w)}" '
+                    f'height="{bar_height}" fill="{color}" fill-opacity="0.85"/><text x="{_f(tx)}" '
+                    f'y="{_f(y + bar_height * 0.72)}" text-anchor="{anchor}" font-size="10">{shown}'
                     f'{escape(note)}</text></g>')
     height = int(top + len(labels) * (bar_height + 6) + 8)
+    if signed:
+        body.append(f'<line class="zero" x1="{_f(zero)}" y1="{_f(top - 4)}" x2="{_f(zero)}" y2="{_f(height - 4)}" '
+                    f'stroke="{COLORS["axis"]}" stroke-width="1"/>')
     return _frame(body, title, width, height)

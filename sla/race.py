@@ -200,7 +200,8 @@ def as_json(out: dict[str, Any], ref: Reference, lang: str = "zh") -> dict[str, 
     for level, item in out["levels"].items():
         res = item["result"]
         groups = []
-        for g, part in res.groupby("group", sort=False):
+        order = _group_order(ref, out["province"], level)
+        for g, part in sorted(res.groupby("group", sort=False), key=lambda kv: order.get(kv[0], len(order))):
             units = []
             for r in part.itertuples():
                 rank = None if pd.isna(r.rank) else int(r.rank)
@@ -215,6 +216,14 @@ def as_json(out: dict[str, Any], ref: Reference, lang: str = "zh") -> dict[str, 
         doc["levels"][level] = {"previous": item["previous"], "groups": groups}
     doc["metrics"] = {m: {"zh": v[2], "en": v[3], "higher_is_better": v[1], "unit": v[4]} for m, v in METRICS.items()}
     return doc
+
+
+def _group_order(ref: Reference, province_code: str, level: str) -> dict[str, int]:
+    """Tiers from the largest (tiers.yaml order), districts' cities in the region file's order."""
+    if level == "city":
+        from hotline.reference import load_tiers
+        return {t: i for i, t in enumerate(load_tiers(ref.config_dir)["tiers"])}
+    return {c.code: i for i, c in enumerate(ref.regions.province(province_code).cities)}
 
 
 def group_name(g: str, level: str, ref: Reference, lang: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from markupsafe import Markup, escape
 
 from hotline.reference import Reference
@@ -21,10 +22,10 @@ T = {
            "follow": "跟进", "flag": "末位·需跟进", "not_ranked": "样本不足，不排名", "cat": "诉求类别",
            "rising": "上升的市", "new": "新增（热点迁入）", "cooled": "回落", "seasonal": "去年同期亦上升",
            "change": "全省环比", "cross": "跨市", "anom": "有异常的市", "chart_comp": "综合得分（50 = 全省同结构水平）",
-           "chart_metric": "{n}（结构调整后）", "chart_trend": "上升城市数（前10类）", "none": "无",
+           "chart_metric": "{n}：优于(+)/差于(−)全省同结构水平（{u}）", "chart_trend": "上升城市数（前10类）", "none": "无",
            "partial": "注意：仓库中最早的工单为 {d}，早于本月受理、本月办结的工单不全，办理类指标仅供参考。",
            "other": "English version", "prev_computed": "上月名次由工单重算（上月未存排名）。",
-           "worse": "显著差于同类结构预期：{x}"},
+           "worse": "显著差于全省同结构水平：{x}"},
     "en": {"title": "{p} 12345 hotline {m}: horse race and trends", "brief": "Monthly brief",
            "cities": "Cities (ranked within their size tier)", "districts": "Districts (ranked within their city)",
            "trends": "Hotspot migration and cross-city issues", "method": "How the comparison is made fair",
@@ -33,7 +34,7 @@ T = {
            "cat": "Category", "rising": "Rising in", "new": "New (hotspot moved in)", "cooled": "Cooled",
            "seasonal": "Rose last year too", "change": "Province change", "cross": "Cross-city",
            "anom": "Cities with anomalies", "chart_comp": "Composite (50 = the province's level for the mix)",
-           "chart_metric": "{n} (mix-adjusted)", "chart_trend": "Cities rising (top 10 categories)", "none": "none",
+           "chart_metric": "{n}: better (+) / worse (-) than the province for the mix ({u})", "chart_trend": "Cities rising (top 10 categories)", "none": "none",
            "partial": "Note: the warehouse's first ticket is from {d}; tickets received before it and closed this "
                       "month are missing, so the handling metrics are indicative.",
            "other": "中文版", "prev_computed": "Last month's ranks were computed from the tickets (none stored).",
@@ -45,7 +46,7 @@ METHOD = {
            "疑难类别多的地区不因结构吃亏。",
            "得分：调整后差距除以全省各地区差距的标准差（封顶±3），按权重合成综合得分（50 为全省同结构水平，每 10 分为一个标准差）。",
            "市在同规模档（超大、大、中等、小城市）内排名，区在本市内排名；办结量少于 {n} 件的不排名；各组末位标记跟进，"
-           "并列出显著差于结构预期（z < −{z}）的指标。"],
+           "并列出显著差于全省同结构水平（z < −{z}）的指标。"],
     "en": ["Six metrics: on-time completion, mean handling time, overdue rate, repeat complaints (same caller, "
            "category and place within {w} days), satisfaction, resolution; weights in config/sla.yaml.",
            "Category mix: each metric's province-wide level per level-2 category this month gives what a region "
@@ -56,6 +57,11 @@ METHOD = {
            "not ranked; the bottom of each group is flagged, with the metrics significantly worse than its mix "
            "predicts (z < -{z})."],
 }
+
+
+STYLE = ("<style>.race td, .race th { white-space: nowrap; } .race td:last-child { white-space: normal; "
+         "min-width: 12em; } .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(480px, 1fr)); "
+         "gap: 6px 16px; }</style>")
 
 
 def _fmt_metric(m: str, v: Any) -> str:
@@ -82,12 +88,11 @@ def brief_lines(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lan
     t, zh = T[lang], lang == "zh"
     out = []
     tot = trends.get("totals", {})
-    cur, prev, ly = tot.get(doc["month"]), None, None
-    import pandas as pd
+    cur = tot.get(doc["month"])
     m = pd.Period(doc["month"], freq="M")
     prev, ly = tot.get(str(m - 1)), tot.get(str(m - 12))
     if cur is not None:
-        parts = [f"{cur:,}"]
+        parts = [f"{cur:,} 件" if zh else f"{cur:,}"]
         if prev:
             parts.append((f"环比 {cur / prev - 1:+.1%}" if zh else f"{cur / prev - 1:+.1%} on last month"))
         if ly:
@@ -104,7 +109,7 @@ def brief_lines(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lan
         for b in bottom:
             worse = "、".join(METRICS[x][2] for x in b["significantly_worse"]) if zh else \
                 ", ".join(METRICS[x][3] for x in b["significantly_worse"])
-            s += (f"，末位 {b['name']}（{b['composite']:.1f}）" + (f"，{worse}显著差于结构预期" if worse else "")
+            s += (f"，末位 {b['name']}（{b['composite']:.1f}）" + (f"，{worse}显著差于全省同结构水平" if worse else "")
                   if zh else f", bottom {b['name']} ({b['composite']:.1f})" + (f", {worse} significantly worse "
                                                                                "than its mix predicts" if worse else ""))
         out.append(s + ("。" if zh else "."))
@@ -158,7 +163,7 @@ def _level_section(level: dict[str, Any], level_name: str, ref: Reference, lang:
                                                            for x in u["significantly_worse"])))
             row["follow"] = Markup('<span class="missed">{}</span>').format("；".join(follow)) if follow else ""
             rows.append(row)
-        parts.append(f"<h3>{escape(g['name'])}</h3>" + html.table(rows, cols))
+        parts.append(f"<h3>{escape(g['name'])}</h3><div class=\"race\">" + html.table(rows, cols) + "</div>")
         if charts:
             ranked = [u for u in g["units"] if u["composite"] is not None]
             parts.append(svg.bar_chart([u["name"] for u in ranked], [u["composite"] for u in ranked],
@@ -169,18 +174,22 @@ def _level_section(level: dict[str, Any], level_name: str, ref: Reference, lang:
 
 
 def _metric_charts(level: dict[str, Any], lang: str) -> str:
-    """One chart per metric: every ranked city's adjusted value, grouped by tier."""
+    """One chart per metric: every ranked city's gap to the province's level for its mix (adjusted
+    minus province), better to the right; red where significantly worse."""
     units = [(g, u) for g in level["groups"] for u in g["units"] if u["rank"] is not None]
     out = []
-    for m in METRICS:
-        vals = [u["metrics"][m]["adjusted"] for _, u in units]
-        scale = 1.0 if METRICS[m][4] == "h" else 100.0
-        out.append(svg.bar_chart([u["name"] for _, u in units],
-                                 [float("nan") if v is None else v * scale for v in vals],
-                                 title=T[lang]["chart_metric"].format(n=METRICS[m][2 if lang == "zh" else 3])
-                                 + (" %" if scale == 100 else " h"),
-                                 highlight=[u["name"] for _, u in units if m in u["significantly_worse"]],
-                                 width=480))
+    for m, (_kind, higher, zh, en, unit) in METRICS.items():
+        scale = 1.0 if unit == "h" else 100.0
+        vals = []
+        for _, u in units:
+            mm = u["metrics"][m]
+            gap = None if mm["adjusted"] is None or mm["benchmark"] is None else mm["adjusted"] - mm["benchmark"]
+            vals.append(float("nan") if gap is None else (1 if higher else -1) * gap * scale)
+        title = T[lang]["chart_metric"].format(n=zh if lang == "zh" else en,
+                                               u=("小时" if lang == "zh" else "hours") if unit == "h"
+                                               else ("百分点" if lang == "zh" else "points"))
+        out.append(svg.bar_chart([u["name"] for _, u in units], vals, title=title, signed=True, width=520,
+                                 highlight=[u["name"] for _, u in units if m in u["significantly_worse"]]))
     return '<div class="charts">' + "".join(out) + "</div>"
 
 
@@ -209,7 +218,7 @@ def render(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lang: st
     pname = ref.regions.name(doc["province"], lang)
     title = t["title"].format(p=pname, m=doc["month"])
     other = f"province-{doc['province']}.{'en' if lang == 'zh' else 'zh'}.html"
-    body = [f"<h1>{escape(title)}</h1>", f'<p class="meta"><a href="{other}">{t["other"]}</a></p>',
+    body = [STYLE, f"<h1>{escape(title)}</h1>", f'<p class="meta"><a href="{other}">{t["other"]}</a></p>',
             f'<section id="brief"><h2>{t["brief"]}</h2><ul>' + "".join(f"<li>{escape(x)}</li>" for x in brief)
             + "</ul></section>"]
     if "city" in doc["levels"]:
