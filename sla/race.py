@@ -123,7 +123,7 @@ def run_ranking(engine: Engine, month: pd.Period, ref: Reference, sla: SlaConfig
         months = {}
         for m in (month - 1, month):
             if repeats:
-                month_rates(engine, m, province_code, sla)
+                month_rates(engine, m, province_code, sla, tz)
             months[m] = read_aggregates(engine, m, province_code, tz)
         agg = months[month]
         for level in levels:

@@ -4,11 +4,12 @@ hash; no phone number is read or stored) asked about the same level-2 category i
 go to ``repeat_rates``; a rerun of a month replaces its rows."""
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, and_, case, delete, func, select
 
 from sla.lights import SlaConfig
 from warehouse.runs import finish_run, new_run_id, start_run
@@ -18,7 +19,8 @@ COLS = ["ticket_id", "caller_key", "received_at", "category_l2", "city_code", "d
 
 
 def find_repeats(df: pd.DataFrame, window_days: int) -> pd.Series:
-    """For each ticket (rows of ``COLS``), the id of the earlier ticket it repeats, or None."""
+    """For each ticket (rows of ``COLS``), the id of the earlier ticket it repeats, or None: the
+    rule itself, on tickets in memory (``month_rates`` applies it in the database)."""
     if df.empty:
         return pd.Series([], dtype=object)
     d = df.assign(place=df["district_code"].fillna(df["city_code"]),
@@ -32,26 +34,48 @@ def find_repeats(df: pd.DataFrame, window_days: int) -> pd.Series:
     return out.reindex(df.index)
 
 
-def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaConfig) -> dict[str, Any]:
-    """Find the month's repeats (looking back ``repeat_window_days`` before it) and store the rates."""
-    lo = month.start_time.tz_localize("Asia/Shanghai").tz_convert("UTC") - pd.Timedelta(days=cfg.repeat_window_days)
-    first, last = month.start_time.date(), month.end_time.date()
+def _ms_between(engine: Engine, later, earlier):
+    """Milliseconds from ``earlier`` to ``later``, exact (SQLite's julianday rounded to the ms)."""
+    if engine.dialect.name == "sqlite":
+        return func.round((func.julianday(later) - func.julianday(earlier)) * 86_400_000)
+    return func.round(func.extract("epoch", later - earlier) * 1000)
+
+
+def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaConfig,
+                tz: str = "Asia/Shanghai") -> dict[str, Any]:
+    """Find the month's repeats (looking back ``repeat_window_days`` before it) and store the rates.
+    The database does the work (a window function over caller, category and place, then counts per
+    place and category), so a month of a large province never comes into memory; the rule is the
+    one :func:`find_repeats` states (tests hold the two equal)."""
+    lo = month.start_time.tz_localize(tz).tz_convert("UTC").to_pydatetime()
+    hi = (month + 1).start_time.tz_localize(tz).tz_convert("UTC").to_pydatetime()
+    back = lo - dt.timedelta(days=cfg.repeat_window_days)
     t = tickets.c
-    q = select(*[getattr(t, c) for c in COLS], t.received_date).where(
-        t.province_code == province_code, t.received_at >= lo.to_pydatetime(), t.received_date <= last)
+    place = func.coalesce(t.district_code, t.city_code)
+    prev = func.lag(t.received_at).over(partition_by=(t.caller_key, t.category_l2, place),
+                                        order_by=(t.received_at, t.ticket_id))
+    inner = (select(t.ticket_id, t.received_at, t.caller_key, t.category_l2, t.city_code, t.district_code,
+                    prev.label("prev_at"))
+             .where(t.province_code == province_code, t.received_at >= back, t.received_at < hi,
+                    t.received_date >= back.date(), t.received_date <= month.end_time.date())
+             .subquery())
+    i = inner.c
+    rep = case((and_(i.caller_key.is_not(None), i.prev_at.is_not(None),
+                     _ms_between(engine, i.received_at, i.prev_at) <= cfg.repeat_window_days * 86_400_000), 1), else_=0)
+    q = (select(i.city_code, i.district_code, i.category_l2, func.count().label("n"),
+                func.sum(case((i.caller_key.is_not(None), 1), else_=0)).label("c"), func.sum(rep).label("r"))
+         .where(i.received_at >= lo).group_by(i.city_code, i.district_code, i.category_l2))
     run_id = new_run_id("repeats")
-    start_run(engine, run_id, "repeats", last, {"month": str(month)})
+    start_run(engine, run_id, "repeats", month.end_time.date(), {"month": str(month)})
     try:
         with engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).all(), columns=[*COLS, "received_date"])
-        df["repeat_of"] = find_repeats(df[COLS], cfg.repeat_window_days) if len(df) else None
-        df = df[pd.to_datetime(df["received_date"]).dt.date >= first] if len(df) else df
+            df = pd.DataFrame(conn.execute(q).all(), columns=["city_code", "district_code", "category_l2", "n", "c", "r"])
         rows = _rates(df, month, run_id)
         with engine.begin() as conn:
-            conn.execute(delete(repeat_rates).where(repeat_rates.c.month == first))
+            conn.execute(delete(repeat_rates).where(repeat_rates.c.month == month.start_time.date()))
             if rows:
                 conn.execute(repeat_rates.insert(), rows)
-        n, r = int(len(df)), int(df["repeat_of"].notna().sum()) if len(df) else 0
+        n, r = int(df["n"].sum()), int(df["r"].sum())
         finish_run(engine, run_id, "success", {"tickets": n, "repeats": r})
         return {"month": str(month), "tickets": n, "repeats": r, "rows": len(rows)}
     except Exception as exc:
@@ -60,20 +84,24 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
 
 
 def _rates(df: pd.DataFrame, month: pd.Period, run_id: str) -> list[dict[str, Any]]:
+    """Rows of ``repeat_rates`` from counts per city, district and category (n, with caller, repeats)."""
     if df.empty:
         return []
     d = df.assign(level=np.where(df["district_code"].notna(), "district", "city"),
-                  place=df["district_code"].fillna(df["city_code"]),
-                  rep=df["repeat_of"].notna().astype(int), caller=df["caller_key"].notna().astype(int))
+                  place=df["district_code"].fillna(df["city_code"]))
     out = []
     for cat_col in ("category_l2", None):
         keys = ["level", "place", "city_code"] + ([cat_col] if cat_col else [])
-        g = d.groupby(keys, dropna=False).agg(n=("ticket_id", "size"), c=("caller", "sum"), r=("rep", "sum"))
-        for k, row in g.iterrows():
-            out.append({"month": month.start_time.date(), "region_level": k[0], "region_code": k[1],
-                        "city_code": k[2], "category_code": k[3] if cat_col else "*", "n_tickets": int(row["n"]),
-                        "n_with_caller": int(row["c"]), "n_repeat": int(row["r"]), "run_id": run_id})
-    return out
+        g = d.groupby(keys, dropna=False)[["n", "c", "r"]].sum().reset_index()
+        out.append(pd.DataFrame({"month": month.start_time.date(), "region_level": g["level"], "region_code": g["place"],
+                                 "city_code": g["city_code"], "category_code": g[cat_col] if cat_col else "*",
+                                 "n_tickets": g["n"].astype(int), "n_with_caller": g["c"].astype(int),
+                                 "n_repeat": g["r"].astype(int), "run_id": run_id}))
+    rows = pd.concat(out, ignore_index=True).astype(object).to_dict("records")
+    for r in rows:
+        for k in ("n_tickets", "n_with_caller", "n_repeat"):
+            r[k] = int(r[k])
+    return rows
 
 
 def read_rates(engine: Engine, month: pd.Period, city: str | None = None) -> pd.DataFrame:

@@ -189,3 +189,52 @@ def test_month_repeat_rates_are_stored_and_a_rerun_replaces_them(engine):
     month_rates(engine, pd.Period("2026-03", freq="M"), "440000", cfg)  # a rerun: the same rows, not twice
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(repeat_rates)).scalar_one() == len(df)
+
+
+def test_month_rates_in_the_database_follow_the_rule_of_find_repeats(engine):
+    """The SQL (a window function) and the in-memory rule agree ticket for ticket's count, with
+    gaps of exactly the window, a minute over, callers without a key and tickets from before the
+    month."""
+    import numpy as np
+
+    from sla.repeats import find_repeats, month_rates, read_rates
+    from warehouse.schema import tickets
+
+    rng = np.random.default_rng(11)
+    start = dt.datetime(2026, 2, 10, 8, tzinfo=CN)
+    rows, when = [], {}
+    for k in range(400):
+        caller = None if k % 13 == 0 else f"c{rng.integers(0, 40)}"
+        at = start + dt.timedelta(minutes=int(rng.integers(0, 49 * 24 * 60)))
+        if k % 17 == 0 and when:  # exactly the window after an earlier ticket of the same caller, or a minute over
+            prev_caller, prev_at = list(when.items())[int(rng.integers(0, len(when)))]
+            caller, at = prev_caller, prev_at + dt.timedelta(days=30, minutes=int(k % 2))
+        if caller:
+            when[caller] = at
+        r = _ticket(f"T{k:04d}", at, at + dt.timedelta(days=5), district=["440306", "440307"][k % 2])
+        cat = ["housing.property_service", "utilities.water_supply"][int(rng.integers(0, 2)) if k % 17 else 0]
+        r.update({"caller_key": caller, "category_l2": cat, "category_l1": cat.split(".")[0]})
+        if k % 17 == 0:
+            r["district_code"] = "440306"
+        rows.append(r)
+    for tid, caller, at in [("E1", "edge", dt.datetime(2026, 3, 1, 10, tzinfo=CN)),
+                            ("E2", "edge", dt.datetime(2026, 3, 31, 10, tzinfo=CN)),  # exactly 30 days: a repeat
+                            ("O1", "over", dt.datetime(2026, 3, 1, 10, tzinfo=CN)),
+                            ("O2", "over", dt.datetime(2026, 3, 31, 10, 0, 1, tzinfo=CN))]:  # a second over: not
+        r = _ticket(tid, at, at + dt.timedelta(days=5), district="440308")
+        r.update({"caller_key": caller})
+        rows.append(r)
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), rows)
+    df = pd.DataFrame(rows)
+    df["repeat_of"] = find_repeats(df[["ticket_id", "caller_key", "received_at", "category_l2", "city_code",
+                                       "district_code"]], 30)
+    march = df[df["received_at"].map(lambda t: t.astimezone(CN).month == 3)]
+    month_rates(engine, pd.Period("2026-03", freq="M"), "440000", SlaConfig(repeat_window_days=30))
+    got = read_rates(engine, pd.Period("2026-03", freq="M")).set_index(["region_code", "category_code"])
+    want = march.groupby(["district_code", "category_l2"])["repeat_of"].apply(lambda s: int(s.notna().sum()))
+    assert want.sum() >= 20  # the data has repeats to find
+    for (district, cat), n in want.items():
+        assert got.loc[(district, cat), "n_repeat"] == n, (district, cat)
+    assert got.loc[("440306", "*"), "n_tickets"] == int((march["district_code"] == "440306").sum())
+    assert got.loc[("440308", "*"), "n_repeat"] == 1  # E2, not O2
