@@ -31,7 +31,7 @@ data-quality gate before anything downstream sees it (write, audit, publish).
 | `forecast_province` | the province's forecast as the sum of its cities' | clear it after the city tasks succeed |
 | `detect` (mapped, one per city, then the province) | the day's counts at every level (city and district x all/l1/l2; the province's with its cities as drill-down) against the history before them, with the city's tier profile (config/detection.yaml): spikes and drops where the forecaster and a robust seasonal decomposition agree, level shifts, emerging issues, categories spreading across districts; explanations name the districts and sub-categories that drove them; cool-down from the stored anomalies; stored in `anomalies` with the run | a database error: clear that scope's task; reruns replace the day's anomalies of the scope |
 | `notify` | the day's anomalies become alerts (one per series and kind; fired, updated, resolved); silences and inhibition hold some back (recorded on the alert); the routing tree (config/alerts.yaml) sends each to its office, grouped; notices are queued in the outbox and delivered by email / DingTalk / WeCom / Feishu / webhook / file, with retries | a channel that is down does not fail the task: its notices stay pending and the next run delivers them (`hotline alerts outbox --status pending`); a config error fails it: fix config/alerts.yaml and clear the task, nothing is sent twice |
-| `lights` | red/yellow overdue lights (config/sla.yaml): every light change of the day with its exact time (yellow, red with escalation to the city, further escalation after 24 h red, closed on time or late) into `light_events`; counts of the open tickets' lights by level, district and department | a database error: clear the task; a rerun records nothing twice |
+| `lights` | red/yellow overdue lights (config/sla.yaml): every light change of the day with its exact time (yellow, red with escalation to the city, further escalation after 24 h red, closed on time or late) into `light_events`; counts of the open tickets' lights by level, district and department; each district office gets its list of yellow and red tickets by department through the outbox (红黄灯日报, once a day) | a database error: clear the task; a rerun records and sends nothing twice |
 | `board` | rebuilds the warning board under var/site/ (index.html and a page per city): the day's open alerts by severity and region with a chart each, the next 30 days' forecast, the latest 每月一题 proposal and watch list, links to the data-quality pages | a database or disk error: clear the task; it only reads the warehouse |
 """
 
@@ -208,6 +208,7 @@ def hotline_daily():
     def lights(published: dict) -> dict:
         """Red/yellow overdue lights: the day's light changes and escalations recorded (light_events),
         the open tickets' lights at the day's end counted by level, district and department."""
+        from alerts.config import AlertsConfig
         from hotline.reference import load_reference
         from hotline.settings import load_settings
         from sla.job import lights_day
@@ -216,9 +217,12 @@ def hotline_daily():
 
         s = load_settings()
         day = _day(get_current_context())
-        res = lights_day(connect(s.db_url), day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province)
+        res = lights_day(connect(s.db_url), day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province,
+                         outbox=(AlertsConfig.load(s.config_dir), s.var_dir))
+        lists = res.get("lists") or {}
         print(f"lights: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets at the end of {day}; "
-              f"{len(res['escalations'])} escalation(s); {res['events_recorded']} light change(s) recorded")
+              f"{len(res['escalations'])} escalation(s); {res['events_recorded']} light change(s) recorded; "
+              f"lists for {lists.get('offices', 0)} office(s), {lists.get('queued', 0)} queued")
         return {k: res[k] for k in ("day", "red", "yellow", "open", "events_recorded")}
 
     @task
@@ -238,7 +242,7 @@ def hotline_daily():
         latest = last_day(engine, s.province)
         # a rerun or backfill of an older day must not replace the live board with an old one
         out = s.var_dir / "site" if latest is None or day >= latest else s.var_dir / "site" / "days" / str(day)
-        index = build_board(engine, day, load_reference(s.config_dir), s.province, out)
+        index = build_board(engine, day, load_reference(s.config_dir), s.province, out, s.var_dir)
         print(f"board: {index.resolve()}")
         return {"day": str(day), "index": str(index.resolve())}
 

@@ -1,6 +1,8 @@
-"""hotline_monthly: the issue of the month (每月一题), after the month's last daily run.
+"""hotline_monthly: the issue of the month (每月一题), the horse race (赛马) and the province's
+brief, after the month's last daily run.
 
-Wiring only: the proposals stage does the work (`hotline propose` runs the same from the CLI).
+Wiring only: the proposals and sla stages do the work (`hotline propose` and `hotline ranking`
+run the same from the CLI).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 TZ = "Asia/Shanghai"
 
 DOC = """
-### 12345 issue of the month (每月一题)
+### 12345 issue of the month (每月一题), horse race (赛马) and monthly brief
 
 Runs at 06:00 on the 1st (Asia/Shanghai) for the month that just ended (the data interval), or
 for the `month` param (YYYY-MM) when triggered by hand.
@@ -23,7 +25,9 @@ for the `month` param (YYYY-MM) when triggered by hand.
 | `wait_for_month` | waits until the daily run for the month's last day has notified (pipeline_runs), so the proposal sees the whole month; pokes every 10 minutes for up to 12 hours, freeing its worker slot between pokes | it times out when the last daily run failed: fix and clear that run, then clear this task |
 | `propose` | ranks every city's and the province's candidate issues (volume, growth, persistence, spread, repeat / unresolved / unsatisfied / overdue rates, anomalies, the next 1-3 months' outlook), chooses one each (an issue chosen in the last 6 months only again if it worsened; an analyst's override is kept), stores them in `proposals` and writes the proposals to var/reports/proposals/<month>/ | a database error: clear the task; a rerun replaces the month's proposals and keeps overrides |
 | `deliver` | hands each proposal to the alerts outbox for its city's 12345 centre and the province's office (config/alerts.yaml channels), once per month and issue | a channel that is down leaves its notice pending for the next delivery |
-| `board` | rebuilds the warning board (var/site/) with the new proposal | clear it |
+| `ranking` | ranks the cities within their size tier and the districts within their city on on-time completion, handling time, overdue, repeat complaints, satisfaction and resolution, adjusted for each one's category mix; stores `rankings` (with last month's ranks) and the month's `repeat_rates` | a database error: clear the task; a rerun replaces the month's ranking |
+| `brief` | finds the hotspots (categories rising across cities, where they moved, cross-city issues), writes the report var/reports/ranking/<month>/province-<code>.zh.html (English beside it) and sends the province's brief, with the province's proposal, to `province:<code>` | a channel that is down leaves the brief pending; clear the task to rewrite the report |
+| `board` | rebuilds the warning board (var/site/) with the new proposal and ranking | clear it |
 """
 
 
@@ -97,7 +101,42 @@ def hotline_monthly():
         return out
 
     @task
-    def board(delivered: dict) -> dict:
+    def ranking(waited: dict) -> dict:
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.job import parse_month
+        from sla.lights import SlaConfig
+        from sla.race import run_ranking
+        from sla.ranking import load_ranking_config
+        from warehouse.db import connect
+
+        s = load_settings()
+        month = parse_month(waited["month"])
+        out = run_ranking(connect(s.db_url), month, load_reference(s.config_dir), SlaConfig.load(s.config_dir),
+                          load_ranking_config(s.config_dir), s.province)
+        flagged = {lv: sorted(item["result"].loc[item["result"]["flagged"], "unit"]) for lv, item in out["levels"].items()}
+        print(f"ranking: {month}: {out['tickets_closed']} tickets closed; flagged {flagged}")
+        return {"month": str(month), "flagged": flagged}
+
+    @task
+    def brief(ranked: dict, delivered: dict) -> dict:
+        from alerts.config import AlertsConfig
+        from hotline.reference import load_reference
+        from hotline.settings import load_settings
+        from proposals.job import parse_month
+        from sla.monthly import deliver_brief, horse_race
+        from warehouse.db import connect
+
+        s = load_settings()
+        engine = connect(s.db_url)
+        ref = load_reference(s.config_dir)
+        res = horse_race(engine, parse_month(ranked["month"]), ref, s.config_dir, s.var_dir, s.province, rerank=False)
+        sent = deliver_brief(engine, res, ref, AlertsConfig.load(s.config_dir), s.var_dir)
+        print(f"brief: {res['reports']['zh']} sent {sent}")
+        return {"report": res["reports"]["zh"], "delivery": sent}
+
+    @task
+    def board(briefed: dict) -> dict:
         from hotline.reference import load_reference
         from hotline.settings import load_settings
         from proposals.board import build_board
@@ -112,7 +151,8 @@ def hotline_monthly():
         print(f"board: {index.resolve()}")
         return {"index": str(index.resolve())}
 
-    board(deliver(propose(wait_for_month())))
+    waited = wait_for_month()
+    board(brief(ranking(waited), deliver(propose(waited))))
 
 
 hotline_monthly()

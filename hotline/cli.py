@@ -891,7 +891,7 @@ def board(ctx, day, out, db_url, as_json):
     s, engine = _warehouse(ctx, db_url)
     day = _day_or_last(engine, s, day)
     out_dir = Path(out) if out else s.var_dir / "site"
-    index = build_board(engine, day, load_reference(s.config_dir), s.province, out_dir)
+    index = build_board(engine, day, load_reference(s.config_dir), s.province, out_dir, s.var_dir)
     _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
 
 
@@ -899,10 +899,11 @@ def board(ctx, day, out, db_url, as_json):
 @click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last day).")
 @click.option("--city", default=None, help="Only this city.")
 @click.option("--top", type=int, default=10, show_default=True, help="Districts, departments and escalations to print.")
+@click.option("--send", is_flag=True, help="Send each district its list of yellow and red tickets (the alerts outbox).")
 @db_option
 @json_option
 @click.pass_context
-def lights(ctx, day, city, top, db_url, as_json):
+def lights(ctx, day, city, top, send, db_url, as_json):
     """Red/yellow overdue lights (红黄灯): record the day's light changes and escalations, and print
     the open tickets' lights at the day's end by level, district and department."""
     from hotline.reference import load_reference
@@ -912,7 +913,11 @@ def lights(ctx, day, city, top, db_url, as_json):
     s, engine = _warehouse(ctx, db_url)
     day = _day_or_last(engine, s, day)
     ref = load_reference(s.config_dir)
-    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city)
+    outbox = None
+    if send:
+        from alerts.config import AlertsConfig
+        outbox = (AlertsConfig.load(s.config_dir), s.var_dir)
+    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city, outbox)
     esc = res["escalations"]
     lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets; "
              f"{len(esc)} escalation(s) today; {res['events_recorded']} light change(s) recorded",
@@ -921,6 +926,10 @@ def lights(ctx, day, city, top, db_url, as_json):
     lines += [f"  {d['department']}: 红 {d['red']} 黄 {d['yellow']}" for d in res["by_department"][:top]]
     lines += [f"  escalated {e['ticket_id']} -> {e['to']} at {e['at']} ({ref.regions.name(e['region'])})"
               for e in esc[:top]]
+    if send:
+        li = res.get("lists") or {}
+        lines.append(f"  lists (红黄灯日报) for {li.get('offices', 0)} office(s): queued {li.get('queued', 0)}, "
+                     f"delivered {li.get('delivered', 0)}")
     _emit(res, as_json, lines)
 
 

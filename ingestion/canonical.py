@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import zoneinfo
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +111,12 @@ class TicketMapper:
         self._l2 = set(tax.l2_codes())
         self._l1 = set(tax.l1_codes())
         self._local_names = tax.by_local_name()
+        from sla.lights import SlaConfig
+
+        self.urgent_class = SlaConfig.load(ref.config_dir).urgent_class
+        if self.urgent_class not in ref.deadlines:
+            raise ValueError(f"{Path(ref.config_dir) / 'sla.yaml'}: urgent_class {self.urgent_class!r} is not a class "
+                             f"of deadlines.yaml ({', '.join(ref.deadlines)})")
 
     # ------------------------------------------------------------------ columns
     def source_columns(self) -> dict[str, bool]:
@@ -258,8 +265,16 @@ class TicketMapper:
             if ok.any():
                 classes = [self.ref.taxonomy.categories[c].deadline or "general" for c in out.loc[ok, "category_l2"]]
                 local = pd.DatetimeIndex(out.loc[ok, "received_at"]).tz_convert(self.tz)
-                out.loc[ok, "deadline_at"] = deadlines_for(local, classes, self.ref.deadlines,
-                                                           str(self.ref.config_dir)).tz_convert("UTC")
+                dl = deadlines_for(local, classes, self.ref.deadlines, str(self.ref.config_dir)).tz_convert("UTC")
+                # an urgent ticket (加急) gets the urgent class's deadline when that is sooner
+                urgent = (out.loc[ok, "urgency"] == "urgent").to_numpy()
+                if urgent.any():
+                    fast = deadlines_for(local[urgent], [self.urgent_class] * int(urgent.sum()), self.ref.deadlines,
+                                         str(self.ref.config_dir)).tz_convert("UTC")
+                    dl = dl.to_series().reset_index(drop=True)
+                    dl[urgent] = np.minimum(dl[urgent].to_numpy(), fast.to_numpy())
+                    dl = pd.DatetimeIndex(dl)
+                out.loc[ok, "deadline_at"] = dl
 
         # booleans and personal data
         out["is_repeat"] = out["is_repeat"].map(_truthy).fillna(False).astype(bool)

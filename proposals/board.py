@@ -160,6 +160,44 @@ def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) ->
             f'<p>观察名单 watch list</p>{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}</div>')
 
 
+def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: dt.date, out: Path, var_dir: Path,
+                   city: str | None = None) -> str:
+    """The latest horse race before ``before``: each tier's first and bottom (for a city: its own
+    rank in its tier and its districts), with the report copied into the site."""
+    from sla.race import as_json, latest_month, load_stored
+
+    month = latest_month(engine, before)
+    stored = load_stored(engine, month, ref, province_code) if month else None
+    if not stored:
+        return '<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，或运行 hotline ranking --month YYYY-MM。</p>'
+    doc = as_json(stored, ref, "zh")
+    links = []
+    for lang, text in (("zh", "完整排名与趋势"), ("en", "English")):
+        src = Path(var_dir) / "reports" / "ranking" / str(month) / f"province-{province_code}.{lang}.html"
+        if src.is_file():
+            rel = Path("ranking") / str(month) / src.name
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / rel)
+            links.append(f'<a href="{escape(rel.as_posix())}">{text}</a>')
+    levels = doc["levels"]
+    picked = []  # (group, unit)
+    if city:
+        tier = ref.regions.province(province_code).city(city).tier
+        picked += [(g, u) for g in levels.get("city", {}).get("groups", []) if g["group"] == tier
+                   for u in g["units"] if u["code"] == city]
+        picked += [(g, u) for g in levels.get("district", {}).get("groups", []) if g["group"] == city
+                   for u in g["units"]]
+    else:
+        picked += [(g, u) for g in levels.get("city", {}).get("groups", []) for u in g["units"]
+                   if u["rank"] == 1 or u["flagged"]]
+    rows = [{"group": g["name"], "unit": u["name"], "rank": f"{u['rank'] or '—'}/{g['ranked']}",
+             "composite": u["composite"], "move": "—" if u["movement"] is None else f"{u['movement']:+d}",
+             "flag": "末位·需跟进" if u["flagged"] else ""} for g, u in picked]
+    cols = [("group", "组 group"), ("unit", "地区 region"), ("rank", "名次 rank"), ("composite", "综合 composite"),
+            ("move", "较上月 vs last month"), ("flag", "跟进 follow-up")]
+    return f'<p><b>{month} 赛马排名 horse race</b> {" ".join(links)}</p>' + table(rows, cols)
+
+
 def _dq_links(engine: Engine, day: dt.date, out: Path) -> str:
     d = dq_verdicts.c
     with engine.connect() as conn:
@@ -203,9 +241,12 @@ def _write(path: Path, title: str, body: str) -> Path:
     return path
 
 
-def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str, out: Path) -> Path:
-    """Write the board for ``day`` into ``out`` (created); returns the index page."""
+def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str, out: Path,
+                var_dir: Path | None = None) -> Path:
+    """Write the board for ``day`` into ``out`` (created); returns the index page. The reports it
+    links are read from ``var_dir`` (default: the folder above ``out``)."""
     out = Path(out)
+    var_dir = Path(var_dir) if var_dir else out.parent
     out.mkdir(parents=True, exist_ok=True)
     prov = ref.regions.province(province_code)
     items = [a for a in open_alerts(engine, day) if a["region_code"][:2] == province_code[:2]]
@@ -225,6 +266,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
             + _section("proposal", "每月一题 Issue of the month",
                        _proposal_block(latest(engine, province_code, this_month), ref, out))
             + _section("alerts", f"今日预警 Alerts ({len(items)})", table(_alert_rows(items, ref, day), ALERT_COLUMNS))
+            + _section("ranking", "赛马排名 Horse race", _ranking_block(engine, ref, province_code, this_month, out, var_dir))
             + _section("cities", "各市 Cities",
                        table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
             + _section("forecast", "未来30天预测 Next 30 days",
@@ -240,6 +282,8 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
                  + _section("proposal", "每月一题 Issue of the month",
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
                  + _section("alerts", f"今日预警 Alerts ({len(mine)})", table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
+                 + _section("ranking", "赛马排名 Horse race",
+                            _ranking_block(engine, ref, province_code, this_month, out, var_dir, c.code))
                  + _section("forecast", "未来30天预测 Next 30 days",
                             _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES))
                  + _section("alert-charts", "预警图表 Alert charts", _alert_sections(engine, mine, ref, day)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -37,8 +38,10 @@ def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_cod
 
 
 def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
-               city: str | None = None) -> dict[str, Any]:
-    """Record the day's light changes (idempotent) and summarise the lights at the day's end."""
+               city: str | None = None, outbox: tuple[Any, Path] | None = None) -> dict[str, Any]:
+    """Record the day's light changes (idempotent) and summarise the lights at the day's end.
+    ``outbox`` (alerts config, var dir): also send each district its list of yellow and red
+    tickets by department (once per office and day)."""
     tz = ref.regions.province(province_code).timezone
     start, end = day_bounds(day, tz)
     run_id = new_run_id("lights")
@@ -52,6 +55,13 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
         cur = cur[cur["light"].isin(["yellow", "red"])]
         summary = _summary(cur, ev, live, cfg, ref, tz)
         summary.update({"day": str(day), "events_recorded": written, "events_today": int(len(ev))})
+        if outbox is not None and len(cur):
+            from alerts.notify import queue_reports
+            from sla.notice import light_items
+
+            alerts_cfg, var_dir = outbox
+            sent = queue_reports(engine, light_items(cur, day, ref, cfg, tz, end), alerts_cfg, ref, Path(var_dir))
+            summary["lists"] = {"offices": int(cur["district_code"].fillna(cur["city_code"]).nunique()), **sent}
         finish_run(engine, run_id, "success", {k: summary[k] for k in ("red", "yellow", "events_recorded")})
         return summary
     except Exception as exc:

@@ -12,21 +12,24 @@ from markupsafe import escape
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 from sla.lights import SlaConfig
-from sla.race import as_json, run_ranking
+from sla.race import as_json, load_stored, run_ranking
 from sla.ranking import load_ranking_config
 from sla.report import LANGS, T, brief_lines, write
 from sla.trends import hotspots
 
 
 def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, province_code: str,
-               levels: tuple[str, ...] = ("city", "district")) -> dict[str, Any]:
-    """Rank the month (stored in ``rankings``), find the hotspots, write the zh/en report and the
-    brief. Returns the Chinese JSON document with ``trends``, ``brief`` and ``reports``."""
+               levels: tuple[str, ...] = ("city", "district"), rerank: bool = True) -> dict[str, Any]:
+    """Rank the month (stored in ``rankings``; ``rerank=False`` reads the stored ranking), find the
+    hotspots, write the zh/en report and the brief. Returns the Chinese JSON document with
+    ``trends``, ``brief`` and ``reports``."""
     from proposals.job import stored
 
     sla = SlaConfig.load(config_dir)
     rcfg = load_ranking_config(config_dir)
-    out = run_ranking(engine, month, ref, sla, rcfg, province_code, levels)
+    out = None if rerank else load_stored(engine, month, ref, province_code, levels)
+    if out is None:
+        out = run_ranking(engine, month, ref, sla, rcfg, province_code, levels)
     trends = hotspots(engine, month, province_code, ref)
     docs = {lang: as_json(out, ref, lang) for lang in LANGS}
     proposal = stored(engine, month, province_code)

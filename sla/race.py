@@ -139,7 +139,7 @@ def run_ranking(engine: Engine, month: pd.Period, ref: Reference, sla: SlaConfig
             else:
                 previous, source = {}, "none"
             res = rank_month(agg, ref, province_code, level, cfg, previous)
-            _store(engine, res, month, level, province_code, run_id)
+            _store(engine, res, month, level, province_code, run_id, source)
             out["levels"][level] = {"result": res, "previous": source}
         out["tickets_closed"] = int(agg["handling_hours_n"].sum()) if len(agg) else 0
         out["coverage"] = coverage(engine, month, province_code)
@@ -156,7 +156,8 @@ def _scopes(ref: Reference, province_code: str, level: str) -> list[str]:
     return [province_code] if level == "city" else [c.code for c in prov.cities]
 
 
-def _store(engine: Engine, res: pd.DataFrame, month: pd.Period, level: str, province_code: str, run_id: str) -> None:
+def _store(engine: Engine, res: pd.DataFrame, month: pd.Period, level: str, province_code: str, run_id: str,
+           previous_source: str) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     rows = []
     for r in res.itertuples():
@@ -166,18 +167,51 @@ def _store(engine: Engine, res: pd.DataFrame, month: pd.Period, level: str, prov
                      "group_size": int(r.group_size), "composite": None if pd.isna(r.composite) else float(r.composite),
                      "rank_prev": None if r.rank_prev is None or pd.isna(r.rank_prev) else int(r.rank_prev),
                      "flagged": bool(r.flagged), "metrics": r.metrics,
-                     "notes": {"closed": int(r.closed), "significantly_worse": list(r.significantly_worse)},
+                     "notes": {"closed": int(r.closed), "significantly_worse": list(r.significantly_worse),
+                               "previous": previous_source},
                      "run_id": run_id, "created_at": now})
     k = rankings.c
     with engine.begin() as conn:
         conn.execute(delete(rankings).where(k.month == month.start_time.date(), k.level == level,
-                                            k.scope.in_(_scope_list(rows, level, province_code))))
+                                            k.scope.in_({r["scope"] for r in rows} | {province_code})))
         if rows:
             conn.execute(rankings.insert(), rows)
 
 
-def _scope_list(rows: list[dict[str, Any]], level: str, province_code: str) -> list[str]:
-    return [province_code] if level == "city" else sorted({r["scope"] for r in rows})
+def load_stored(engine: Engine, month: pd.Period, ref: Reference, province_code: str,
+                levels: tuple[str, ...] = ("city", "district")) -> dict[str, Any] | None:
+    """A stored month in the shape :func:`run_ranking` returns (None when the month was never
+    ranked): what the report, the brief and the board read."""
+    out: dict[str, Any] = {"month": str(month), "province": province_code, "levels": {}}
+    closed = 0
+    for level in levels:
+        df = stored_ranks(engine, month, level, _scopes(ref, province_code, level))
+        if df.empty:
+            continue
+        notes = df["notes"].map(lambda n: n or {})
+        res = pd.DataFrame({"unit": df["unit_code"], "group": df["group_key"], "closed": notes.map(lambda n: n.get("closed", 0)),
+                            "rankable": df["rank"].notna(), "composite": df["composite"], "rank": df["rank"],
+                            "group_size": df["group_size"], "rank_prev": df["rank_prev"], "flagged": df["flagged"],
+                            "significantly_worse": notes.map(lambda n: n.get("significantly_worse", [])),
+                            "metrics": df["metrics"]})
+        res = res.assign(_o=res["rank"].fillna(10_000)).sort_values(["group", "_o", "unit"]).drop(columns="_o")
+        out["levels"][level] = {"result": res.reset_index(drop=True),
+                                "previous": notes.iloc[0].get("previous", "stored")}
+        if level == "city":
+            closed = int(res["closed"].sum())
+    if not out["levels"]:
+        return None
+    out["tickets_closed"] = closed
+    out["coverage"] = coverage(engine, month, province_code)
+    return out
+
+
+def latest_month(engine: Engine, before: dt.date) -> pd.Period | None:
+    """The last month ranked before ``before``."""
+    k = rankings.c
+    with engine.connect() as conn:
+        m = conn.execute(select(func.max(k.month)).where(k.month < before)).scalar()
+    return None if m is None else pd.Timestamp(m).to_period("M")
 
 
 def coverage(engine: Engine, month: pd.Period, province_code: str) -> dict[str, Any]:

@@ -107,8 +107,8 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
     detail: dict[str, pd.DataFrame] = {}
     for m, (kind, higher, *_rest) in METRICS.items():
         n = rows[f"{m}_n"]
-        e = (n * rows[m].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0)
-        v = (n * rows[f"{m}_var"].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0)
+        e = (n * rows[m].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0).astype(float)
+        v = (n * rows[f"{m}_var"].fillna(0)).groupby(rows[unit_col]).sum().reindex(units, fill_value=0).astype(float)
         nn = per[f"{m}_n"].astype(float)
         o = per[f"{m}_x"].astype(float)
         has = (nn > 0) & (overall[m] is not None)

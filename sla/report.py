@@ -132,8 +132,12 @@ def brief_lines(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lan
         from proposals.report import label
         out.append(f"省级每月一题建议：{label(proposal['chosen'], ref, lang)}。" if zh else
                    f"The province's issue of the month: {label(proposal['chosen'], ref, lang)}.")
-    if not doc.get("coverage", {}).get("complete", True):
-        out.append(t["partial"].format(d=doc["coverage"].get("first_ticket_day")))
+    cov = doc.get("coverage", {})
+    if not doc.get("tickets_closed"):
+        out.insert(0, "本月仓库中没有办结工单的明细（只有日计数或尚无数据），不排名。" if zh else
+                   "No closed tickets in the warehouse for the month (counts only, or no data): no ranking.")
+    elif not cov.get("complete", True) and cov.get("first_ticket_day"):
+        out.append(t["partial"].format(d=cov["first_ticket_day"]))
     return out
 
 

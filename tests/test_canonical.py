@@ -164,3 +164,27 @@ def test_every_row_is_either_loaded_or_quarantined(small_generator, mapper_facto
         elif how not in ("dup", "no_id", "bad_category"):  # an unmapped category loads as other.unmapped
             assert rid not in loaded, how
     assert not out.good["content"].map(contains_pii).any()
+
+
+def test_an_urgent_ticket_gets_the_urgent_deadline_when_the_source_gives_none(small_generator, mapper_factory, ref):
+    """Deadline from the taxonomy (a source without 办理时限): an urgent ticket (紧急) gets
+    config/sla.yaml urgent_class (24 hours) when that is sooner than its category's class."""
+    from hotline.calendar import deadlines_for
+    from hotline.reference import load_mapping
+
+    fields = dict(load_mapping("generator")["fields"])
+    fields["deadline_at"] = {"from_taxonomy": True}
+    raw = _rows(small_generator).drop(columns=["办理时限"])
+    raw["紧急程度"] = ["紧急" if i % 2 == 0 else "一般" for i in range(len(raw))]
+    out = mapper_factory(fields=fields).map(Batch(raw)).good.reset_index(drop=True)
+    assert len(out) == len(raw)
+    local = pd.DatetimeIndex(out["received_at"]).tz_convert("Asia/Shanghai")
+    own = deadlines_for(local, [ref.taxonomy.categories[c].deadline or "general" for c in out["category_l2"]],
+                        ref.deadlines).tz_convert("UTC")
+    day = pd.Timedelta(hours=24)
+    urgent = out["urgency"] == "urgent"
+    assert urgent.sum() == (len(raw) + 1) // 2
+    for i in range(len(out)):
+        want = min(own[i], out["received_at"][i] + day) if urgent[i] else own[i]
+        assert out["deadline_at"][i] == want, (i, out["category_l2"][i])
+    assert (out.loc[urgent, "deadline_at"] < pd.Series(own, index=out.index)[urgent]).sum() >= 5  # it made a difference

@@ -114,6 +114,63 @@ def test_the_monthly_dag_waits_for_the_month_then_proposes_delivers_and_rebuilds
     dag = dagbag.dags["hotline_monthly"]
     assert dag.get_task("propose").upstream_task_ids == {"wait_for_month"}
     assert dag.get_task("deliver").upstream_task_ids == {"propose"}
-    assert dag.get_task("board").upstream_task_ids == {"deliver"}
+    assert dag.get_task("ranking").upstream_task_ids == {"wait_for_month"}
+    assert dag.get_task("brief").upstream_task_ids == {"ranking", "deliver"}  # the brief cites the proposal
+    assert dag.get_task("board").upstream_task_ids == {"brief"}
     wait = dag.get_task("wait_for_month")
     assert wait.mode == "reschedule" and wait.poke_interval == 600
+
+
+@pytest.mark.slow
+def test_the_monthly_dag_ranks_briefs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkeypatch):
+    """The monthly DAG under dag.test() for April 2024 on a demo warehouse with tickets from
+    March: proposals, the horse race at both levels, the report and the province's brief in the
+    outbox; run again, the same ranking and nothing sent twice."""
+    from sqlalchemy import insert
+
+    from warehouse.db import connect
+    from warehouse.schema import notifications, pipeline_runs, rankings
+
+    source = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.003}
+    settings = tmp_path / "hotline.yaml"
+    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": source}, allow_unicode=True))
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    var = tmp_path / "var"
+    monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
+    monkeypatch.setenv("HOTLINE_DB_URL", db)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-02", "--days", "430", "--ticket-days", "62",
+                                      "--detect-days", "0"])
+    assert built.exit_code == 0, built.output
+    eng = connect(db)
+    now = dt.datetime.now(dt.timezone.utc)
+    with eng.begin() as conn:  # the month's last daily run has notified: the sensor lets the month through
+        conn.execute(insert(pipeline_runs).values(run_id="notify-test", stage="notify", status="success",
+                                                  logical_date=dt.date(2024, 4, 30), started_at=now, finished_at=now))
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_monthly"]
+
+    def run():
+        dr = dag.test(logical_date=dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc), run_conf={"month": "2024-04"})
+        assert dr.state == "success"
+        with eng.connect() as conn:
+            ranks = conn.execute(select(rankings.c.level, rankings.c.unit_code, rankings.c.rank, rankings.c.composite,
+                                        rankings.c.flagged).order_by(rankings.c.level, rankings.c.unit_code)).all()
+            sent = conn.execute(select(notifications.c.receiver, notifications.c.group_key, notifications.c.status)
+                                .order_by(notifications.c.id)).all()
+        return ranks, sent
+
+    ranks, sent = run()
+    assert {r.level for r in ranks} == {"city", "district"} and len([r for r in ranks if r.level == "city"]) == 11
+    assert sum(r.flagged for r in ranks if r.level == "city") == 4  # the bottom of each of the 4 tiers
+    assert ("province:440000", "ranking:2024-04", "delivered") in sent
+    report = var / "reports" / "ranking" / "2024-04" / "province-440000.zh.html"
+    assert "赛马排名与趋势" in report.read_text(encoding="utf-8")
+    assert "赛马" in (var / "site" / "index.html").read_text(encoding="utf-8")  # the board links the ranking
+    assert run() == (ranks, sent)
+    eng.dispose()

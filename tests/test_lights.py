@@ -102,6 +102,39 @@ def test_the_day_records_changes_once_and_counts_lights(engine, ref):
     assert not any(t == "C" and e in ("red", "yellow") for t, e, _ in got)
 
 
+def test_each_district_gets_its_list_of_yellow_and_red_tickets_by_department_once_a_day(engine, ref, tmp_path):
+    from alerts.config import AlertsConfig
+    from sla.job import lights_day
+    from warehouse.schema import notifications, tickets
+
+    t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
+    rows = [_ticket("A", t0, t0 + dt.timedelta(days=5)),  # red, escalated to the city on 7 Mar
+            _ticket("B", t0, t0 + dt.timedelta(days=6), department="宝安区水务局"),  # yellow
+            _ticket("C", t0, t0 + dt.timedelta(days=5), closed=t0 + dt.timedelta(days=4)),  # closed: not listed
+            _ticket("D", t0, t0 + dt.timedelta(days=20), district="440307"),  # green: 龙岗区 gets nothing
+            _ticket("E", t0, t0 + dt.timedelta(days=5), district=None)]  # no district: the city's desk
+    for r in rows:
+        r["content"] = "我叫王小明，电话13812345678"  # ticket text never travels in the list
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), rows)
+    cfg = AlertsConfig.load(ref.config_dir)  # the demo's file channel for every office
+    res = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000", outbox=(cfg, tmp_path))
+    assert res["lists"]["offices"] == 2 and res["lists"]["queued"] == 2 and res["lists"]["delivered"] == 2
+    with engine.connect() as conn:
+        sent = {r.receiver: r for r in conn.execute(select(notifications))}
+    assert set(sent) == {"district:440306", "city:440300"}
+    body = sent["district:440306"].body
+    assert "红灯 1 件，黄灯 1 件" in sent["district:440306"].subject
+    assert "宝安区住房和建设局：红 1 黄 0" in body and "宝安区水务局：红 0 黄 1" in body
+    assert "红 A 物业服务 超期 15 小时，已升级至市级" in body and "黄 B 物业服务 时限 03-08 09:00" in body
+    assert "王小明" not in body and "13812345678" not in body
+    assert " C " not in body and " D " not in body  # closed and green tickets are not listed
+    written = (tmp_path / "notices" / "2026-03-07.md").read_text(encoding="utf-8")
+    assert "【红黄灯日报】" in written
+    again = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000", outbox=(cfg, tmp_path))
+    assert again["lists"]["queued"] == 0  # a rerun of the day sends nothing twice
+
+
 def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
     from click.testing import CliRunner
 
@@ -125,6 +158,10 @@ def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
     out = json.loads(r.output.strip().splitlines()[-1])
     assert out["day"] == "2026-03-07" and out["red"] == 1 and out["escalations"][0]["ticket_id"] == "A"
     assert "红 red 1" in r.output and "escalated A -> city" in r.output
+    sent = CliRunner(env={"HOTLINE_VAR_DIR": str(tmp_path / "var")}).invoke(main, ["lights", "--db", db, "--send"])
+    assert sent.exit_code == 0, sent.output
+    assert "lists (红黄灯日报) for 1 office(s): queued 1, delivered 1" in sent.output
+    assert "【红黄灯日报】" in (tmp_path / "var" / "notices" / "2026-03-07.md").read_text(encoding="utf-8")
     rep = CliRunner().invoke(main, ["repeats", "--db", db, "--month", "2026-03", "--json"])
     assert rep.exit_code == 0, rep.output
     got = json.loads(rep.output.strip().splitlines()[-1])
