@@ -486,6 +486,90 @@ def bench_lights() -> None:
            "baseline: per ticket in Python, 50,000 timed and scaled")
 
 
+def _ranking_in_memory(engine, month: pd.Period, tz: str) -> pd.DataFrame:
+    """The baseline: the month's tickets read into pandas (closed, due and the repeat window) and
+    aggregated there, as a first version would."""
+    from sqlalchemy import or_, select
+
+    from sla.race import KEYS, month_bounds_utc
+    from sla.repeats import COLS, find_repeats
+
+    lo, hi = month_bounds_utc(month, tz)
+    t = tickets.c
+    cols = [t.ticket_id, t.caller_key, t.received_at, t.category_l2, t.city_code, t.district_code, t.deadline_at,
+            t.closed_at, t.satisfaction, t.resolved]
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(select(*cols).where(or_(
+            (t.closed_at >= lo) & (t.closed_at < hi), (t.deadline_at >= lo) & (t.deadline_at < hi),
+            (t.received_at >= lo - dt.timedelta(days=30)) & (t.received_at < hi)))).all(),
+            columns=[c.name for c in cols])
+    for c in ("received_at", "deadline_at", "closed_at"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    df["district_code"] = df["district_code"].fillna("")
+    closed = df[(df["closed_at"] >= lo) & (df["closed_at"] < hi)]
+    h = (closed["closed_at"] - closed["received_at"]).dt.total_seconds() / 3600
+    a = closed.assign(h=h, h2=h * h, dl=closed["deadline_at"].notna(), ot=closed["closed_at"] <= closed["deadline_at"],
+                      sn=closed["satisfaction"].notna(), sx=closed["satisfaction"].isin(["satisfied", "basically_satisfied"]),
+                      rn=closed["resolved"].notna(), rx=closed["resolved"].eq(True)).groupby(KEYS).agg(
+        handling_hours_n=("ticket_id", "size"), handling_hours_x=("h", "sum"), handling_hours_x2=("h2", "sum"),
+        on_time_n=("dl", "sum"), on_time_x=("ot", "sum"), satisfaction_n=("sn", "sum"), satisfaction_x=("sx", "sum"),
+        resolution_n=("rn", "sum"), resolution_x=("rx", "sum"))
+    due = df[(df["deadline_at"] >= lo) & (df["deadline_at"] < hi)]
+    b = due.assign(late=due["closed_at"].isna() | (due["closed_at"] > due["deadline_at"])).groupby(KEYS).agg(
+        overdue_n=("ticket_id", "size"), overdue_x=("late", "sum"))
+    win = df[df["received_at"] < hi].copy()
+    win["district_code"] = win["district_code"].replace("", None)
+    win["rep"] = find_repeats(win[COLS], 30).notna()
+    win = win[win["received_at"] >= lo]
+    win["district_code"] = win["district_code"].fillna("")
+    c = win.assign(cn=win["caller_key"].notna()).groupby(KEYS).agg(repeat_n=("cn", "sum"), repeat_x=("rep", "sum"))
+    return pd.concat([a, b, c], axis=1).fillna(0)
+
+
+def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
+    """The monthly horse race (both levels, the trend view and the report) for a province with
+    ``years`` of tickets, against reading the month's tickets into pandas."""
+    from sla.monthly import horse_race
+    from sla.race import read_aggregates
+
+    print(f"ranking on {years} years of tickets, scale {scale} ({label})")
+    ref = load_reference()
+    engine = connect(url)
+    migrate(engine)
+    end = dt.date(2026, 10, 31)
+    start = end - dt.timedelta(days=365 * years)
+    t = time.perf_counter()
+    loaded = ingest(engine, GeneratorSource(ProvinceGenerator(scale=scale, seed=6), start, end), _mapper()).loaded
+    t_load = time.perf_counter() - t
+    aggregate_days(engine, {start + dt.timedelta(days=i) for i in range((end - start).days + 1)})
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+    month = pd.Period("2026-10", freq="M")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        horse_race(engine, month - 1, ref, ref.config_dir, Path(d), "440000")  # last month ranked: the movement
+        t = time.perf_counter()
+        res = horse_race(engine, month, ref, ref.config_dir, Path(d), "440000")
+        fast = time.perf_counter() - t
+    t = time.perf_counter()
+    base = _ranking_in_memory(engine, month, "Asia/Shanghai")
+    slow = time.perf_counter() - t
+    sql = read_aggregates(engine, month, "440000", "Asia/Shanghai")
+    sql["district_code"] = sql["district_code"].fillna("")
+    sql = sql.set_index(["city_code", "district_code", "category_l2"]).sort_index()
+    base = base.reindex(sql.index).fillna(0)
+    for col in ("on_time_x", "overdue_x", "repeat_x", "satisfaction_x", "resolution_x"):
+        assert (sql[col].astype(int) == base[col].astype(int)).all(), col
+    with engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM tickets")).scalar()
+    record(f"ranking: horse race for a month, {years} years of tickets ({label})", fast, "s", slow,
+           f"{n:,} tickets in the warehouse ({loaded:,} loaded in {t_load:.0f} s), {res['tickets_closed']:,} closed in "
+           f"the month; both levels, trends, zh/en report; baseline: the month's tickets read into pandas "
+           f"(aggregates only, checked equal)")
+    engine.dispose()
+
+
 class _Frames:
     def __init__(self, batches):
         self._b = batches
@@ -498,13 +582,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals, lights")
+                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals, lights, ranking_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
+    ap.add_argument("--ranking-scale", type=float, default=0.02,
+                    help="generator scale of the ranking benchmark's province (1 = published volumes)")
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
-                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts", "proposals", "lights"]
+                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts", "proposals", "lights",
+                         "ranking_pg"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
@@ -533,6 +620,8 @@ def main() -> None:
         bench_proposals()
     if "lights" in todo:
         bench_lights()
+    if "ranking_pg" in todo:
+        bench_ranking(fresh_pg(args.pg, "hotline_bench_rank"), "PostgreSQL", args.history_years, args.ranking_scale)
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))
