@@ -529,8 +529,10 @@ def _ranking_in_memory(engine, month: pd.Period, tz: str) -> pd.DataFrame:
 def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
     """The monthly horse race (both levels, the trend view and the report) for a province with
     ``years`` of tickets, against reading the month's tickets into pandas."""
+    from sla.lights import SlaConfig
     from sla.monthly import horse_race
     from sla.race import read_aggregates
+    from sla.repeats import month_rates
 
     print(f"ranking on {years} years of tickets, scale {scale} ({label})")
     ref = load_reference()
@@ -555,7 +557,10 @@ def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
     t = time.perf_counter()
     base = _ranking_in_memory(engine, month, "Asia/Shanghai")
     slow = time.perf_counter() - t
+    t = time.perf_counter()
+    month_rates(engine, month, "440000", SlaConfig())
     sql = read_aggregates(engine, month, "440000", "Asia/Shanghai")
+    t_sql = time.perf_counter() - t
     sql["district_code"] = sql["district_code"].fillna("")
     sql = sql.set_index(["city_code", "district_code", "category_l2"]).sort_index()
     base = base.reindex(sql.index).fillna(0)
@@ -563,10 +568,12 @@ def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
         assert (sql[col].astype(int) == base[col].astype(int)).all(), col
     with engine.connect() as conn:
         n = conn.execute(text("SELECT count(*) FROM tickets")).scalar()
-    record(f"ranking: horse race for a month, {years} years of tickets ({label})", fast, "s", slow,
+    record(f"ranking: the monthly horse race, {years} years of tickets ({label})", fast, "s", None,
            f"{n:,} tickets in the warehouse ({loaded:,} loaded in {t_load:.0f} s), {res['tickets_closed']:,} closed in "
-           f"the month; both levels, trends, zh/en report; baseline: the month's tickets read into pandas "
-           f"(aggregates only, checked equal)")
+           f"the month; repeats and aggregates of two months, both levels ranked and stored, trends, zh/en report")
+    record(f"ranking: the month's figures per city, district and category ({label})", t_sql, "s", slow,
+           "repeats (window function) and aggregates in SQL; baseline: the month's tickets read into pandas and "
+           "aggregated there (checked equal)")
     engine.dispose()
 
 
@@ -586,7 +593,7 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
-    ap.add_argument("--ranking-scale", type=float, default=0.02,
+    ap.add_argument("--ranking-scale", type=float, default=0.01,
                     help="generator scale of the ranking benchmark's province (1 = published volumes)")
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",

@@ -1016,6 +1016,14 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
     lines = [f"horse race {m} ({res['tickets_closed']:,} tickets closed; category-mix adjusted, "
              "composite 50 = the province's level for the mix):"]
     for lv, doc in res["levels"].items():
+        if lv == "district" and level == "both" and not city:  # the console gets one line per city
+            lines.append("  districts (ranked within their city; 末位 = bottom, follow-up):")
+            for g in doc["groups"]:
+                first = next((u for u in g["units"] if u["rank"] == 1), None)
+                bottom = [u for u in g["units"] if u["flagged"]]
+                lines.append(f"    {g['name']}: {g['ranked']} ranked; first {first['name'] if first else '-'}; "
+                             f"末位 {', '.join(u['name'] for u in bottom) or '-'}")
+            continue
         for g in doc["groups"]:
             lines.append(f"  {g['name']}:")
             for u in g["units"]:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (SQLite, no servers): build the demo warehouse (the
 # generated province's history), run the daily DAG for the last day through `airflow dags test`,
-# print a short summary, the 每月一题 proposal for the last full month and the warning board's path.
+# print a short summary, the 每月一题 proposal and the horse race (赛马) for the last full month and
+# the warning board's path.
 # Called by `make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ export HOTLINE_DEMO_DAY="$DAY"
 
 if [ -z "${HOTLINE_DB_URL:-}" ]; then
   rm -f "$HOTLINE_VAR_DIR"/hotline.db "$HOTLINE_VAR_DIR"/hotline.db-wal "$HOTLINE_VAR_DIR"/hotline.db-shm
-  rm -rf "$HOTLINE_VAR_DIR"/notices "$HOTLINE_VAR_DIR"/reports/alerts "$HOTLINE_VAR_DIR"/reports/proposals \
+  rm -rf "$HOTLINE_VAR_DIR"/notices "$HOTLINE_VAR_DIR"/reports/alerts "$HOTLINE_VAR_DIR"/reports/proposals "$HOTLINE_VAR_DIR"/reports/ranking \
     "$HOTLINE_VAR_DIR"/site
 fi
 
@@ -30,20 +31,25 @@ fi
 "$BIN/airflow" db migrate > "$HOTLINE_VAR_DIR/airflow_db_migrate.log" 2>&1 &
 MIGRATE=$!
 
-echo "== 1/4 demo warehouse: history up to the day before $DAY"
+echo "== 1/5 demo warehouse: history up to the day before $DAY"
 "$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" \
-  --ticket-days "${DEMO_TICKET_DAYS:-60}" --detect-days "${DEMO_DETECT_DAYS:-0}"
+  --ticket-days "${DEMO_TICKET_DAYS:-85}" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
 # The issue of the month for the last full month before the day (the monthly DAG's job), so that
 # the board the daily run builds shows it.
 MONTH=$(date -d "$(date -d "$DAY" +%Y-%m-01) -1 day" +%Y-%m)
-echo "== 2/4 每月一题 (issue of the month) from the $MONTH data"
+echo "== 2/5 每月一题 (issue of the month) from the $MONTH data"
 PLOG="$HOTLINE_VAR_DIR/propose_$MONTH.log"
 "$BIN/hotline" propose --month "$MONTH" --top 5 > "$PLOG"
 sed -n '/^[^ ].*(440000)/,$p' "$PLOG"
 echo "   (every city's proposal: $PLOG)"
 
-echo "== 3/4 daily DAG for $DAY (airflow dags test, SQLite, no services)"
+echo "== 3/5 赛马排名 (horse race) and the province's brief for $MONTH"
+RLOG="$HOTLINE_VAR_DIR/ranking_$MONTH.log"
+"$BIN/hotline" ranking --month "$MONTH" > "$RLOG"
+sed -e '/^  report: /d' -e 's/^/   /' "$RLOG"
+
+echo "== 4/5 daily DAG for $DAY (airflow dags test, SQLite, no services)"
 LOG="$HOTLINE_VAR_DIR/dags_test_hotline_daily_$DAY.log"
 if ! wait "$MIGRATE"; then
   echo "airflow db migrate failed; see $HOTLINE_VAR_DIR/airflow_db_migrate.log" >&2
@@ -59,12 +65,23 @@ fi
 grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|lights: |board: |  )" "$LOG" | sed 's/^/   task: /'
 echo "   DAG run: success (log: $LOG)"
 
-echo "== 4/4 summary"
+echo "== 5/5 summary"
 "$BIN/hotline" summary --date "$DAY"
 echo
 echo "== notices for $DAY (written to the demo's file channel, $HOTLINE_VAR_DIR/notices/$DAY.md)"
 if [ -s "$HOTLINE_VAR_DIR/notices/$DAY.md" ]; then
-  cat "$HOTLINE_VAR_DIR/notices/$DAY.md"
+  # the alert notices in full; of the districts' lists of yellow and red tickets (红黄灯日报), the first
+  "$BIN/python" - "$HOTLINE_VAR_DIR/notices/$DAY.md" <<'PY'
+import sys
+blocks = [b.strip() for b in open(sys.argv[1], encoding="utf-8").read().split("\n---\n") if b.strip()]
+lists = [b for b in blocks if "【红黄灯日报】" in b]
+for b in blocks:
+    if b not in lists:
+        print(b + "\n")
+if lists:
+    print(lists[0] + "\n")
+    print(f"(and {len(lists) - 1} more lists of yellow and red tickets, one per district office, in the same file)")
+PY
 else
   echo "   no notice for $DAY"
 fi
@@ -73,6 +90,8 @@ echo
 echo "== open in a browser (offline pages, no server)"
 echo "   warning board:     $HOTLINE_VAR_DIR/site/index.html"
 echo "   latest proposal:   $HOTLINE_VAR_DIR/reports/proposals/$MONTH/440000.zh.html (English: 440000.en.html, Markdown: .md)"
-for f in "$HOTLINE_VAR_DIR/site/index.html" "$HOTLINE_VAR_DIR/reports/proposals/$MONTH/440000.zh.html"; do
+echo "   horse race:        $HOTLINE_VAR_DIR/reports/ranking/$MONTH/province-440000.zh.html (English: .en.html)"
+for f in "$HOTLINE_VAR_DIR/site/index.html" "$HOTLINE_VAR_DIR/reports/proposals/$MONTH/440000.zh.html" \
+         "$HOTLINE_VAR_DIR/reports/ranking/$MONTH/province-440000.zh.html"; do
   [ -s "$f" ] || { echo "missing: $f" >&2; exit 1; }
 done

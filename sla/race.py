@@ -216,14 +216,14 @@ def latest_month(engine: Engine, before: dt.date) -> pd.Period | None:
 
 def coverage(engine: Engine, month: pd.Period, province_code: str) -> dict[str, Any]:
     """Whether the warehouse holds tickets from long enough before the month for its closures and
-    repeats (45 days): an earlier start leaves late closures of older tickets out."""
+    repeats (30 days, the repeat window): a later start leaves closures of older tickets out."""
     t = tickets.c
     with engine.connect() as conn:
         first = conn.execute(select(func.min(t.received_date)).where(t.province_code == province_code)).scalar()
     if first is None:
         return {"first_ticket_day": None, "complete": False}
     first = pd.Timestamp(first).date()
-    need = month.start_time.date() - dt.timedelta(days=45)
+    need = month.start_time.date() - dt.timedelta(days=30)
     return {"first_ticket_day": str(first), "complete": first <= need}
 
 
