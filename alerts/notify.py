@@ -291,33 +291,40 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
     """Queue reports that are not alerts (a proposal, a district's overdue list, the province's
     brief) on each office's channels and deliver what is due. Each item: ``receiver`` (an office
     id), ``ds``, ``group`` (what it is), ``keys`` (what makes it new: the same keys on the same day
-    are queued once) and ``build(lang, receiver_name) -> Message``."""
+    are queued once) and ``build(lang, receiver_name) -> Message``. An office without a channel
+    gets nothing (``offices_without_channel`` counts them)."""
     import os
 
     now = utc(now)
+    items = list(items)
     ids = []
+    todo = [(it, ch, dedup_key(str(it["ds"]), it["receiver"], ch, it["group"], list(it["keys"]), []))
+            for it in items for ch in cfg.channels_of(it["receiver"])]
+    n = notifications.c
     with engine.begin() as conn:
-        existing = set(conn.execute(select(notifications.c.dedup_key)).scalars())
-        for it in items:
+        existing = set()
+        keys = [k for *_x, k in todo]
+        for i in range(0, len(keys), 500):
+            existing |= set(conn.execute(select(n.dedup_key).where(n.dedup_key.in_(keys[i:i + 500]))).scalars())
+        for it, ch, key in todo:
+            if key in existing:
+                continue
             receiver, day, group = it["receiver"], it["ds"], it["group"]
-            for ch in cfg.channels_of(receiver):
-                spec = cfg.channels[ch]
-                lang = str(spec.get("language", cfg.language))
-                key = dedup_key(str(day), receiver, ch, group, list(it["keys"]), [])
-                if key in existing:
-                    continue
-                rname = office_name(receiver, ref, cfg, lang)
-                msg = it["build"](lang, rname)
-                meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
-                        "group_labels": dict(it.get("labels") or {}), "ds": day, "dedup_key": key, "alerts": []}
-                row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
-                       "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [],
-                       "severities": {}, "lang": lang, "subject": msg.subject, "body": msg.markdown,
-                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
-                       "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": it.get("run_id")}
-                ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
-                existing.add(key)
-    out: dict[str, Any] = {"queued": len(ids)}
+            spec = cfg.channels[ch]
+            lang = str(spec.get("language", cfg.language))
+            rname = office_name(receiver, ref, cfg, lang)
+            msg = it["build"](lang, rname)
+            meta = {"firing": True, "receiver": receiver, "receiver_name": rname, "group_key": group,
+                    "group_labels": dict(it.get("labels") or {}), "ds": day, "dedup_key": key, "alerts": []}
+            row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
+                   "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [],
+                   "severities": {}, "lang": lang, "subject": msg.subject, "body": msg.markdown,
+                   "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                   "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": it.get("run_id")}
+            ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
+            existing.add(key)
+    out: dict[str, Any] = {"queued": len(ids),
+                           "offices_without_channel": sum(1 for it in items if not cfg.channels_of(it["receiver"]))}
     if ids:
         out.update(deliver_due(engine, cfg, secrets or Secrets(os.environ), Path(var_dir), now, ids=ids))
     return out

@@ -207,6 +207,27 @@ def _html(subject: str, head: str, views: Sequence[AlertView], footer: str, char
             f"<p>{escape(footer)}</p></body></html>")
 
 
+def report_message(subject: str, lines: Sequence[str], tail: str = "", link: str = "", link_text: str = "",
+                   mask: bool = True) -> Message:
+    """A notice that is not an alert (a proposal, a brief, a district's overdue list) in every
+    channel's form: the subject, one bullet per line (lines starting with two spaces are nested),
+    an optional closing sentence and link. ``mask``: PII-mask every form (free text inside);
+    a list of ticket ids, categories and deadlines has none and must stay readable."""
+    def md_line(x: str) -> str:
+        return f"  - {x.strip()}" if x.startswith("  ") else f"- {x}"
+
+    md = (f"### {subject}\n" + "\n".join(md_line(x) for x in lines) + (f"\n\n{tail}" if tail else "")
+          + (f"\n\n[{link_text}]({link})" if link else ""))
+    text = (f"{subject}\n" + "\n".join(x if x.startswith("  ") else f"  {x}" for x in lines) + "\n"
+            + (f"{tail}\n" if tail else "") + (f"{link_text}: {link}\n" if link else ""))
+    body = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x.strip())}</li>" for x in lines)
+            + "</ul>" + (f"<p>{escape(tail)}</p>" if tail else "")
+            + (f'<p><a href="{escape(link)}">{escape(link_text)}</a></p>' if link else ""))
+    parts = (subject, md, text, body)
+    subject, md, text, body = (mask_outgoing(p) for p in parts) if mask else parts
+    return Message(subject, md, text, body, [])
+
+
 def channel_payload(channel_type: str, msg: Message, meta: Mapping[str, Any]) -> dict[str, Any]:
     """The request body each channel sends (before any signature is added at send time)."""
     if channel_type == "dingtalk":

@@ -491,7 +491,8 @@ def _ranking_in_memory(engine, month: pd.Period, tz: str) -> pd.DataFrame:
     aggregated there, as a first version would."""
     from sqlalchemy import or_, select
 
-    from sla.race import KEYS, month_bounds_utc
+    from sla.job import month_bounds_utc
+    from sla.race import KEYS
     from sla.repeats import COLS, find_repeats
 
     lo, hi = month_bounds_utc(month, tz)

@@ -215,10 +215,17 @@ def hotline_daily():
         from sla.lights import SlaConfig
         from warehouse.db import connect
 
+        from proposals.panel import last_day
+
         s = load_settings()
         day = _day(get_current_context())
-        res = lights_day(connect(s.db_url), day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province,
-                         outbox=(AlertsConfig.load(s.config_dir), s.var_dir))
+        engine = connect(s.db_url)
+        # the districts' lists go out for the latest day only: a backfill of an older day records
+        # its light changes but sends no stale list
+        latest = last_day(engine, s.province)
+        outbox = (AlertsConfig.load(s.config_dir), s.var_dir) if latest is None or day >= latest else None
+        res = lights_day(engine, day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province,
+                         outbox=outbox)
         lists = res.get("lists") or {}
         print(f"lights: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets at the end of {day}; "
               f"{len(res['escalations'])} escalation(s); {res['events_recorded']} light change(s) recorded; "

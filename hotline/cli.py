@@ -1000,7 +1000,8 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
         except ProposalError as exc:
             _fail(str(exc))
     else:
-        m = pd.Period(_day_or_last(engine, s, None), freq="M") - 1
+        last = pd.Timestamp(_day_or_last(engine, s, None))
+        m = last.to_period("M") - (0 if last.is_month_end else 1)  # the last full month
     ref = load_reference(s.config_dir)
     if city and city not in {c.code for c in ref.regions.province(s.province).cities}:
         _fail(f"--city {city}: not a city of province {s.province}")

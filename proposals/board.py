@@ -166,7 +166,7 @@ def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: d
     rank in its tier and its districts), with the report copied into the site."""
     from sla.race import as_json, latest_month, load_stored
 
-    month = latest_month(engine, before)
+    month = latest_month(engine, province_code, before)
     stored = load_stored(engine, month, ref, province_code) if month else None
     if not stored:
         return '<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，或运行 hotline ranking --month YYYY-MM。</p>'

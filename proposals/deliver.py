@@ -10,14 +10,12 @@ from typing import Any
 
 import pandas as pd
 
-from markupsafe import escape
 from sqlalchemy import Engine
 
 from alerts.channels import Secrets
 from alerts.config import AlertsConfig
 from alerts.notify import queue_reports, report_link
-from alerts.render import Message
-from hotline.pii import mask_outgoing
+from alerts.render import Message, report_message
 from hotline.reference import Reference
 from proposals.report import evidence_lines, label
 
@@ -44,11 +42,7 @@ def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: s
         subject = f"[Issue of the month] {receiver_name}: {issue} ({month} data, for {month + 1})"
         tail = f"Watch list: {', '.join(watch) or 'none'}"
         more = "Full proposal"
-    md = f"### {subject}\n" + "\n".join(f"- {x}" for x in why) + f"\n\n{tail}" + (f"\n\n[{more}]({link})" if link else "")
-    text = f"{subject}\n" + "\n".join(f"  {x}" for x in why) + f"\n{tail}\n" + (f"{more}: {link}\n" if link else "")
-    html = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x)}</li>" for x in why)
-            + f"</ul><p>{escape(tail)}</p>" + (f'<p><a href="{escape(link)}">{escape(more)}</a></p>' if link else ""))
-    return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(html), [])
+    return report_message(subject, why, tail, link, more)
 
 
 def deliver_proposals(engine: Engine, stored: Sequence[Mapping[str, Any]], cfg: AlertsConfig, ref: Reference,

@@ -25,6 +25,11 @@ def day_bounds(day: dt.date, tz: str) -> tuple[dt.datetime, dt.datetime]:
     return start, start + dt.timedelta(days=1)
 
 
+def month_bounds_utc(month: pd.Period, tz: str) -> tuple[dt.datetime, dt.datetime]:
+    """The month's first instant and the next month's, local midnight in ``tz``, as UTC."""
+    return day_bounds(month.start_time.date(), tz)[0], day_bounds((month + 1).start_time.date(), tz)[0]
+
+
 def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_code: str,
               city: str | None = None) -> pd.DataFrame:
     """Tickets received by ``end`` and not closed before ``start`` (open at some point of the day)."""
@@ -60,8 +65,8 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
             from sla.notice import light_items
 
             alerts_cfg, var_dir = outbox
-            sent = queue_reports(engine, light_items(cur, day, ref, cfg, tz, end), alerts_cfg, ref, Path(var_dir))
-            summary["lists"] = {"offices": int(cur["district_code"].fillna(cur["city_code"]).nunique()), **sent}
+            items = light_items(cur, day, ref, cfg, tz, end)
+            summary["lists"] = {"offices": len(items), **queue_reports(engine, items, alerts_cfg, ref, Path(var_dir))}
         finish_run(engine, run_id, "success", {k: summary[k] for k in ("red", "yellow", "events_recorded")})
         return summary
     except Exception as exc:

@@ -7,15 +7,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from markupsafe import escape
-
-from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 from sla.lights import SlaConfig
 from sla.race import as_json, load_stored, run_ranking
 from sla.ranking import load_ranking_config
-from sla.report import LANGS, T, brief_lines, write
-from sla.trends import hotspots
+from sla.report import LANGS, brief_lines, write
+from sla.trends import TrendConfig, hotspots
 
 
 def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, province_code: str,
@@ -30,7 +27,7 @@ def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, p
     out = None if rerank else load_stored(engine, month, ref, province_code, levels)
     if out is None:
         out = run_ranking(engine, month, ref, sla, rcfg, province_code, levels)
-    trends = hotspots(engine, month, province_code, ref)
+    trends = hotspots(engine, month, province_code, ref, TrendConfig.load(config_dir))
     docs = {lang: as_json(out, ref, lang) for lang in LANGS}
     proposal = stored(engine, month, province_code)
     briefs = {lang: brief_lines(docs[lang], trends, ref, lang, proposal) for lang in LANGS}
@@ -44,22 +41,16 @@ def deliver_brief(engine, res: dict[str, Any], ref: Reference, alerts_cfg, var_d
                   now: dt.datetime | None = None) -> dict[str, Any]:
     """The province's brief (with a link to the report) to ``province:<code>``, once per month."""
     from alerts.notify import queue_reports, report_link
-    from alerts.render import Message
+    from alerts.render import Message, report_message
 
     month, prov = res["month"], res["province"]
 
     def build(lang: str, rname: str) -> Message:
         lines = res["brief"] if lang == "zh" else res["brief_en"]
-        name = Path(res["reports"][lang]).name
-        link = report_link(alerts_cfg, var_dir, f"ranking/{month}/{name}")
+        link = report_link(alerts_cfg, var_dir, f"ranking/{month}/{Path(res['reports'][lang]).name}")
         subject = (f"【赛马排名与月度简报】{rname}：{month}" if lang == "zh" else
                    f"[Horse race and monthly brief] {rname}: {month}")
-        more = T[lang]["cities"] if lang == "zh" else "Full report"
-        md = f"### {subject}\n" + "\n".join(f"- {x}" for x in lines) + f"\n\n[{more}]({link})"
-        text = f"{subject}\n" + "\n".join(f"  {x}" for x in lines) + f"\n{more}: {link}\n"
-        body = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x)}</li>" for x in lines)
-                + f'</ul><p><a href="{escape(link)}">{escape(more)}</a></p>')
-        return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(body), [])
+        return report_message(subject, lines, link=link, link_text="完整排名与趋势" if lang == "zh" else "Full report")
 
     import pandas as pd
 

@@ -8,7 +8,6 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from markupsafe import escape
 
 from hotline.reference import Reference
 from sla.lights import SlaConfig
@@ -46,8 +45,7 @@ def light_items(cur: pd.DataFrame, day: dt.date, ref: Reference, cfg: SlaConfig,
                 end: dt.datetime) -> list[dict[str, Any]]:
     """One outbox item per office with yellow or red tickets at the day's end (``cur``: the
     tickets with ``light`` yellow/red, their ``level``, deadline, department and category)."""
-    from alerts.render import Message
-    from hotline.pii import mask_outgoing
+    from alerts.render import Message, report_message
 
     items = []
     office = cur["district_code"].where(cur["district_code"].notna(), None)
@@ -59,12 +57,9 @@ def light_items(cur: pd.DataFrame, day: dt.date, ref: Reference, cfg: SlaConfig,
             red, yellow = int((g["light"] == "red").sum()), int((g["light"] == "yellow").sum())
             subject = (f"【红黄灯日报】{rname}：红灯 {red} 件，黄灯 {yellow} 件（{day}）" if lang == "zh" else
                        f"[Overdue lights] {rname}: {red} red, {yellow} yellow ({day})")
-            lines = _lines(g, ref, cfg, lang, end_ts, tz)
-            md = f"### {subject}\n" + "\n".join(f"- {x.strip()}" if not x.startswith("  ") else f"  - {x.strip()}"
-                                                 for x in lines)
-            text = f"{subject}\n" + "\n".join(lines) + "\n"
-            html = f"<h2>{escape(subject)}</h2><pre>" + escape("\n".join(lines)) + "</pre>"
-            return Message(mask_outgoing(subject), mask_outgoing(md), mask_outgoing(text), mask_outgoing(html), [])
+            # ids, category names, hours and deadlines only: nothing to mask, and masking would
+            # take a 17-digit ticket id for a bank card number
+            return report_message(subject, _lines(g, ref, cfg, lang, end_ts, tz), mask=False)
 
         items.append({"receiver": receiver, "ds": day, "group": f"lights:{day}", "keys": [f"lights:{day}"],
                       "labels": {"lights": str(day)}, "build": build})

@@ -5,7 +5,6 @@ compare with last month's ranks."""
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from typing import Any
 
 import pandas as pd
@@ -15,6 +14,8 @@ from hotline.reference import Reference
 from sla.lights import SlaConfig
 from sla.ranking import AGG_COLUMNS, METRICS, RankingConfig, benchmark, rank_units
 from sla.repeats import month_rates, read_rates
+from sla.job import month_bounds_utc
+from warehouse.db import seconds_between
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import rankings, tickets
 
@@ -22,18 +23,6 @@ KEYS = ["city_code", "district_code", "category_l2"]
 SATISFIED = ("satisfied", "basically_satisfied")
 
 
-def month_bounds_utc(month: pd.Period, tz: str) -> tuple[dt.datetime, dt.datetime]:
-    z = zoneinfo.ZoneInfo(tz)
-    lo = dt.datetime.combine(month.start_time.date(), dt.time(), z)
-    hi = dt.datetime.combine((month + 1).start_time.date(), dt.time(), z)
-    return lo.astimezone(dt.timezone.utc), hi.astimezone(dt.timezone.utc)
-
-
-def _hours(engine: Engine):
-    t = tickets.c
-    if engine.dialect.name == "sqlite":
-        return (func.julianday(t.closed_at) - func.julianday(t.received_at)) * 24.0
-    return func.extract("epoch", t.closed_at - t.received_at) / 3600.0
 
 
 def read_aggregates(engine: Engine, month: pd.Period, province_code: str, tz: str) -> pd.DataFrame:
@@ -43,7 +32,7 @@ def read_aggregates(engine: Engine, month: pd.Period, province_code: str, tz: st
     ``repeat_rates``, which :func:`sla.repeats.month_rates` fills)."""
     lo, hi = month_bounds_utc(month, tz)
     t = tickets.c
-    hours = _hours(engine)
+    hours = seconds_between(engine, t.closed_at, t.received_at) / 3600.0
     one = lambda cond: func.sum(case((cond, 1), else_=0))  # noqa: E731
     closed = (select(t.city_code, t.district_code, t.category_l2,
                      func.count().label("handling_hours_n"), func.sum(hours).label("handling_hours_x"),
@@ -63,7 +52,7 @@ def read_aggregates(engine: Engine, month: pd.Period, province_code: str, tz: st
     with engine.connect() as conn:
         a = pd.DataFrame(conn.execute(closed).mappings().all())
         b = pd.DataFrame(conn.execute(due).mappings().all())
-    rr = read_rates(engine, month)
+    rr = read_rates(engine, month, province_code=province_code)
     frames = []
     for df in (a, b):
         if not df.empty:
@@ -120,24 +109,26 @@ def run_ranking(engine: Engine, month: pd.Period, ref: Reference, sla: SlaConfig
     start_run(engine, run_id, "ranking", month.end_time.date(), {"month": str(month), "levels": list(levels)})
     try:
         out: dict[str, Any] = {"month": str(month), "province": province_code, "levels": {}}
-        months = {}
-        for m in (month - 1, month):
+
+        def figures(m: pd.Period) -> pd.DataFrame:
             if repeats:
                 month_rates(engine, m, province_code, sla, tz)
-            months[m] = read_aggregates(engine, m, province_code, tz)
-        agg = months[month]
+            return read_aggregates(engine, m, province_code, tz)
+
+        agg = figures(month)
+        before: pd.DataFrame | None = None  # last month's figures, read only when its ranking is not stored
         for level in levels:
             scopes = _scopes(ref, province_code, level)
             prev = stored_ranks(engine, month - 1, level, scopes)
             if len(prev):
-                previous = {r.unit_code: int(r.rank) for r in prev.itertuples() if pd.notna(r.rank)}
+                previous = {r.unit_code: (r.group_key, int(r.rank)) for r in prev.itertuples() if pd.notna(r.rank)}
                 source = "stored"
-            elif len(months[month - 1]):
-                pr = rank_month(months[month - 1], ref, province_code, level, cfg)
-                previous = {r.unit: int(r.rank) for r in pr.itertuples() if pd.notna(r.rank)}
-                source = "computed"
             else:
-                previous, source = {}, "none"
+                before = figures(month - 1) if before is None else before
+                pr = rank_month(before, ref, province_code, level, cfg) if len(before) else None
+                previous = ({r.unit: (r.group, int(r.rank)) for r in pr.itertuples() if pd.notna(r.rank)}
+                            if pr is not None else {})
+                source = "computed" if previous else "none"
             res = rank_month(agg, ref, province_code, level, cfg, previous)
             _store(engine, res, month, level, province_code, run_id, source)
             out["levels"][level] = {"result": res, "previous": source}
@@ -206,11 +197,12 @@ def load_stored(engine: Engine, month: pd.Period, ref: Reference, province_code:
     return out
 
 
-def latest_month(engine: Engine, before: dt.date) -> pd.Period | None:
-    """The last month ranked before ``before``."""
+def latest_month(engine: Engine, province_code: str, before: dt.date) -> pd.Period | None:
+    """The last month the province's cities were ranked before ``before``."""
     k = rankings.c
     with engine.connect() as conn:
-        m = conn.execute(select(func.max(k.month)).where(k.month < before)).scalar()
+        m = conn.execute(select(func.max(k.month)).where(k.month < before, k.level == "city",
+                                                         k.scope == province_code)).scalar()
     return None if m is None else pd.Timestamp(m).to_period("M")
 
 

@@ -8,6 +8,10 @@ Fair, in three steps (the method of hospital league tables and funnel plots):
    own mix of categories; its *adjusted* value is the province's overall value plus (observed -
    expected). A city with many hard categories (complaints with 13-day deadlines, low
    satisfaction) is measured against what those categories achieve elsewhere, not punished for them.
+   The adjustment is exact when a unit is better or worse than the province by the same amount in
+   every category; when its edge differs by category, the mix weights that edge (as indirect
+   standardisation always does), so two units with identical per-category figures but different
+   mixes can still differ a little.
 2. **Scale**: each metric's score is the gap (observed - expected) over the gaps' spread across
    all ranked units of the level (sign so that higher is better), clipped to +/-3; the composite is
    the weighted mean of the scores as a T-score (50 = the province's level for the unit's mix, 10 =
@@ -51,6 +55,7 @@ class RankingConfig:
         "on_time": 0.2, "handling_hours": 0.1, "overdue": 0.15, "repeat": 0.15, "satisfaction": 0.2,
         "resolution": 0.2})
     min_closed: int = 30            # fewer closed tickets in the month: listed, not ranked
+    min_metric_n: int = 20          # fewer tickets behind one metric (rated, due...): that metric unscored
     significance_z: float = 2.58    # funnel limit for "significantly worse than its mix predicts"
     bottom: int = 1                 # flagged per group (groups of two or more ranked units)
 
@@ -66,9 +71,10 @@ class RankingConfig:
         if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
             raise ValueError(f"{where}: ranking.weights must be >= 0 with a positive sum")
         cfg = cls({k: float(v) for k, v in weights.items()}, int(doc.get("min_closed", base.min_closed)),
+                  int(doc.get("min_metric_n", base.min_metric_n)),
                   float(doc.get("significance_z", base.significance_z)), int(doc.get("bottom", base.bottom)))
-        if cfg.min_closed < 1 or cfg.bottom < 0 or cfg.significance_z <= 0:
-            raise ValueError(f"{where}: ranking: min_closed >= 1, bottom >= 0 and significance_z > 0")
+        if cfg.min_closed < 1 or cfg.min_metric_n < 1 or cfg.bottom < 0 or cfg.significance_z <= 0:
+            raise ValueError(f"{where}: ranking: min_closed and min_metric_n >= 1, bottom >= 0, significance_z > 0")
         return cfg
 
 
@@ -93,15 +99,18 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
                bench: pd.DataFrame | None = None, previous: Mapping[str, int] | None = None) -> pd.DataFrame:
     """Rank the units of ``agg`` (rows: unit x category_l2 with :data:`AGG_COLUMNS`) within
     ``groups`` (unit -> group key). ``bench`` (from :func:`benchmark`) defaults to ``agg``'s own;
-    ``previous`` maps unit -> last month's rank. One row per unit, best first within each group."""
+    ``previous`` maps unit -> (last month's group, rank): the rank counts only in the same group.
+    Units outside ``groups`` (a region no longer configured) are left out. One row per unit, best
+    first within each group."""
     bench = benchmark(agg) if bench is None else bench
     overall = bench.attrs["overall"]
-    units = sorted(set(agg[unit_col]) | set(groups))
+    agg = agg[agg[unit_col].isin(set(groups))]
+    units = sorted(groups)
     per = agg.groupby(unit_col)[AGG_COLUMNS].sum().reindex(units, fill_value=0)
     b = bench.reindex(agg["category_l2"].unique())
     rows = agg.join(b, on="category_l2")
     res = pd.DataFrame(index=pd.Index(units, name="unit"))
-    res["group"] = [groups.get(u, "") for u in units]
+    res["group"] = [groups[u] for u in units]
     res["closed"] = per["handling_hours_n"].astype(int)
     res["rankable"] = res["closed"] >= cfg.min_closed
     detail: dict[str, pd.DataFrame] = {}
@@ -119,7 +128,9 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
             adj = adj.clip(0, 1)
         sign = 1.0 if higher else -1.0
         z = (sign * (o - e) / np.sqrt(v.where(v > 0))).where(has)
-        gap = (obs - exp).where(res["rankable"] & has)
+        # a metric with too few tickets behind it (a handful rated, a few due) gets no score: its
+        # noisy gap would also widen the spread that scales everyone else's
+        gap = (obs - exp).where(res["rankable"] & has & (nn >= cfg.min_metric_n))
         spread = float(gap.std(ddof=0)) if gap.notna().sum() >= 2 else 0.0
         score = (sign * gap / spread).clip(-3, 3) if spread > 1e-12 else gap * 0.0
         detail[m] = pd.DataFrame({"n": nn.astype(int), "observed": obs, "expected": exp, "adjusted": adj,
@@ -137,10 +148,12 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
         sc = detail[m]["score"].where(res["rankable"]).round(6)
         detail[m]["rank"] = sc.groupby(res["group"]).rank(ascending=False, method="min")
     prev = previous or {}
-    res["rank_prev"] = [prev.get(u) for u in units]
-    worst = res[res["rankable"] & (res["group_size"] >= 2)].groupby("group")["rank"].transform(
-        lambda r: r >= r.max() - cfg.bottom + 1 if cfg.bottom else r < 0)
-    res["flagged"] = worst.reindex(res.index).fillna(False).astype(bool)
+    res["rank_prev"] = [prev[u][1] if u in prev and prev[u][0] == res.at[u, "group"] else None for u in units]
+    # the bottom ``bottom`` of each group, ties included; a group tied throughout has no bottom
+    ranked = res[res["rankable"]]
+    worst_rank = ranked.groupby("group")["composite"].transform(lambda c: c.round(2).rank(ascending=False, method="max"))
+    res["flagged"] = ((worst_rank > ranked["group_size"] - cfg.bottom) & (ranked["rank"] > 1)).reindex(
+        res.index).fillna(False).astype(bool)
     res["significantly_worse"] = [[m for m in METRICS if detail[m].at[u, "z"] < -cfg.significance_z
                                    and res.at[u, "rankable"]] for u in units]
     res["metrics"] = [{m: {k: _clean(detail[m].at[u, k]) for k in detail[m].columns} for m in METRICS}

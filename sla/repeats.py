@@ -11,7 +11,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, case, delete, func, select
 
+from sla.job import month_bounds_utc
 from sla.lights import SlaConfig
+from warehouse.db import seconds_between
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import repeat_rates, tickets
 
@@ -34,21 +36,13 @@ def find_repeats(df: pd.DataFrame, window_days: int) -> pd.Series:
     return out.reindex(df.index)
 
 
-def _ms_between(engine: Engine, later, earlier):
-    """Milliseconds from ``earlier`` to ``later``, exact (SQLite's julianday rounded to the ms)."""
-    if engine.dialect.name == "sqlite":
-        return func.round((func.julianday(later) - func.julianday(earlier)) * 86_400_000)
-    return func.round(func.extract("epoch", later - earlier) * 1000)
-
-
 def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaConfig,
                 tz: str = "Asia/Shanghai") -> dict[str, Any]:
     """Find the month's repeats (looking back ``repeat_window_days`` before it) and store the rates.
     The database does the work (a window function over caller, category and place, then counts per
     place and category), so a month of a large province never comes into memory; the rule is the
     one :func:`find_repeats` states (tests hold the two equal)."""
-    lo = month.start_time.tz_localize(tz).tz_convert("UTC").to_pydatetime()
-    hi = (month + 1).start_time.tz_localize(tz).tz_convert("UTC").to_pydatetime()
+    lo, hi = month_bounds_utc(month, tz)
     back = lo - dt.timedelta(days=cfg.repeat_window_days)
     t = tickets.c
     place = func.coalesce(t.district_code, t.city_code)
@@ -61,7 +55,7 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
              .subquery())
     i = inner.c
     rep = case((and_(i.caller_key.is_not(None), i.prev_at.is_not(None),
-                     _ms_between(engine, i.received_at, i.prev_at) <= cfg.repeat_window_days * 86_400_000), 1), else_=0)
+                     func.round(seconds_between(engine, i.received_at, i.prev_at) * 1000) <= cfg.repeat_window_days * 86_400_000), 1), else_=0)
     q = (select(i.city_code, i.district_code, i.category_l2, func.count().label("n"),
                 func.sum(case((i.caller_key.is_not(None), 1), else_=0)).label("c"), func.sum(rep).label("r"))
          .where(i.received_at >= lo).group_by(i.city_code, i.district_code, i.category_l2))
@@ -71,8 +65,9 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
         with engine.connect() as conn:
             df = pd.DataFrame(conn.execute(q).all(), columns=["city_code", "district_code", "category_l2", "n", "c", "r"])
         rows = _rates(df, month, run_id)
-        with engine.begin() as conn:
-            conn.execute(delete(repeat_rates).where(repeat_rates.c.month == month.start_time.date()))
+        with engine.begin() as conn:  # this province's rows of the month (its cities share its prefix)
+            conn.execute(delete(repeat_rates).where(repeat_rates.c.month == month.start_time.date(),
+                                                    repeat_rates.c.city_code.like(f"{province_code[:2]}%")))
             if rows:
                 conn.execute(repeat_rates.insert(), rows)
         n, r = int(df["n"].sum()), int(df["r"].sum())
@@ -104,11 +99,15 @@ def _rates(df: pd.DataFrame, month: pd.Period, run_id: str) -> list[dict[str, An
     return rows
 
 
-def read_rates(engine: Engine, month: pd.Period, city: str | None = None) -> pd.DataFrame:
+def read_rates(engine: Engine, month: pd.Period, city: str | None = None,
+               province_code: str | None = None) -> pd.DataFrame:
+    """The month's stored rates, of one city or of one province's cities."""
     r = repeat_rates.c
     q = select(repeat_rates).where(r.month == month.start_time.date())
     if city:
         q = q.where(r.city_code == city)
+    if province_code:
+        q = q.where(r.city_code.like(f"{province_code[:2]}%"))
     with engine.connect() as conn:
         df = pd.DataFrame(conn.execute(q).mappings().all())
     if not df.empty:

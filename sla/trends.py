@@ -25,6 +25,22 @@ class TrendConfig:
     z: float = 3.0
     cross_city_min: int = 3
 
+    @classmethod
+    def load(cls, config_dir: Any) -> "TrendConfig":
+        """The ``trends:`` section of config/sla.yaml."""
+        from pathlib import Path
+
+        import yaml
+
+        path = Path(config_dir) / "sla.yaml"
+        doc = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("trends") or {}
+        unknown = sorted(set(doc) - {"min_count", "ratio", "z", "cross_city_min"})
+        if unknown:
+            raise ValueError(f"{path}: trends: unknown key(s) {', '.join(unknown)}")
+        base = cls()
+        return cls(int(doc.get("min_count", base.min_count)), float(doc.get("ratio", base.ratio)),
+                   float(doc.get("z", base.z)), int(doc.get("cross_city_min", base.cross_city_min)))
+
 
 def _rising(cur: pd.Series, prev: pd.Series, days_cur: int, days_prev: int, cfg: TrendConfig) -> pd.Series:
     exp = prev * days_cur / days_prev
@@ -41,7 +57,9 @@ def hotspots(engine: Engine, month: pd.Period, province_code: str, ref: Referenc
     days = lambda m: m.days_in_month  # noqa: E731
 
     def rising(m: pd.Period) -> pd.Series:
-        return _rising(col(m), col(m - 1), days(m), days(m - 1), cfg) & (col(m - 1) > 0)
+        if col(m - 1).sum() <= 0:  # the warehouse has no counts that month: nothing to compare with
+            return pd.Series(False, index=wide.index)
+        return _rising(col(m), col(m - 1), days(m), days(m - 1), cfg)  # from nothing counts: a hotspot moving in
 
     now, before = rising(month), rising(month - 1)
     have_last_year = (month - 13) in wide.columns and col(month - 13).sum() > 0

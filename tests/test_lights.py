@@ -108,8 +108,9 @@ def test_each_district_gets_its_list_of_yellow_and_red_tickets_by_department_onc
     from warehouse.schema import notifications, tickets
 
     t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
-    rows = [_ticket("A", t0, t0 + dt.timedelta(days=5)),  # red, escalated to the city on 7 Mar
-            _ticket("B", t0, t0 + dt.timedelta(days=6), department="宝安区水务局"),  # yellow
+    a, b = "44202603020000101", "44202603020000102"  # ids as the generator writes them: 17 digits
+    rows = [_ticket(a, t0, t0 + dt.timedelta(days=5)),  # red, escalated to the city on 7 Mar
+            _ticket(b, t0, t0 + dt.timedelta(days=6), department="宝安区水务局"),  # yellow
             _ticket("C", t0, t0 + dt.timedelta(days=5), closed=t0 + dt.timedelta(days=4)),  # closed: not listed
             _ticket("D", t0, t0 + dt.timedelta(days=20), district="440307"),  # green: 龙岗区 gets nothing
             _ticket("E", t0, t0 + dt.timedelta(days=5), district=None)]  # no district: the city's desk
@@ -126,7 +127,8 @@ def test_each_district_gets_its_list_of_yellow_and_red_tickets_by_department_onc
     body = sent["district:440306"].body
     assert "红灯 1 件，黄灯 1 件" in sent["district:440306"].subject
     assert "宝安区住房和建设局：红 1 黄 0" in body and "宝安区水务局：红 0 黄 1" in body
-    assert "红 A 物业服务 超期 15 小时，已升级至市级" in body and "黄 B 物业服务 时限 03-08 09:00" in body
+    # the ids arrive whole (PII masking would take 17 digits for a bank card and hide them)
+    assert f"红 {a} 物业服务 超期 15 小时，已升级至市级" in body and f"黄 {b} 物业服务 时限 03-08 09:00" in body
     assert "王小明" not in body and "13812345678" not in body
     assert " C " not in body and " D " not in body  # closed and green tickets are not listed
     written = (tmp_path / "notices" / "2026-03-07.md").read_text(encoding="utf-8")

@@ -77,12 +77,38 @@ def test_ranks_are_within_the_tier_and_small_or_lonely_units_are_not_flagged():
     plan["445100"] = [(EASY, "same", 2)]                      # 20 closed tickets: listed, not ranked
     tiers = {**TIERS, "440100": "super_large", "445100": "small"}
     res = rank_units(_agg(plan), "unit", tiers, RankingConfig(min_closed=30),
-                     previous={"440600": 2, "440500": 3}).set_index("unit")
+                     previous={"440600": ("large", 2), "440500": ("large", 3)}).set_index("unit")
     assert res.loc["440100", "rank"] == 1 and not res.loc["440100", "flagged"]
     assert pd.isna(res.loc["445100", "rank"]) and not res.loc["445100", "flagged"]
     assert res.loc["445100", "closed"] == 20 and pd.isna(res.loc["445100", "composite"])
     assert res.loc["440600", "rank_prev"] == 2 and pd.isna(res.loc["441300", "rank_prev"])
     assert res.loc["440500", "flagged"]
+
+
+def test_ties_share_a_rank_and_the_bottom_is_flagged_ties_included_a_level_group_has_no_bottom():
+    same = {"440600": [(HARD, "same", 5), (EASY, "same", 5)], "441300": [(HARD, "same", 5), (EASY, "same", 5)]}
+    res = rank_units(_agg(same), "unit", {"440600": "large", "441300": "large"}, RankingConfig()).set_index("unit")
+    assert list(res["rank"]) == [1, 1] and not res["flagged"].any()  # all tied: no bottom
+    five = {u: [(HARD, "same", 5), (EASY, "same", 5)] for u in ("440600", "441300", "440500")}
+    five.update({u: [(HARD, "worse", 5), (EASY, "worse", 5)] for u in ("440700", "441200")})
+    tiers = {u: "large" for u in five}
+    res = rank_units(_agg(five), "unit", tiers, RankingConfig()).set_index("unit")
+    assert sorted(res["rank"]) == [1, 1, 1, 4, 4]
+    assert set(res.index[res["flagged"]]) == {"440700", "441200"}  # tied at the bottom: both followed up
+
+
+def test_last_months_rank_counts_only_in_the_same_group():
+    prev = {"440600": ("super_large", 1), "441300": ("large", 2)}  # 佛山 was in another tier last month
+    res = rank_units(_agg(), "unit", TIERS, RankingConfig(), previous=prev).set_index("unit")
+    assert pd.isna(res.loc["440600", "rank_prev"]) and res.loc["441300", "rank_prev"] == 2
+
+
+def test_a_metric_with_too_few_tickets_behind_it_is_not_scored():
+    agg = _agg()
+    agg.loc[agg["unit"] == "440500", ["satisfaction_n", "satisfaction_x"]] = [[3, 0], [2, 0]]  # 5 rated, all unhappy
+    res = rank_units(agg, "unit", TIERS, RankingConfig(min_metric_n=20)).set_index("unit")
+    assert res.loc["440500", "metrics"]["satisfaction"]["score"] is None
+    assert res.loc["440600", "metrics"]["satisfaction"]["score"] is not None
 
 
 def test_weights_decide_the_composite_and_bad_config_names_the_file(tmp_path):
@@ -152,6 +178,25 @@ def test_the_stage_ranks_the_warehouse_month_fairly_and_a_rerun_gives_the_same_r
     assert stored() == first  # rerun: the same ranking, rows replaced, not added
 
 
+def test_districts_are_ranked_within_their_city_fairly_for_their_mix(engine, ref):
+    from sla.lights import SlaConfig
+    from sla.race import run_ranking
+    from warehouse.schema import tickets
+
+    foshan = [d.code for d in ref.regions.province("440000").city("440600").districts[:3]]
+    rows = []
+    for district, blocks in zip(foshan, PLAN.values()):  # hard mix, easy mix (same handling), worse
+        rows += [dict(r, ticket_id=f"{district}-{r['ticket_id']}", district_code=district)
+                 for r in _tickets({"440600": blocks})]
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), rows)
+    out = run_ranking(engine, OCT, ref, SlaConfig(), RankingConfig(), "440000", levels=("district",))
+    res = out["levels"]["district"]["result"].set_index("unit")
+    assert res.loc[foshan[0], "rank"] == res.loc[foshan[1], "rank"] == 1 and res.loc[foshan[2], "rank"] == 3
+    assert res.loc[foshan[2], "flagged"] and (res.loc[foshan, "group"] == "440600").all()
+    assert res.loc[foshan[0], "group_size"] == 3
+
+
 def test_last_months_stored_ranks_give_the_movement(engine, ref):
     from sla.race import run_ranking
     from sla.lights import SlaConfig
@@ -171,6 +216,9 @@ def test_last_months_stored_ranks_give_the_movement(engine, ref):
     res = out["levels"]["city"]["result"].set_index("unit")
     assert res.loc["440600", "rank_prev"] == 3 and res.loc["440600", "rank"] == 1  # up two places
     assert res.loc["440500", "rank_prev"] == 1 and res.loc["440500", "rank"] == 3
+    again = run_ranking(engine, OCT, ref, SlaConfig(), RankingConfig(), "440000", levels=("city",))
+    cols = ["unit", "rank", "rank_prev", "composite", "flagged"]
+    pd.testing.assert_frame_equal(again["levels"]["city"]["result"][cols], out["levels"]["city"]["result"][cols])
 
 
 def test_hotspots_find_rising_categories_their_new_cities_and_cross_city_issues(engine, ref):
@@ -192,8 +240,9 @@ def test_hotspots_find_rising_categories_their_new_cities_and_cross_city_issues(
         month(city, heat, OCT - 2, 10)
         month(city, heat, OCT - 1, 10 if city != "440600" else 25)   # September: rising in 佛山 only
         month(city, heat, OCT, {"440700": 10, "440600": 40}.get(city, 30))  # October: 佛山 still, 惠州, 汕头
-        month(city, "housing.property_service", OCT - 1, 20)
-        month(city, "housing.property_service", OCT, 20)             # flat everywhere
+        for m in (OCT - 2, OCT - 1, OCT):
+            month(city, "housing.property_service", m, 20)             # flat everywhere
+    month("441300", "public_services.parcel_delivery", OCT, 5)      # none before in 惠州: moved in
     with engine.begin() as conn:
         conn.execute(insert(daily_counts), rows)
     res = hotspots(engine, OCT, "440000", ref, TrendConfig(cross_city_min=3))
@@ -203,6 +252,8 @@ def test_hotspots_find_rising_categories_their_new_cities_and_cross_city_issues(
     assert top["rising_last_month"] == ["440600"] and top["cooled"] == []
     assert top["cross_city"] and [c["category"] for c in res["cross_city"]] == [heat]
     assert all(c["category"] != "housing.property_service" for c in res["categories"])
+    parcel = next(c for c in res["categories"] if c["category"] == "public_services.parcel_delivery")
+    assert parcel["rising"] == parcel["new"] == ["441300"] and parcel["tickets_prev"] == 0
     # the province's October (40 + 30 + 30 + 10 a day) against September's (25 + 3 x 10), per day
     assert top["change"] == pytest.approx((40 + 30 + 30 + 10) / (25 + 3 * 10) - 1, abs=1e-4)
 

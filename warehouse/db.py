@@ -42,3 +42,13 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def seconds_between(engine: Engine, later, earlier):
+    """A SQL expression: seconds from ``earlier`` to ``later`` (two timestamp columns), on SQLite
+    (julianday, good to the millisecond) and PostgreSQL (epoch of the interval)."""
+    from sqlalchemy import func
+
+    if engine.dialect.name == "sqlite":
+        return (func.julianday(later) - func.julianday(earlier)) * 86_400.0
+    return func.extract("epoch", later - earlier)
