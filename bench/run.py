@@ -486,6 +486,58 @@ def bench_lights() -> None:
            "baseline: per ticket in Python, 50,000 timed and scaled")
 
 
+def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
+    """The lights stage end to end on PostgreSQL: a million open tickets in the warehouse (loaded
+    with COPY, not timed), the day's changes found and recorded and the lights counted
+    (``sla.job.lights_day``); a rerun of the day records nothing new."""
+    import io
+
+    from sla.job import lights_day
+    from sla.lights import SlaConfig
+
+    print(f"lights stage, {n:,} open tickets ({label})")
+    ref = load_reference()
+    engine = connect(url)
+    migrate(engine)
+    rng = np.random.default_rng(4)
+    day = dt.date(2026, 11, 25)
+    end = pd.Timestamp("2026-11-25 16:00", tz="UTC")  # the day's end in Asia/Shanghai
+    rec = end - pd.to_timedelta(rng.uniform(0, 30 * 24, n), unit="h")
+    dl = rec + pd.to_timedelta(rng.choice([2, 24, 72, 120, 312, 360], n), unit="h")
+    districts = [(d.code, c.code) for c in ref.regions.province("440000").cities for d in c.districts]
+    pick = rng.integers(0, len(districts), n)
+    df = pd.DataFrame({"ticket_id": [f"B{i:09d}" for i in range(n)], "source": "bench", "received_at": rec,
+                       "received_date": rec.tz_convert("Asia/Shanghai").date, "channel": "phone",
+                       "province_code": "440000", "city_code": [districts[i][1] for i in pick],
+                       "district_code": [districts[i][0] for i in pick], "category_l1": "housing",
+                       "category_l2": "housing.property_service", "department": "住房和建设局",
+                       "deadline_at": dl, "status": "processing", "is_repeat": False, "updated_at": rec})
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, header=False)
+    buf.seek(0)
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cur:
+            cur.copy_expert(f"COPY tickets ({', '.join(df.columns)}) FROM STDIN WITH (FORMAT csv)", buf)
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE tickets"))
+    cfg = SlaConfig()
+    t = time.perf_counter()
+    res = lights_day(engine, day, ref, cfg, "440000")
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    again = lights_day(engine, day, ref, cfg, "440000")
+    rerun = time.perf_counter() - t
+    assert again["events_recorded"] == 0
+    record(f"lights stage: {n:,} open tickets in the warehouse, the day's changes recorded ({label})", first, "s",
+           None, f"{res['red']:,} red, {res['yellow']:,} yellow, {res['events_recorded']:,} changes recorded; "
+           f"a rerun of the day {rerun:.1f} s, nothing recorded twice")
+    engine.dispose()
+
+
 def _ranking_in_memory(engine, month: pd.Period, tz: str) -> pd.DataFrame:
     """The baseline: the month's tickets read into pandas (closed, due and the repeat window) and
     aggregated there, as a first version would."""
@@ -590,7 +642,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals, lights, ranking_pg")
+                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals, lights, lights_pg, ranking_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
@@ -599,7 +651,7 @@ def main() -> None:
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
                          "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts", "proposals", "lights",
-                         "ranking_pg"]
+                         "lights_pg", "ranking_pg"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
@@ -628,6 +680,8 @@ def main() -> None:
         bench_proposals()
     if "lights" in todo:
         bench_lights()
+    if "lights_pg" in todo:
+        bench_lights_stage(fresh_pg(args.pg, "hotline_bench_lights"), "PostgreSQL")
     if "ranking_pg" in todo:
         bench_ranking(fresh_pg(args.pg, "hotline_bench_rank"), "PostgreSQL", args.history_years, args.ranking_scale)
     out = ROOT / "var" / "bench" / "results.json"

@@ -356,7 +356,7 @@ def test_delivery_goes_through_the_outbox_once(fresh, ref, cfg, tmp_path):
     first = deliver_proposals(eng, stored_month(eng, month), acfg, ref, tmp_path)
     assert first["queued"] == 1 and first["delivered"] == 1
     again = deliver_proposals(eng, stored_month(eng, month), acfg, ref, tmp_path)
-    assert again == {"queued": 0}
+    assert again == {"queued": 0, "offices_without_channel": 0}
     with eng.connect() as conn:
         row = conn.execute(select(notifications)).mappings().one()
     assert row["receiver"] == "city:440300" and row["subject"].startswith("【每月一题建议】深圳市12345热线中心：深圳市·供水")

@@ -68,6 +68,9 @@ tickets = Table(
     Column("ingest_run_id", String(64)),
     Index("ix_tickets_received_date", "received_date"),
     Index("ix_tickets_city_date", "city_code", "received_date"),
+    # the monthly horse race reads the tickets closed, and those due, in one month
+    Index("ix_tickets_closed_at", "closed_at"),
+    Index("ix_tickets_deadline_at", "deadline_at"),
 )
 
 # Write-audit-publish: a daily run's batch waits here until the data-quality gate lets it through

@@ -31,7 +31,12 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('month', 'level', 'scope', 'unit_code')
     )
+    # the month's closed and due tickets, read by the ranking without a scan of the whole history
+    op.create_index('ix_tickets_closed_at', 'tickets', ['closed_at'])
+    op.create_index('ix_tickets_deadline_at', 'tickets', ['deadline_at'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_tickets_deadline_at', 'tickets')
+    op.drop_index('ix_tickets_closed_at', 'tickets')
     op.drop_table('rankings')
