@@ -7,13 +7,16 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from hotline.reference import Reference
 from sla.lights import SlaConfig, lights_at, transitions
+from warehouse.db import epoch_seconds, read_frame
+from warehouse.load import insert_new, ts_strings
 from warehouse.runs import finish_run, new_run_id, start_run
-from warehouse.schema import light_events, tickets
+from warehouse.schema import tickets
 
 COLS = ["ticket_id", "received_at", "deadline_at", "closed_at", "city_code", "district_code", "department",
         "category_l2"]
@@ -34,12 +37,16 @@ def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_cod
               city: str | None = None) -> pd.DataFrame:
     """Tickets received by ``end`` and not closed before ``start`` (open at some point of the day)."""
     t = tickets.c
-    q = select(*[getattr(t, c) for c in COLS]).where(
+    times = ("received_at", "deadline_at", "closed_at")  # read as epoch seconds: no datetime objects
+    q = select(*[epoch_seconds(engine, getattr(t, c)).label(c) if c in times else getattr(t, c) for c in COLS]).where(
         t.province_code == province_code, t.received_at < end, or_(t.closed_at.is_(None), t.closed_at > start))
     if city:
         q = q.where(t.city_code == city)
     with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).all(), columns=COLS)
+        df = read_frame(conn, q, COLS)
+    for c in times:  # to the millisecond (SQLite's julianday carries ~1 ms)
+        df[c] = pd.to_datetime((pd.to_numeric(df[c], errors="coerce") * 1000).round(), unit="ms", utc=True)
+    return df
 
 
 def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
@@ -75,28 +82,21 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
 
 
 def _store(engine: Engine, ev: pd.DataFrame, live: pd.DataFrame, run_id: str, tz: str) -> int:
+    """Record the changes not recorded yet (one row per ticket, event and level); returns how many."""
     if ev.empty:
         return 0
     keys = live.set_index("ticket_id")[["city_code", "district_code", "department", "category_l2"]]
     rows = ev.join(keys, on="ticket_id")
-    rows["ds"] = rows["at"].dt.tz_convert(tz).dt.date
-    rows["run_id"] = run_id
-    rows["at"] = rows["at"].dt.to_pydatetime()
-    le = light_events.c
     with engine.begin() as conn:
-        have = set()
-        ids = rows["ticket_id"].unique().tolist()
-        for i in range(0, len(ids), 500):
-            have |= set(conn.execute(select(le.ticket_id, le.event, le.level).where(
-                le.ticket_id.in_(ids[i:i + 500]))).all())
-        new = [r for r in rows.to_dict("records") if (r["ticket_id"], r["event"], int(r["level"])) not in have]
-        for r in new:
-            r["level"] = int(r["level"])
-            r["district_code"] = r["district_code"] if isinstance(r["district_code"], str) else None
-            r["department"] = r["department"] if isinstance(r["department"], str) else None
-        if new:
-            conn.execute(light_events.insert(), new)
-    return len(new)
+        dialect = conn.dialect.name
+        cols = {"ticket_id": rows["ticket_id"], "event": rows["event"], "level": rows["level"].astype(int),
+                "at": ts_strings(rows["at"], dialect),
+                "ds": rows["at"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d"), "detail": rows["detail"],
+                "city_code": rows["city_code"], "district_code": rows["district_code"],
+                "department": rows["department"], "category_l2": rows["category_l2"], "run_id": run_id}
+        values = [np.asarray(pd.Series(v, index=rows.index).astype(object).where(
+            pd.Series(v, index=rows.index).notna(), None)) for v in cols.values()]
+        return insert_new(conn, "light_events", list(cols), values, escape=("department",))
 
 
 def _summary(cur: pd.DataFrame, ev: pd.DataFrame, live: pd.DataFrame, cfg: SlaConfig, ref: Reference,
@@ -114,9 +114,10 @@ def _summary(cur: pd.DataFrame, ev: pd.DataFrame, live: pd.DataFrame, cfg: SlaCo
                               "yellow": int((g["light"] == "yellow").sum())})
     esc = ev[ev["event"].isin(["red", "escalated"])].join(live.set_index("ticket_id")[["district_code", "city_code"]],
                                                          on="ticket_id")
-    escalations = [{"ticket_id": r.ticket_id, "to": cfg.levels[int(r.level)], "at": r.at.tz_convert(tz).isoformat(),
-                    "region": r.district_code if isinstance(r.district_code, str) else r.city_code}
-                   for r in esc.itertuples()]
+    escalations = pd.DataFrame({
+        "ticket_id": esc["ticket_id"], "to": esc["level"].map(lambda i: cfg.levels[int(i)]),
+        "at": esc["at"].dt.tz_convert(tz).dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)$", r":\1", regex=True),
+        "region": esc["district_code"].fillna(esc["city_code"])}).to_dict("records") if len(esc) else []
     key = lambda d: (-d["red"], -d["yellow"])  # noqa: E731
     return {"red": int((cur["light"] == "red").sum()), "yellow": int((cur["light"] == "yellow").sum()),
             "open": int(live["closed_at"].isna().sum()), "by_level": by_level,

@@ -52,3 +52,27 @@ def seconds_between(engine: Engine, later, earlier):
     if engine.dialect.name == "sqlite":
         return (func.julianday(later) - func.julianday(earlier)) * 86_400.0
     return func.extract("epoch", later - earlier)
+
+
+def read_frame(conn, query, columns: list[str] | None = None):
+    """A query's rows as a DataFrame, built column by column (pandas' own constructor probes each
+    SQLAlchemy Row object and is ~5x slower on a million rows)."""
+    import pandas as pd
+
+    res = conn.execute(query)
+    cols = list(columns or res.keys())
+    rows = res.all()
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame({c: list(v) for c, v in zip(cols, zip(*rows))})
+
+
+def epoch_seconds(engine: Engine, column):
+    """A SQL expression: a timestamp column as float seconds since 1970 (UTC). Reading a million
+    timestamps this way skips a million datetime objects; SQLite's julianday is good to ~1 ms."""
+    from sqlalchemy import Float, cast, func
+
+    if engine.dialect.name == "sqlite":
+        return (func.julianday(column) - 2440587.5) * 86_400.0
+    return cast(func.extract("epoch", column), Float)
+

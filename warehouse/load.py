@@ -30,7 +30,7 @@ class UpsertResult:
     touched_dates: set[dt.date]
 
 
-def _ts_strings(s: pd.Series, dialect: str) -> np.ndarray:
+def ts_strings(s: pd.Series, dialect: str) -> np.ndarray:
     """UTC timestamps as text: SQLAlchemy's SQLite format, or ISO 8601 with offset for COPY."""
     v = pd.to_datetime(s, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
     txt = np.datetime_as_string(v, unit="us")
@@ -55,7 +55,7 @@ def _column_values(df: pd.DataFrame, dialect: str) -> list[np.ndarray]:
     for c in TICKET_COLUMNS:
         s = df[c]
         if c in _TS:
-            cols.append(_ts_strings(s, dialect))
+            cols.append(ts_strings(s, dialect))
         elif c == "received_date":
             cols.append(np.array([d.isoformat() for d in s], dtype=object))
         elif c in _BOOL:
@@ -70,11 +70,12 @@ def _column_values(df: pd.DataFrame, dialect: str) -> list[np.ndarray]:
 _FREE_TEXT = ("content", "department", "category_raw", "street_code", "ticket_id")
 
 
-def _copy_text(cols: list[np.ndarray]) -> str:
-    """The batch in PostgreSQL's COPY text format: tab-separated, \\N for NULL."""
+def _copy_text(names: list[str], cols: list[np.ndarray], escape: tuple[str, ...] = _FREE_TEXT) -> str:
+    """Rows in PostgreSQL's COPY text format: tab-separated, \\N for NULL; the ``escape`` columns
+    (free text) get their backslashes, tabs and line breaks escaped."""
     parts = []
-    for name, vals in zip(TICKET_COLUMNS, cols):
-        if name in _FREE_TEXT:
+    for name, vals in zip(names, cols):
+        if name in escape:
             parts.append(["\\N" if v is None else
                           str(v).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
                           for v in vals.tolist()])
@@ -83,14 +84,41 @@ def _copy_text(cols: list[np.ndarray]) -> str:
     return "".join(["\t".join(r) + "\n" for r in zip(*parts)])
 
 
-def _copy_into(conn: Connection, table: str, cols: list[np.ndarray]) -> None:
-    collist = ", ".join(TICKET_COLUMNS)
+def copy_rows(conn: Connection, table: str, names: list[str], cols: list[np.ndarray],
+              escape: tuple[str, ...] = _FREE_TEXT) -> None:
+    """Insert columns of DB-ready values (see :func:`_column_values`) in one go: COPY on
+    PostgreSQL, one executemany on SQLite; inside the caller's transaction."""
+    collist = ", ".join(names)
     cur = conn.connection.cursor()
     if conn.dialect.name == "postgresql":
-        cur.copy_expert(f"COPY {table} ({collist}) FROM STDIN", io.StringIO(_copy_text(cols)))
+        cur.copy_expert(f"COPY {table} ({collist}) FROM STDIN", io.StringIO(_copy_text(names, cols, escape)))
     else:
-        ph = ", ".join("?" for _ in TICKET_COLUMNS)
+        ph = ", ".join("?" for _ in names)
         cur.executemany(f"INSERT INTO {table} ({collist}) VALUES ({ph})", list(zip(*cols)))
+
+
+def insert_new(conn: Connection, table: str, names: list[str], cols: list[np.ndarray],
+               escape: tuple[str, ...] = ()) -> int:
+    """Insert the rows whose primary key is not in ``table`` yet; returns how many went in. A
+    rerun inserts nothing: COPY into a temporary table, then INSERT ... ON CONFLICT DO NOTHING on
+    PostgreSQL; INSERT OR IGNORE on SQLite."""
+    collist = ", ".join(names)
+    cur = conn.connection.cursor()
+    if conn.dialect.name == "postgresql":
+        cur.execute(f"CREATE TEMP TABLE _new_{table} (LIKE {table}) ON COMMIT DROP")
+        cur.copy_expert(f"COPY _new_{table} ({collist}) FROM STDIN", io.StringIO(_copy_text(names, cols, escape)))
+        cur.execute(f"INSERT INTO {table} ({collist}) SELECT {collist} FROM _new_{table} ON CONFLICT DO NOTHING")
+        n = cur.rowcount
+        cur.execute(f"DROP TABLE _new_{table}")
+        return n
+    before = conn.connection.total_changes
+    cur.executemany(f"INSERT OR IGNORE INTO {table} ({collist}) VALUES ({', '.join('?' for _ in names)})",
+                    list(zip(*cols)))
+    return conn.connection.total_changes - before
+
+
+def _copy_into(conn: Connection, table: str, cols: list[np.ndarray]) -> None:
+    copy_rows(conn, table, list(TICKET_COLUMNS), cols)
 
 
 def _stage(conn: Connection, df: pd.DataFrame) -> None:
