@@ -85,7 +85,8 @@ PY
 else
   echo "   no notice for $DAY"
 fi
-"$BIN/hotline" alerts outbox --date "$DAY" | head -1
+"$BIN/hotline" alerts outbox --date "$DAY" > "$HOTLINE_VAR_DIR/outbox_$DAY.txt"  # (head alone would cut the pipe)
+head -1 "$HOTLINE_VAR_DIR/outbox_$DAY.txt"
 echo
 echo "== open in a browser (offline pages, no server)"
 echo "   warning board:     $HOTLINE_VAR_DIR/site/index.html"
