@@ -286,3 +286,32 @@ def test_cli_ranking_json_report_and_brief(tmp_path, ref, monkeypatch):
     assert (tmp_path / "var" / "reports" / "ranking" / "2026-10" / "province-440000.en.html").exists()
     bad = CliRunner().invoke(main, ["ranking", "--month", "October", "--db", url])
     assert bad.exit_code != 0 and "expected YYYY-MM" in bad.output
+
+
+def test_the_ranking_report_opens_in_a_browser_with_chinese_and_charts(tmp_path, ref):
+    """The report as an office opens it: headless Chromium draws the Chinese headings, tables and
+    chart texts with a CJK font (no empty boxes) and every chart; a screenshot is kept."""
+    from tests.browser import Chromium, artifact_dir, cjk_fonts
+
+    from sla.monthly import horse_race
+    from warehouse.db import connect, migrate
+    from warehouse.schema import tickets
+
+    eng = connect(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(eng)
+    plan = {**PLAN, "440100": [(HARD, "same", 5), (EASY, "worse", 5)], "440300": [(HARD, "same", 3), (EASY, "same", 7)]}
+    with eng.begin() as conn:
+        conn.execute(insert(tickets), _tickets(plan))
+    res = horse_race(eng, OCT, ref, ref.config_dir, tmp_path / "var", "440000")
+    page = res["reports"]["zh"]
+    with Chromium(width=1200, height=900) as browser:
+        browser.open(f"file://{page}")
+        assert browser.evaluate("document.querySelectorAll('svg.chart').length") >= 2 + len(METRICS) + 1
+        assert browser.evaluate("document.querySelectorAll('svg.chart g.bar').length") > 10
+        rows = browser.evaluate("[...document.querySelectorAll('#cities tbody tr')].map(r => r.innerText)")
+        assert any("汕头市" in r and "末位·需跟进" in r for r in rows)
+        assert "大城市：第一" in browser.evaluate("document.querySelector('#brief').innerText")
+        for sel in ("h1", "#brief li", "#cities tbody tr", "svg text.title", "svg g.bar text"):
+            assert cjk_fonts(browser.platform_fonts(sel)), sel
+        browser.screenshot(artifact_dir() / "ranking-440000-2026-10.png")
+    eng.dispose()
