@@ -992,6 +992,7 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
     from hotline.reference import load_reference
     from proposals.job import ProposalError, parse_month
     from sla.monthly import deliver_brief, horse_race
+    from sla.report import movement
 
     s, engine = _warehouse(ctx, db_url)
     if month:
@@ -1028,7 +1029,7 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
         for g in doc["groups"]:
             lines.append(f"  {g['name']}:")
             for u in g["units"]:
-                mv = "" if u["movement"] is None else f" ({'+' if u['movement'] > 0 else ''}{u['movement']} vs last month)"
+                mv = "" if u["movement"] is None else f" ({movement(u['movement'])} vs last month)"
                 flag = "  <- 末位 follow-up" if u["flagged"] else ""
                 lines.append(f"    {u['rank'] if u['rank'] is not None else '-':>2} {u['name']} "
                              f"{u['composite'] if u['composite'] is not None else 'not ranked'}{mv}{flag}")

@@ -165,6 +165,7 @@ def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: d
     """The latest horse race before ``before``: each tier's first and bottom (for a city: its own
     rank in its tier and its districts), with the report copied into the site."""
     from sla.race import as_json, latest_month, load_stored
+    from sla.report import movement
 
     month = latest_month(engine, province_code, before)
     stored = load_stored(engine, month, ref, province_code) if month else None
@@ -191,7 +192,7 @@ def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: d
         picked += [(g, u) for g in levels.get("city", {}).get("groups", []) for u in g["units"]
                    if u["rank"] == 1 or u["flagged"]]
     rows = [{"group": g["name"], "unit": u["name"], "rank": f"{u['rank'] or '—'}/{g['ranked']}",
-             "composite": u["composite"], "move": "—" if u["movement"] is None else f"{u['movement']:+d}",
+             "composite": u["composite"], "move": movement(u["movement"]),
              "flag": "末位·需跟进" if u["flagged"] else ""} for g, u in picked]
     cols = [("group", "组 group"), ("unit", "地区 region"), ("rank", "名次 rank"), ("composite", "综合 composite"),
             ("move", "较上月 vs last month"), ("flag", "跟进 follow-up")]

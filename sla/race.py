@@ -12,7 +12,7 @@ from sqlalchemy import Engine, and_, case, delete, func, or_, select
 
 from hotline.reference import Reference
 from sla.lights import SlaConfig
-from sla.ranking import AGG_COLUMNS, METRICS, RankingConfig, benchmark, rank_units
+from sla.ranking import AGG_COLUMNS, METRICS, RankingConfig, benchmark, best_first, rank_units
 from sla.repeats import month_rates, read_rates
 from sla.job import month_bounds_utc
 from warehouse.db import seconds_between
@@ -185,8 +185,7 @@ def load_stored(engine: Engine, month: pd.Period, ref: Reference, province_code:
                             "group_size": df["group_size"], "rank_prev": df["rank_prev"], "flagged": df["flagged"],
                             "significantly_worse": notes.map(lambda n: n.get("significantly_worse", [])),
                             "metrics": df["metrics"]})
-        res = res.assign(_o=res["rank"].fillna(10_000)).sort_values(["group", "_o", "unit"]).drop(columns="_o")
-        out["levels"][level] = {"result": res.reset_index(drop=True),
+        out["levels"][level] = {"result": best_first(res),
                                 "previous": notes.iloc[0].get("previous", "stored")}
         if level == "city":
             closed = int(res["closed"].sum())

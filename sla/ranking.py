@@ -158,7 +158,11 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
                                    and res.at[u, "rankable"]] for u in units]
     res["metrics"] = [{m: {k: _clean(detail[m].at[u, k]) for k in detail[m].columns} for m in METRICS}
                       for u in units]
-    res = res.reset_index()
+    return best_first(res.reset_index())
+
+
+def best_first(res: pd.DataFrame) -> pd.DataFrame:
+    """Rows by group, then rank (units not ranked last), then code."""
     order = res["rank"].fillna(10_000)
     return res.assign(_o=order).sort_values(["group", "_o", "unit"]).drop(columns="_o").reset_index(drop=True)
 

@@ -70,11 +70,15 @@ def _fmt_metric(m: str, v: Any) -> str:
     return f"{v:.1f}h" if METRICS[m][4] == "h" else f"{100 * v:.1f}%"
 
 
-def _move(u: dict[str, Any]) -> str:
-    mv = u["movement"]
+def movement(mv: int | None) -> str:
+    """Places gained (↑) or lost (↓) against last month; — when last month has no rank."""
     if mv is None:
         return "—"
     return "→ 0" if mv == 0 else (f"↑ {mv}" if mv > 0 else f"↓ {-mv}")
+
+
+def _move(u: dict[str, Any]) -> str:
+    return movement(u["movement"])
 
 
 def _names(codes: list[str], ref: Reference, lang: str) -> str:

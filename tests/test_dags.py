@@ -51,6 +51,19 @@ def test_the_gate_sits_between_ingest_and_publication(dagbag):
     assert dag.get_task("lights").upstream_task_ids == {"publish"}
 
 
+def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
+    """Settings for a DAG test: the generator as the source (``source`` overrides), a SQLite
+    warehouse and a var directory under tmp_path; returns (database URL, var directory)."""
+    src = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, **source}
+    settings = tmp_path / "hotline.yaml"
+    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": src}, allow_unicode=True))
+    db, var = f"sqlite:///{tmp_path / 'w.db'}", tmp_path / "var"
+    monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
+    monkeypatch.setenv("HOTLINE_DB_URL", db)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
+    return db, var
+
+
 @pytest.mark.slow
 def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkeypatch):
     """The whole daily DAG under dag.test(), twice for the same date: the second run changes no
@@ -59,16 +72,9 @@ def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkey
     from warehouse.db import connect
     from warehouse.schema import alerts, daily_counts, light_events, notifications, tickets
 
-    source = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.002,
-              "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
-                                  "category": "utilities.water_supply", "magnitude": 25.0}]}
-    settings = tmp_path / "hotline.yaml"
-    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": source}, allow_unicode=True))
-    db = f"sqlite:///{tmp_path / 'w.db'}"
-    var = tmp_path / "var"
-    monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
-    monkeypatch.setenv("HOTLINE_DB_URL", db)
-    monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
+    db, var = _demo_settings(tmp_path, monkeypatch, {
+        "scale": 0.002, "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
+                                            "category": "utilities.water_supply", "magnitude": 25.0}]})
     monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
     from click.testing import CliRunner
 
@@ -131,14 +137,7 @@ def test_the_monthly_dag_ranks_briefs_and_a_rerun_changes_nothing(airflow_db, tm
     from warehouse.db import connect
     from warehouse.schema import notifications, pipeline_runs, rankings
 
-    source = {"kind": "generator", "mapping": "generator", "province": "440000", "seed": 9, "scale": 0.003}
-    settings = tmp_path / "hotline.yaml"
-    settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": source}, allow_unicode=True))
-    db = f"sqlite:///{tmp_path / 'w.db'}"
-    var = tmp_path / "var"
-    monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
-    monkeypatch.setenv("HOTLINE_DB_URL", db)
-    monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
+    db, var = _demo_settings(tmp_path, monkeypatch, {"scale": 0.003})
     from click.testing import CliRunner
 
     from hotline.cli import main
