@@ -49,3 +49,67 @@ def latest_run(engine: Engine, stage: str, logical_date: dt.date) -> str | None:
         return conn.execute(select(pipeline_runs.c.run_id).where(
             pipeline_runs.c.stage == stage, pipeline_runs.c.logical_date == logical_date)
             .order_by(pipeline_runs.c.started_at.desc()).limit(1)).scalar_one_or_none()
+
+
+# The daily DAG's stages, in order; a stage run per city carries it in params["scope"].
+DAILY_STAGES = ("ingest", "dq_tickets_batch", "aggregate", "lights", "dq_feed_health", "forecast", "detect", "notify")
+
+
+def _seconds(r: dict[str, Any]) -> float | None:
+    if r["finished_at"] is None:
+        return None
+    return round((r["finished_at"] - r["started_at"]).total_seconds(), 3)
+
+
+def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[dict[str, Any]]:
+    """The last ``last`` days the daily pipeline ran, newest first: per day its status (failed if
+    the latest run of any stage and scope failed, running if one has not finished), wall time,
+    each stage's runs, status and seconds (the latest run per scope), tickets read / loaded /
+    quarantined, series forecast, anomalies, notices and lights, and the failures with their
+    message. ``city``: forecast and detection of that city only (the other stages are the
+    province's)."""
+    p = pipeline_runs.c
+    with engine.connect() as conn:
+        days = [d for (d,) in conn.execute(
+            select(p.logical_date).where(p.stage.in_(DAILY_STAGES), p.logical_date.is_not(None))
+            .group_by(p.logical_date).order_by(p.logical_date.desc()).limit(last))]
+        rows = [dict(r) for r in conn.execute(select(pipeline_runs).where(
+            p.stage.in_(DAILY_STAGES), p.logical_date.in_(days)).order_by(p.started_at)).mappings()] if days else []
+    out = []
+    for day in days:
+        mine = [r for r in rows if r["logical_date"] == day]
+        if city:
+            mine = [r for r in mine if (r["params"] or {}).get("scope", city) == city]
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        attempts: dict[str, int] = {}
+        for r in mine:  # in start order: the last one per stage and scope wins
+            latest[(r["stage"], str((r["params"] or {}).get("scope", "")))] = r
+            attempts[r["stage"]] = attempts.get(r["stage"], 0) + 1
+        stages = {}
+        for st in DAILY_STAGES:
+            runs = [r for (s, _), r in latest.items() if s == st]
+            if not runs:
+                continue
+            secs = [_seconds(r) for r in runs]
+            status = ("failed" if any(r["status"] == "failed" for r in runs) else
+                      "running" if any(r["status"] == "running" for r in runs) else "success")
+            stages[st] = {"status": status, "scopes": len(runs), "runs": attempts[st],
+                          "seconds": round(sum(x for x in secs if x is not None), 3)}
+
+        def metric(stage: str, key: str) -> int:
+            return int(sum(((r["metrics"] or {}).get(key) or 0) for (s, _), r in latest.items() if s == stage))
+
+        statuses = {v["status"] for v in stages.values()}
+        started = min((r["started_at"] for r in latest.values()), default=None)
+        finished = max((r["finished_at"] for r in latest.values() if r["finished_at"]), default=None)
+        out.append({
+            "day": str(day), "status": "failed" if "failed" in statuses else "running" if "running" in statuses
+            else "success", "started_at": started.isoformat() if started else None,
+            "wall_seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
+            "stages": stages,
+            "tickets": {k: metric("ingest", k) for k in ("read", "loaded", "quarantined")},
+            "series_forecast": metric("forecast", "series"), "anomalies": metric("detect", "anomalies"),
+            "notices": metric("notify", "notices"), "red": metric("lights", "red"), "yellow": metric("lights", "yellow"),
+            "failures": [{"stage": r["stage"], "scope": (r["params"] or {}).get("scope"), "message": r["message"]}
+                         for r in latest.values() if r["status"] == "failed"]})
+    return out

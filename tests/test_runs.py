@@ -1,0 +1,91 @@
+"""`hotline runs`: how the daily pipeline's runs went, from pipeline_runs (SQLite and PostgreSQL)."""
+import datetime as dt
+import json
+
+from sqlalchemy import insert
+
+from warehouse.runs import daily_runs
+from warehouse.schema import pipeline_runs
+
+T0 = dt.datetime(2026, 11, 25, 16, 30, tzinfo=dt.timezone.utc)
+
+
+def _run(rid, stage, day, start_s, secs, status="success", scope=None, metrics=None, message=None):
+    started = T0 + dt.timedelta(days=(day - dt.date(2026, 11, 24)).days, seconds=start_s)
+    return {"run_id": rid, "stage": stage, "logical_date": day, "started_at": started,
+            "finished_at": None if secs is None else started + dt.timedelta(seconds=secs), "status": status,
+            "params": {"scope": scope} if scope else {}, "metrics": metrics, "message": message}
+
+
+def _history(engine):
+    d1, d2 = dt.date(2026, 11, 24), dt.date(2026, 11, 25)
+    rows = [
+        _run("i1", "ingest", d1, 0, 3, metrics={"read": 100, "loaded": 98, "quarantined": 2}),
+        _run("f1a", "forecast", d1, 10, 20, scope="440300", metrics={"series": 200}),
+        _run("f1b", "forecast", d1, 30, 10, scope="440100", metrics={"series": 100}),
+        _run("d1a", "detect", d1, 40, 5, scope="440300", metrics={"anomalies": 2}),
+        _run("n1", "notify", d1, 50, 1, metrics={"notices": 2}),
+        _run("l1", "lights", d1, 5, 1, metrics={"red": 7, "yellow": 3}),
+        # the 25th: ingest failed once and was retried; detection of 440100 failed
+        _run("i2a", "ingest", d2, 0, 2, status="failed", message="OperationalError: server closed the connection"),
+        _run("i2b", "ingest", d2, 60, 4, metrics={"read": 120, "loaded": 120, "quarantined": 0}),
+        _run("f2a", "forecast", d2, 70, 20, scope="440300", metrics={"series": 210}),
+        _run("d2a", "detect", d2, 95, 5, scope="440300", metrics={"anomalies": 1}),
+        _run("d2b", "detect", d2, 100, 3, scope="440100", status="failed", message="ValueError: no history"),
+        _run("p1", "propose", dt.date(2026, 10, 31), 0, 9),  # monthly: not a daily run
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(pipeline_runs), rows)
+
+
+def test_daily_runs_summarise_each_day_newest_first_with_retries_and_failures(engine):
+    _history(engine)
+    runs = daily_runs(engine, last=7)
+    assert [r["day"] for r in runs] == ["2026-11-25", "2026-11-24"]
+    new, old = runs
+    assert old["status"] == "success" and old["wall_seconds"] == 51.0
+    assert old["tickets"] == {"read": 100, "loaded": 98, "quarantined": 2}
+    assert (old["series_forecast"], old["anomalies"], old["notices"], old["red"], old["yellow"]) == (300, 2, 2, 7, 3)
+    assert old["stages"]["forecast"] == {"status": "success", "scopes": 2, "runs": 2, "seconds": 30.0}
+    assert new["status"] == "failed"
+    assert new["stages"]["ingest"] == {"status": "success", "scopes": 1, "runs": 2, "seconds": 4.0}  # the retry won
+    assert new["tickets"]["read"] == 120
+    assert new["failures"] == [{"stage": "detect", "scope": "440100", "message": "ValueError: no history"}]
+    assert "propose" not in new["stages"]
+    assert [r["day"] for r in daily_runs(engine, last=1)] == ["2026-11-25"]
+
+
+def test_a_citys_view_keeps_its_own_forecast_and_detection(engine):
+    _history(engine)
+    new = daily_runs(engine, last=1, city="440300")[0]
+    assert new["status"] == "success"  # 440100's failed detection is not this city's
+    assert new["stages"]["detect"]["scopes"] == 1 and new["anomalies"] == 1 and new["series_forecast"] == 210
+    assert new["tickets"]["read"] == 120  # ingest is the province's
+
+
+def test_a_stage_still_running_shows(engine):
+    with engine.begin() as conn:
+        conn.execute(insert(pipeline_runs), [_run("x", "ingest", dt.date(2026, 11, 26), 0, None, status="running")])
+    r = daily_runs(engine)[0]
+    assert r["status"] == "running" and r["wall_seconds"] is None
+
+
+def test_cli_runs_json_and_text(tmp_path):
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+    from warehouse.db import connect, migrate
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    eng = connect(url)
+    migrate(eng)
+    _history(eng)
+    eng.dispose()
+    r = CliRunner().invoke(main, ["runs", "--db", url, "--json", "--last", "5"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output.strip().splitlines()[-1])
+    assert [x["day"] for x in doc["runs"]] == ["2026-11-25", "2026-11-24"]
+    assert "2026-11-25 failed" in r.output and "ingest 4.0s x2" in r.output and "detect 8.0s FAILED" in r.output
+    assert "failed: detect 440100 ValueError: no history" in r.output
+    bad = CliRunner().invoke(main, ["runs", "--db", url, "--last", "0"])
+    assert bad.exit_code != 0 and "--last must be at least 1" in bad.output
