@@ -1063,7 +1063,7 @@ def runs(ctx, city, last, db_url, as_json):
         t = r["tickets"]
         lines.append(f"  {r['day']} {r['status']}: wall {r['wall_seconds']}s; read {t['read']}, loaded {t['loaded']}, "
                      f"quarantined {t['quarantined']}; {r['series_forecast']} series forecast, {r['anomalies']} anomalies, "
-                     f"{r['notices']} notices; 红 {r['red']} 黄 {r['yellow']}")
+                     f"{r['notices']} notices, {r['lists']} overdue lists; 红 {r['red']} 黄 {r['yellow']}")
         lines.append(f"    {st}")
         lines += [f"    failed: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]
     _emit({"runs": res}, as_json, lines)

@@ -74,7 +74,8 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
             alerts_cfg, var_dir = outbox
             items = light_items(cur, day, ref, cfg, tz, end)
             summary["lists"] = {"offices": len(items), **queue_reports(engine, items, alerts_cfg, ref, Path(var_dir))}
-        finish_run(engine, run_id, "success", {k: summary[k] for k in ("red", "yellow", "events_recorded")})
+        finish_run(engine, run_id, "success", {**{k: summary[k] for k in ("red", "yellow", "events_recorded")},
+                                               "lists_queued": (summary.get("lists") or {}).get("queued", 0)})
         return summary
     except Exception as exc:
         finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")

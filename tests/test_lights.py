@@ -135,6 +135,9 @@ def test_each_district_gets_its_list_of_yellow_and_red_tickets_by_department_onc
     assert "【红黄灯日报】" in written
     again = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000", outbox=(cfg, tmp_path))
     assert again["lists"]["queued"] == 0  # a rerun of the day sends nothing twice
+    from warehouse.runs import daily_runs
+
+    assert daily_runs(engine, last=1)[0]["lists"] == 0  # the rerun's record: nothing queued this time
 
 
 def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):

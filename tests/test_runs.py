@@ -25,7 +25,7 @@ def _history(engine):
         _run("f1b", "forecast", d1, 30, 10, scope="440100", metrics={"series": 100}),
         _run("d1a", "detect", d1, 40, 5, scope="440300", metrics={"anomalies": 2}),
         _run("n1", "notify", d1, 50, 1, metrics={"notices": 2}),
-        _run("l1", "lights", d1, 5, 1, metrics={"red": 7, "yellow": 3}),
+        _run("l1", "lights", d1, 5, 1, metrics={"red": 7, "yellow": 3, "lists_queued": 4}),
         # the 25th: ingest failed once and was retried; detection of 440100 failed
         _run("i2a", "ingest", d2, 0, 2, status="failed", message="OperationalError: server closed the connection"),
         _run("i2b", "ingest", d2, 60, 4, metrics={"read": 120, "loaded": 120, "quarantined": 0}),
@@ -45,7 +45,8 @@ def test_daily_runs_summarise_each_day_newest_first_with_retries_and_failures(en
     new, old = runs
     assert old["status"] == "success" and old["wall_seconds"] == 51.0
     assert old["tickets"] == {"read": 100, "loaded": 98, "quarantined": 2}
-    assert (old["series_forecast"], old["anomalies"], old["notices"], old["red"], old["yellow"]) == (300, 2, 2, 7, 3)
+    assert (old["series_forecast"], old["anomalies"], old["notices"], old["lists"], old["red"], old["yellow"]) == (
+        300, 2, 2, 4, 7, 3)
     assert old["stages"]["forecast"] == {"status": "success", "scopes": 2, "runs": 2, "seconds": 30.0}
     assert new["status"] == "failed"
     assert new["stages"]["ingest"] == {"status": "success", "scopes": 1, "runs": 2, "seconds": 4.0}  # the retry won

@@ -65,7 +65,8 @@ def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[d
     """The last ``last`` days the daily pipeline ran, newest first: per day its status (failed if
     the latest run of any stage and scope failed, running if one has not finished), wall time,
     each stage's runs, status and seconds (the latest run per scope), tickets read / loaded /
-    quarantined, series forecast, anomalies, notices and lights, and the failures with their
+    quarantined, series forecast, anomalies, alert notices, the districts' overdue lists queued and
+    the lights, and the failures with their
     message. ``city``: forecast and detection of that city only (the other stages are the
     province's)."""
     p = pipeline_runs.c
@@ -109,7 +110,8 @@ def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[d
             "stages": stages,
             "tickets": {k: metric("ingest", k) for k in ("read", "loaded", "quarantined")},
             "series_forecast": metric("forecast", "series"), "anomalies": metric("detect", "anomalies"),
-            "notices": metric("notify", "notices"), "red": metric("lights", "red"), "yellow": metric("lights", "yellow"),
+            "notices": metric("notify", "notices"), "lists": metric("lights", "lists_queued"),
+            "red": metric("lights", "red"), "yellow": metric("lights", "yellow"),
             "failures": [{"stage": r["stage"], "scope": (r["params"] or {}).get("scope"), "message": r["message"]}
                          for r in latest.values() if r["status"] == "failed"]})
     return out
