@@ -28,6 +28,7 @@ OFFICE_NAMES = {
     "city": {"zh": "{name}12345热线中心", "en": "{name_en} 12345 hotline centre"},
     "district": {"zh": "{city}{name}12345工作站", "en": "{name_en} ({city_en}) 12345 office"},
     "department": {"zh": "{city}{department}", "en": "{city_en} {department}"},
+    "operators": {"zh": "{name}12345预警平台运维值班", "en": "{name_en} 12345 early-warning operations"},
 }
 # Message size limits of the robots (bytes of the markdown text); longer notices are cut at an
 # alert boundary with a pointer to the rest.

@@ -11,6 +11,8 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from hotline.callbacks import on_task_failure
+
 TZ = "Asia/Shanghai"
 
 DOC = """
@@ -52,7 +54,8 @@ def _day(context) -> dt.date:
     catchup=False,
     max_active_runs=1,
     tags=["hotline", "daily"],
-    default_args={"owner": "hotline", "retries": 2, "retry_delay": dt.timedelta(minutes=5),
+    default_args={"owner": "hotline", "on_failure_callback": on_task_failure, "retries": 2,
+                  "retry_delay": dt.timedelta(minutes=5),
                   "retry_exponential_backoff": True},
     params={"day": Param(None, type=["null", "string"], format="date",
                          description="Run for this local day (YYYY-MM-DD) instead of the data interval's.")},

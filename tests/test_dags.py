@@ -51,6 +51,66 @@ def test_the_gate_sits_between_ingest_and_publication(dagbag):
     assert dag.get_task("lights").upstream_task_ids == {"publish"}
 
 
+def test_both_dags_tell_the_operators_when_a_task_fails_for_good(dagbag):
+    from hotline.callbacks import on_task_failure
+
+    for dag_id in ("hotline_daily", "hotline_monthly"):
+        for t in dagbag.dags[dag_id].tasks:
+            assert t.on_failure_callback in (on_task_failure, [on_task_failure]), (dag_id, t.task_id)
+
+
+def test_a_failing_task_under_dag_test_notifies_the_operators_once(airflow_db, tmp_path, monkeypatch):
+    """A task that raises (no retries left) fires on_task_failure under dag.test(): one notice for
+    operators:440000 with the task and the error, in the outbox and the file channel."""
+    from warehouse.db import connect, migrate
+    from warehouse.schema import notifications
+
+    db, var = _demo_settings(tmp_path, monkeypatch, {})
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "probe.py").write_text('''
+import pendulum
+from airflow.sdk import dag, task
+
+from hotline.callbacks import on_task_failure
+
+
+@dag(dag_id="ops_callback_probe", schedule=None, start_date=pendulum.datetime(2026, 11, 1, tz="Asia/Shanghai"),
+     default_args={"owner": "hotline", "retries": 0, "on_failure_callback": on_task_failure})
+def probe():
+    @task
+    def breaks():
+        raise RuntimeError("warehouse unreachable: connection refused")
+
+    breaks()
+
+
+probe()
+''', encoding="utf-8")
+    # dag.test() needs the DAG serialized in the metadata DB: write the probe's folder there
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import BundleDagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="dags-folder")
+    sync_bag_to_db(bag, "dags-folder", None)
+    probe_dag = bag.dags["ops_callback_probe"]
+    dr = probe_dag.test(logical_date=dt.datetime(2026, 11, 25, 16, tzinfo=dt.timezone.utc))
+    assert dr.state == "failed"
+    eng = connect(db)
+    migrate(eng)
+    with eng.connect() as conn:
+        sent = conn.execute(select(notifications.c.receiver, notifications.c.subject, notifications.c.body,
+                                   notifications.c.status)).all()
+    assert len(sent) == 1
+    receiver, subject, body, status = sent[0]
+    assert receiver == "operators:440000" and status == "delivered"
+    assert subject.startswith("【运维告警】ops_callback_probe.breaks 运行失败（2026-11-26）")
+    assert "RuntimeError: warehouse unreachable: connection refused" in body
+    assert "【运维告警】" in (var / "notices" / "2026-11-26.md").read_text(encoding="utf-8")
+    eng.dispose()
+
+
 def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
     """Settings for a DAG test: the generator as the source (``source`` overrides), a SQLite
     warehouse and a var directory under tmp_path; returns (database URL, var directory)."""
