@@ -35,6 +35,18 @@ def _settings(ctx: click.Context) -> Settings:
     return ctx.obj
 
 
+def _month(_ctx, _param, value: str | None):
+    """--month as a monthly Period (strict YYYY-MM, proposals.job.parse_month)."""
+    if value is None:
+        return None
+    from proposals.job import ProposalError, parse_month
+
+    try:
+        return parse_month(value)
+    except ProposalError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
@@ -934,7 +946,7 @@ def lights(ctx, day, city, top, send, db_url, as_json):
 
 
 @main.command()
-@click.option("--month", required=True, help="The month (YYYY-MM).")
+@click.option("--month", required=True, callback=_month, help="The month (YYYY-MM).")
 @click.option("--city", default=None, help="Only this city's places.")
 @click.option("--top", type=int, default=10, show_default=True, help="Places and categories to print.")
 @db_option
@@ -944,15 +956,11 @@ def repeats(ctx, month, city, top, db_url, as_json):
     """Repeat complaints (同人同事): the same caller about the same category in the same place
     within config/sla.yaml repeat_window_days; rates per district and category stored and printed."""
     from hotline.reference import load_reference
-    from proposals.job import ProposalError, parse_month
     from sla.lights import SlaConfig
     from sla.repeats import month_rates, read_rates
 
     s, engine = _warehouse(ctx, db_url)
-    try:
-        m = parse_month(month)
-    except ProposalError as exc:
-        _fail(str(exc))
+    m = month
     ref = load_reference(s.config_dir)
     cfg = SlaConfig.load(s.config_dir)
     res = month_rates(engine, m, s.province, cfg)
@@ -975,7 +983,8 @@ def repeats(ctx, month, city, top, db_url, as_json):
 
 
 @main.command()
-@click.option("--month", default=None, help="The month (YYYY-MM; default: the last full month in the warehouse).")
+@click.option("--month", default=None, callback=_month,
+              help="The month (YYYY-MM; default: the last full month in the warehouse).")
 @click.option("--level", type=click.Choice(["city", "district", "both"]), default="both", show_default=True,
               help="Rank the cities within their size tier, the districts within their city, or both.")
 @click.option("--city", default=None, help="Print only this city's districts (and its tier).")
@@ -990,16 +999,12 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
     import pandas as pd
 
     from hotline.reference import load_reference
-    from proposals.job import ProposalError, parse_month
     from sla.monthly import deliver_brief, horse_race
     from sla.report import movement
 
     s, engine = _warehouse(ctx, db_url)
-    if month:
-        try:
-            m = parse_month(month)
-        except ProposalError as exc:
-            _fail(str(exc))
+    if month is not None:
+        m = month
     else:
         last = pd.Timestamp(_day_or_last(engine, s, None))
         m = last.to_period("M") - (0 if last.is_month_end else 1)  # the last full month

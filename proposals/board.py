@@ -160,18 +160,16 @@ def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) ->
             f'<p>观察名单 watch list</p>{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}</div>')
 
 
-def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: dt.date, out: Path, var_dir: Path,
-                   city: str | None = None) -> str:
-    """The latest horse race before ``before``: each tier's first and bottom (for a city: its own
-    rank in its tier and its districts), with the report copied into the site."""
+def _latest_ranking(engine: Engine, ref: Reference, province_code: str, before: dt.date, out: Path,
+                    var_dir: Path) -> tuple[dict[str, Any], str] | None:
+    """The latest horse race before ``before`` (its Chinese JSON) and the links to its report,
+    copied into the site; read once for the index and every city page."""
     from sla.race import as_json, latest_month, load_stored
-    from sla.report import movement
 
     month = latest_month(engine, province_code, before)
     stored = load_stored(engine, month, ref, province_code) if month else None
     if not stored:
-        return '<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，或运行 hotline ranking --month YYYY-MM。</p>'
-    doc = as_json(stored, ref, "zh")
+        return None
     links = []
     for lang, text in (("zh", "完整排名与趋势"), ("en", "English")):
         src = Path(var_dir) / "reports" / "ranking" / str(month) / f"province-{province_code}.{lang}.html"
@@ -180,6 +178,17 @@ def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: d
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, out / rel)
             links.append(f'<a href="{escape(rel.as_posix())}">{text}</a>')
+    return as_json(stored, ref, "zh"), " ".join(links)
+
+
+def _ranking_block(latest: tuple[dict[str, Any], str] | None, ref: Reference, province_code: str,
+                   city: str | None = None) -> str:
+    """Each tier's first and bottom (for a city: its own rank in its tier and its districts)."""
+    from sla.report import movement
+
+    if not latest:
+        return '<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，或运行 hotline ranking --month YYYY-MM。</p>'
+    doc, links = latest
     levels = doc["levels"]
     picked = []  # (group, unit)
     if city:
@@ -196,7 +205,7 @@ def _ranking_block(engine: Engine, ref: Reference, province_code: str, before: d
              "flag": "末位·需跟进" if u["flagged"] else ""} for g, u in picked]
     cols = [("group", "组 group"), ("unit", "地区 region"), ("rank", "名次 rank"), ("composite", "综合 composite"),
             ("move", "较上月 vs last month"), ("flag", "跟进 follow-up")]
-    return f'<p><b>{month} 赛马排名 horse race</b> {" ".join(links)}</p>' + table(rows, cols)
+    return f'<p><b>{doc["month"]} 赛马排名 horse race</b> {links}</p>' + table(rows, cols)
 
 
 def _dq_links(engine: Engine, day: dt.date, out: Path) -> str:
@@ -255,6 +264,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
     for a in items:
         by_city.setdefault(a.get("city_code") or "", []).append(a)
     this_month = pd.Timestamp(day).to_period("M").start_time.date()  # proposals from months before it
+    ranking = _latest_ranking(engine, ref, province_code, this_month, out, var_dir)
     nav = '<nav><a href="index.html">全省 province</a>' + "".join(
         f'<a href="city-{c.code}.html">{escape(c.zh)}</a>' for c in prov.cities) + "</nav>"
     city_rows = [{"city": Markup('<a href="city-{0}.html">{1}</a>').format(c.code, c.zh),
@@ -267,7 +277,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
             + _section("proposal", "每月一题 Issue of the month",
                        _proposal_block(latest(engine, province_code, this_month), ref, out))
             + _section("alerts", f"今日预警 Alerts ({len(items)})", table(_alert_rows(items, ref, day), ALERT_COLUMNS))
-            + _section("ranking", "赛马排名 Horse race", _ranking_block(engine, ref, province_code, this_month, out, var_dir))
+            + _section("ranking", "赛马排名 Horse race", _ranking_block(ranking, ref, province_code))
             + _section("cities", "各市 Cities",
                        table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
             + _section("forecast", "未来30天预测 Next 30 days",
@@ -284,7 +294,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
                  + _section("alerts", f"今日预警 Alerts ({len(mine)})", table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
                  + _section("ranking", "赛马排名 Horse race",
-                            _ranking_block(engine, ref, province_code, this_month, out, var_dir, c.code))
+                            _ranking_block(ranking, ref, province_code, c.code))
                  + _section("forecast", "未来30天预测 Next 30 days",
                             _forecast_charts(engine, day, "city", c.code, ref, TOP_CATEGORIES))
                  + _section("alert-charts", "预警图表 Alert charts", _alert_sections(engine, mine, ref, day)))

@@ -95,8 +95,8 @@ def _store(engine: Engine, ev: pd.DataFrame, live: pd.DataFrame, run_id: str, tz
                 "ds": rows["at"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d"), "detail": rows["detail"],
                 "city_code": rows["city_code"], "district_code": rows["district_code"],
                 "department": rows["department"], "category_l2": rows["category_l2"], "run_id": run_id}
-        values = [np.asarray(pd.Series(v, index=rows.index).astype(object).where(
-            pd.Series(v, index=rows.index).notna(), None)) for v in cols.values()]
+        series = [pd.Series(v, index=rows.index) for v in cols.values()]
+        values = [np.asarray(x.astype(object).where(x.notna(), None)) for x in series]
         return insert_new(conn, "light_events", list(cols), values, escape=("department",))
 
 

@@ -225,7 +225,7 @@ def as_json(out: dict[str, Any], ref: Reference, lang: str = "zh") -> dict[str, 
     for level, item in out["levels"].items():
         res = item["result"]
         groups = []
-        order = _group_order(ref, out["province"], level)
+        order, names = _group_meta(ref, out["province"], level, lang)
         for g, part in sorted(res.groupby("group", sort=False), key=lambda kv: order.get(kv[0], len(order))):
             units = []
             for r in part.itertuples():
@@ -236,24 +236,20 @@ def as_json(out: dict[str, Any], ref: Reference, lang: str = "zh") -> dict[str, 
                               "composite": None if pd.isna(r.composite) else round(float(r.composite), 2),
                               "flagged": bool(r.flagged), "closed": int(r.closed),
                               "significantly_worse": list(r.significantly_worse), "metrics": r.metrics})
-            groups.append({"group": g, "name": group_name(g, level, ref, lang), "ranked": int(part["group_size"].iloc[0]),
+            groups.append({"group": g, "name": names.get(g, g), "ranked": int(part["group_size"].iloc[0]),
                            "units": units})
         doc["levels"][level] = {"previous": item["previous"], "groups": groups}
     doc["metrics"] = {m: {"zh": v[2], "en": v[3], "higher_is_better": v[1], "unit": v[4]} for m, v in METRICS.items()}
     return doc
 
 
-def _group_order(ref: Reference, province_code: str, level: str) -> dict[str, int]:
-    """Tiers from the largest (tiers.yaml order), districts' cities in the region file's order."""
+def _group_meta(ref: Reference, province_code: str, level: str, lang: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Each group's place and name: the tiers from the largest (tiers.yaml order) with their names,
+    or the districts' cities in the region file's order."""
     if level == "city":
         from hotline.reference import load_tiers
-        return {t: i for i, t in enumerate(load_tiers(ref.config_dir)["tiers"])}
-    return {c.code: i for i, c in enumerate(ref.regions.province(province_code).cities)}
 
-
-def group_name(g: str, level: str, ref: Reference, lang: str) -> str:
-    if level == "city":
-        from hotline.reference import load_tiers
         tiers = load_tiers(ref.config_dir)["tiers"]
-        return str(tiers.get(g, {}).get(lang, g))
-    return ref.regions.name(g, lang)
+        return {t: i for i, t in enumerate(tiers)}, {t: str(v.get(lang, t)) for t, v in tiers.items()}
+    cities = ref.regions.province(province_code).cities
+    return {c.code: i for i, c in enumerate(cities)}, {c.code: ref.regions.name(c.code, lang) for c in cities}
