@@ -1,7 +1,7 @@
 # The project image: Python 3.11 with the pinned dependencies and the project installed.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 AIRFLOW_HOME=/opt/airflow
-RUN apt-get update && apt-get install -y --no-install-recommends make && rm -rf /var/lib/apt/lists/* \
+RUN apt-get update && apt-get install -y --no-install-recommends make curl && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 50000 airflow
 WORKDIR /opt/hotline
 COPY requirements.lock pyproject.toml README.md ./

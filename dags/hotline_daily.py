@@ -8,12 +8,14 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from hotline.callbacks import on_task_failure
+from hotline.callbacks import on_daily_deadline_missed, on_task_failure
+from hotline.operations import load_operations
 
 TZ = "Asia/Shanghai"
+OPS = load_operations()
 
 DOC = """
 ### 12345 daily pipeline
@@ -21,6 +23,15 @@ DOC = """
 Runs after each day ends (00:00 Asia/Shanghai) for the day that just ended: the data interval
 is that local day. Set the `day` param to run a given day by hand. The batch goes through a
 data-quality gate before anything downstream sees it (write, audit, publish).
+
+**Operators.** Each city is a mapped task named by its code and name (`forecast [440300 深圳市]`):
+clear one to rerun that city alone. Tasks retry with exponential back-off (config/hotline.yaml
+`operations`); `forecast` and `detect` run in the `hotline_models` pool. The operators'
+channel (config/alerts.yaml, `operators`) is told when a task fails for good, when the
+data-quality gate halts the run, and when the day's run is not done by `operations.daily_deadline`
+(06:00 Asia/Shanghai the next morning). Backfill: `airflow backfill create --dag-id hotline_daily
+--from-date A --to-date B --reprocess-behavior completed`; every task is idempotent.
+`hotline runs --last 7` shows each day's stages, volumes and failures.
 
 | task | what it does | when it fails |
 |---|---|---|
@@ -54,9 +65,13 @@ def _day(context) -> dt.date:
     catchup=False,
     max_active_runs=1,
     tags=["hotline", "daily"],
-    default_args={"owner": "hotline", "on_failure_callback": on_task_failure, "retries": 2,
-                  "retry_delay": dt.timedelta(minutes=5),
-                  "retry_exponential_backoff": True},
+    default_args=OPS.default_args(on_task_failure),
+    # the day's run should be done by operations.daily_deadline (Asia/Shanghai) the next morning;
+    # if not, the triggerer tells the operators (hotline.callbacks.on_daily_deadline_missed)
+    deadline=DeadlineAlert(reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+                           interval=OPS.deadline_after_logical_date,
+                           callback=AsyncCallback(on_daily_deadline_missed),
+                           name="daily_run_deadline") if OPS.daily_deadline else None,
     params={"day": Param(None, type=["null", "string"], format="date",
                          description="Run for this local day (YYYY-MM-DD) instead of the data interval's.")},
     doc_md=DOC,
@@ -134,9 +149,10 @@ def hotline_daily():
 
         s = load_settings()
         province = load_reference(s.config_dir).regions.province(str((s.source or {}).get("province", "440000")))
-        return [{"day": checked["day"], "scope": c.code} for c in province.cities]
+        return [{"day": checked["day"], "scope": c.code, "name": c.zh} for c in province.cities]
 
-    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }}")
+    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item']['name'] }}",
+          pool=OPS.model_pool)
     def forecast(item: dict) -> dict:
         """Forecast one city's series from the day just loaded, made coherent within the city."""
         from forecasting.job import ForecastSettings, forecast_scope
@@ -147,7 +163,7 @@ def hotline_daily():
         res = forecast_scope(connect(s.db_url), dt.date.fromisoformat(item["day"]), item["scope"],
                              ForecastSettings.from_dict(s.forecasting))
         print(f"forecast {item['scope']}: {res['series']} series, models {res['models']}")
-        return {"day": item["day"], **res}
+        return {"day": item["day"], "name": item.get("name", ""), **res}
 
     @task
     def forecast_province(cities: list[dict]) -> dict:
@@ -169,10 +185,11 @@ def hotline_daily():
         from hotline.settings import load_settings
 
         province = str((load_settings().source or {}).get("province", "440000"))
-        items = [{"day": c["day"], "scope": c["scope"]} for c in cities]
-        return items + [{"day": cities[0]["day"], "scope": province}] if items else items
+        items = [{"day": c["day"], "scope": c["scope"], "name": c.get("name", "")} for c in cities]
+        return items + [{"day": cities[0]["day"], "scope": province, "name": "全省 province"}] if items else items
 
-    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }}")
+    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item']['name'] }}",
+          pool=OPS.model_pool)
     def detect(item: dict) -> dict:
         """Spikes, drops, level shifts, emerging issues and spreading problems in one city's day
         (or the province's), with the city's tier profile and the districts that drove them."""
@@ -228,7 +245,7 @@ def hotline_daily():
         latest = last_day(engine, s.province)
         outbox = (AlertsConfig.load(s.config_dir), s.var_dir) if latest is None or day >= latest else None
         res = lights_day(engine, day, load_reference(s.config_dir), SlaConfig.load(s.config_dir), s.province,
-                         outbox=outbox)
+                         outbox=outbox, lookback_days=s.lookback_days)
         lists = res.get("lists") or {}
         print(f"lights: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets at the end of {day}; "
               f"{len(res['escalations'])} escalation(s); {res['events_recorded']} light change(s) recorded; "

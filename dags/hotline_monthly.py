@@ -6,13 +6,13 @@ run the same from the CLI).
 """
 from __future__ import annotations
 
-import datetime as dt
 
 import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from hotline.callbacks import on_task_failure
+from hotline.operations import load_operations
 
 TZ = "Asia/Shanghai"
 
@@ -48,8 +48,7 @@ def _month(context) -> str:
     catchup=False,
     max_active_runs=1,
     tags=["hotline", "monthly"],
-    default_args={"owner": "hotline", "on_failure_callback": on_task_failure, "retries": 1,
-                  "retry_delay": dt.timedelta(minutes=10)},
+    default_args=load_operations().default_args(on_task_failure),
     params={"month": Param(None, type=["null", "string"], pattern=r"^\d{4}-\d{2}$",
                            description="Propose for this evidence month (YYYY-MM) instead of the data interval's.")},
     doc_md=DOC,

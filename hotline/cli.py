@@ -929,7 +929,8 @@ def lights(ctx, day, city, top, send, db_url, as_json):
     if send:
         from alerts.config import AlertsConfig
         outbox = (AlertsConfig.load(s.config_dir), s.var_dir)
-    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city, outbox)
+    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city, outbox,
+                     lookback_days=s.lookback_days)
     esc = res["escalations"]
     lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets; "
              f"{len(esc)} escalation(s) today; {res['events_recorded']} light change(s) recorded",

@@ -56,7 +56,9 @@ if ! wait "$MIGRATE"; then
   tail -20 "$HOTLINE_VAR_DIR/airflow_db_migrate.log" >&2
   exit 1
 fi
-if ! "$BIN/airflow" dags test hotline_daily "$DAY" --conf "{\"day\": \"$DAY\"}" > "$LOG" 2>&1 \
+# `airflow dags test` has no scheduler to watch the daily deadline (and Airflow 3.3.2's dags test
+# fails on a DAG with one): the demo runs without it (hotline/operations.py)
+if ! HOTLINE_DAILY_DEADLINE=off "$BIN/airflow" dags test hotline_daily "$DAY" --conf "{\"day\": \"$DAY\"}" > "$LOG" 2>&1 \
    || ! grep -q "DagRun Finished: dag_id=hotline_daily.*state=success" "$LOG"; then
   echo "the daily DAG did not succeed; last lines of $LOG:" >&2
   tail -40 "$LOG" >&2

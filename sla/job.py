@@ -50,18 +50,26 @@ def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_cod
 
 
 def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
-               city: str | None = None, outbox: tuple[Any, Path] | None = None) -> dict[str, Any]:
+               city: str | None = None, outbox: tuple[Any, Path] | None = None,
+               lookback_days: int = 0) -> dict[str, Any]:
     """Record the day's light changes (idempotent) and summarise the lights at the day's end.
+    ``lookback_days``: also record the changes of that many days before, which tickets loaded
+    late (the ingest's look-back window) bring, so that a run records, the first time, what a
+    later rerun of those days would (a backfill run twice records nothing new).
     ``outbox`` (alerts config, var dir): also send each district its list of yellow and red
     tickets by department (once per office and day)."""
     tz = ref.regions.province(province_code).timezone
     start, end = day_bounds(day, tz)
+    since = day_bounds(day - dt.timedelta(days=lookback_days), tz)[0]
     run_id = new_run_id("lights")
-    start_run(engine, run_id, "lights", day, {"city": city})
+    start_run(engine, run_id, "lights", day, {"city": city, "lookback_days": lookback_days})
     try:
-        live = read_live(engine, start, end, province_code, city)
-        ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"], start, end, cfg)
+        live = read_live(engine, since, end, province_code, city)
+        ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"], since, end, cfg)
         written = _store(engine, ev, live, run_id, tz)
+        ev = ev[ev["at"] > start] if since < start else ev  # the day's own changes (start, end], for the summary
+        if since < start:  # the lights at the day's end: tickets still open at the day's start
+            live = live[live["closed_at"].isna() | (live["closed_at"] > start)].reset_index(drop=True)
         now = lights_at(live["received_at"], live["deadline_at"], live["closed_at"], end, cfg)
         cur = pd.concat([live.reset_index(drop=True), now], axis=1)
         cur = cur[cur["light"].isin(["yellow", "red"])]

@@ -1,5 +1,6 @@
 """The Airflow DAGs: they parse cleanly and cheaply, follow the house policy, and really run."""
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,24 @@ def test_parsing_a_dag_file_imports_no_heavy_library(name):
                          text=True, env={**os.environ}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "heavy:"
+
+
+def test_the_daily_dag_has_its_deadline_pool_and_per_city_task_names(dagbag):
+    """The configured operations (config/hotline.yaml): a deadline 30 h after the logical date
+    (06:00 the next morning), model-heavy tasks in their pool, mapped tasks named by city."""
+    from hotline.callbacks import on_daily_deadline_missed
+
+    dag = dagbag.dags["hotline_daily"]
+    [alert] = dag.deadline if isinstance(dag.deadline, list) else [dag.deadline]
+    assert alert.interval == dt.timedelta(hours=30)
+    assert alert.callback.path.endswith("on_daily_deadline_missed") and on_daily_deadline_missed
+    for task_id in ("forecast", "detect"):
+        t = dag.get_task(task_id)
+        assert t.pool == "hotline_models" and "['scope']" in t.map_index_template and "['name']" in t.map_index_template
+    assert dag.get_task("ingest").pool == "default_pool"
+    assert dag.get_task("ingest").retry_exponential_backoff
+    pools = json.loads((DAGS.parent / "config" / "airflow_pools.json").read_text(encoding="utf-8"))
+    assert pools["hotline_models"]["slots"] >= 1
 
 
 def test_the_gate_sits_between_ingest_and_publication(dagbag):
@@ -119,6 +138,8 @@ def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
     settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": src}, allow_unicode=True))
     db, var = f"sqlite:///{tmp_path / 'w.db'}", tmp_path / "var"
     monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
+    # dag.test() has no scheduler to watch the deadline, and fails on one (hotline/operations.py)
+    monkeypatch.setenv("HOTLINE_DAILY_DEADLINE", "off")
     monkeypatch.setenv("HOTLINE_DB_URL", db)
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
     return db, var
@@ -232,4 +253,110 @@ def test_the_monthly_dag_ranks_briefs_and_a_rerun_changes_nothing(airflow_db, tm
     assert "赛马排名与趋势" in report.read_text(encoding="utf-8")
     assert "赛马" in (var / "site" / "index.html").read_text(encoding="utf-8")  # the board links the ranking
     assert run() == (ranks, sent)
+    eng.dispose()
+
+
+# What a rerun may change: bookkeeping (which run wrote a row, when), never the data.
+_BOOKKEEPING = {"tickets": {"ingest_run_id"}, "quarantine": {"id", "run_id", "quarantined_at"},
+                "daily_counts": {"aggregated_at"}, "dq_day_flags": {"run_id"}, "forecasts": {"run_id"},
+                "anomalies": {"run_id"}, "alerts": {"updated_at"}, "alert_events": {"id", "at"},
+                "notifications": {"id", "created_at", "delivered_at", "next_attempt_at", "run_id"},
+                "light_events": {"run_id"}, "repeat_rates": {"run_id"}, "rankings": {"run_id", "created_at"},
+                "staged_tickets": set()}
+
+
+def _warehouse(eng) -> dict[str, list[tuple]]:
+    """Every data table's rows without their bookkeeping columns, sorted (run logs such as
+    pipeline_runs and dq_verdicts grow with each run by design and are left out)."""
+    from warehouse.schema import metadata
+
+    out = {}
+    with eng.connect() as conn:
+        for name, skip in _BOOKKEEPING.items():
+            table = metadata.tables[name]
+            cols = [c for c in table.columns if c.name not in skip]
+            out[name] = sorted((tuple(map(str, r)) for r in conn.execute(select(*cols))), key=repr)
+    return out
+
+
+@pytest.mark.slow
+def test_a_backfill_of_a_week_run_twice_gives_the_same_warehouse(airflow_db, tmp_path, monkeypatch):
+    """The backfill procedure (README, Operations): each day of a week through the daily DAG, in
+    order. A week loaded day by day (as it happened, late tickets arriving with the next days'
+    feeds), then backfilled, then backfilled again: the second backfill changes no data row and
+    nothing is ever sent twice. The first backfill may only change forecasts: a rerun forecasts a
+    day from its history as known now, late tickets included."""
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+    from warehouse.db import connect
+
+    db, var = _demo_settings(tmp_path, monkeypatch, {
+        "province": "370000", "scale": 0.004,
+        "planted_events": [{"kind": "spike", "days_before": 3, "days": 2, "region": "370200",
+                            "category": "utilities.water_supply", "magnitude": 20.0}]})
+    monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
+    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-02", "--days", "70", "--detect-days", "0"])
+    assert built.exit_code == 0, built.output
+    eng = connect(db)
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+    week = [dt.date(2024, 5, 2) + dt.timedelta(days=i) for i in range(7)]
+
+    def run_week():
+        for day in week:
+            start = dt.datetime.combine(day, dt.time(0), dt.timezone(dt.timedelta(hours=8)))
+            dr = dag.test(logical_date=start.astimezone(dt.timezone.utc), run_conf={"day": str(day)})
+            assert dr.state == "success", day
+        notices = sorted(p.name + ":" + str(len(p.read_text(encoding="utf-8").splitlines()))
+                         for p in (var / "notices").glob("*.jsonl"))
+        return _warehouse(eng), notices
+
+    loaded, notices = run_week()
+    assert {str(d) for d in week} <= {r[0] for r in loaded["daily_counts"]}
+    assert loaded["anomalies"] and any("city:370200" in r for r in loaded["notifications"])
+    backfilled, notices_1 = run_week()
+    again, notices_2 = run_week()
+    changed = [name for name in backfilled if backfilled[name] != again[name]]
+    assert changed == [], {name: (len(backfilled[name]), len(again[name])) for name in changed}
+    assert [name for name in loaded if loaded[name] != backfilled[name]] in ([], ["forecasts"])
+    assert notices_2 == notices_1 == notices  # nothing delivered twice to the file channel
+    eng.dispose()
+
+
+def test_a_data_quality_halt_under_dag_test_tells_the_operators(airflow_db, tmp_path, monkeypatch):
+    """An export whose category field changed (the mapping now reads department names where the
+    categories were, so nearly every ticket is unmapped) halts the gate under dag.test(); the
+    operators get a 数据质量 notice that says the day is held back from forecasts and alerts, and
+    the run stops before forecasting."""
+    from warehouse.db import connect
+    from warehouse.schema import notifications
+
+    db, var = _demo_settings(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000"})
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-08", "--days", "40", "--detect-days", "0"])
+    assert built.exit_code == 0, built.output
+    eng = connect(db)
+    mapping = yaml.safe_load((DAGS.parent / "config" / "mappings" / "generator.yaml").read_text(encoding="utf-8"))
+    mapping["fields"]["category"] = {**mapping["fields"]["category"], "column": "承办单位"}
+    (tmp_path / "renamed.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+    _demo_settings(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000",
+                                           "mapping": str(tmp_path / "renamed.yaml")})
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+    dr = dag.test(logical_date=dt.datetime(2024, 5, 7, 16, tzinfo=dt.timezone.utc), run_conf={"day": "2024-05-08"})
+    assert dr.state == "failed"
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert states["feed_health"] == "failed" and states["forecast_province"] == "upstream_failed"
+    with eng.connect() as conn:
+        ops = conn.execute(select(notifications.c.receiver, notifications.c.subject, notifications.c.body)
+                           .where(notifications.c.receiver.like("operators:%"))).all()
+    [(receiver, subject, body)] = ops
+    assert receiver == "operators:370000" and "数据质量" in subject and "2024-05-08" in subject
+    assert "unmapped" in body and "不会使用这一天" in body
     eng.dispose()

@@ -75,6 +75,41 @@ def _ticket(tid, received, deadline, closed=None, district="440306", department=
             "is_repeat": False, "updated_at": received}
 
 
+def test_a_ticket_loaded_late_gets_its_changes_from_the_next_run_and_a_backfill_adds_nothing(engine, ref):
+    """A ticket that turned yellow on 7 Mar but reached the warehouse on 8 Mar (a late arrival,
+    loaded through the ingest's look-back) has that change recorded by the 8 Mar run, so that a
+    backfill of 7 Mar afterwards finds nothing new; the 8 Mar summary counts only its own day."""
+    from sla.job import lights_day
+    from warehouse.schema import light_events, tickets
+
+    t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), [_ticket("A", t0, t0 + dt.timedelta(days=6))])  # yellow 7 Mar 04:12
+    first = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000", lookback_days=3)
+    assert first["events_recorded"] == 1
+    with engine.begin() as conn:  # B arrives late, with the same times as A
+        conn.execute(insert(tickets), [_ticket("B", t0, t0 + dt.timedelta(days=6))])
+    nxt = lights_day(engine, dt.date(2026, 3, 8), ref, CFG, "440000", lookback_days=3)
+    assert nxt["events_recorded"] == 3  # B's yellow on 7 Mar, A's and B's red on 8 Mar 09:00
+    assert nxt["events_today"] == 2 and nxt["red"] == 2
+    backfill = lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000", lookback_days=3)
+    assert backfill["events_recorded"] == 0 and backfill["yellow"] == 2
+    with engine.connect() as conn:
+        got = sorted((r.ticket_id, r.event, str(r.ds)) for r in conn.execute(select(light_events)))
+    assert got == [("A", "red", "2026-03-08"), ("A", "yellow", "2026-03-07"), ("B", "red", "2026-03-08"),
+                   ("B", "yellow", "2026-03-07")]
+    # without the look-back the 8 Mar run would have missed B's yellow
+    with engine.begin() as conn:
+        conn.execute(light_events.delete())
+    lights_day(engine, dt.date(2026, 3, 7), ref, CFG, "440000")
+    with engine.begin() as conn:
+        conn.execute(insert(tickets), [_ticket("C", t0, t0 + dt.timedelta(days=6))])
+    lights_day(engine, dt.date(2026, 3, 8), ref, CFG, "440000")
+    with engine.connect() as conn:
+        c_events = {r.event for r in conn.execute(select(light_events).where(light_events.c.ticket_id == "C"))}
+    assert c_events == {"red"}
+
+
 def test_the_day_records_changes_once_and_counts_lights(engine, ref):
     from sla.job import lights_day
     from warehouse.schema import light_events, tickets

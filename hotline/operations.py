@@ -1,0 +1,100 @@
+"""How the DAGs run: retries, back-off, the pool for model-heavy tasks and the daily deadline, from
+the ``operations:`` section of config/hotline.yaml (the file HOTLINE_SETTINGS names, else
+<HOTLINE_CONFIG_DIR>/hotline.yaml).
+
+Read when a DAG file is parsed, so this module imports nothing but yaml.
+
+    operations:
+      owner: hotline
+      retries: 2                  # per task, after the first try
+      retry_delay_seconds: 300    # first retry after 5 min, then doubling ...
+      max_retry_delay_seconds: 3600   # ... up to 1 h
+      model_pool: hotline_models  # forecast and detect tasks run in this pool (config/airflow_pools.json)
+      daily_deadline: "06:00"     # the daily run of a day should be done by this time (Asia/Shanghai) the
+                                  # next morning; off: no deadline
+HOTLINE_DAILY_DEADLINE overrides ``daily_deadline`` (``off`` turns it off). The demo (``make run``)
+and the dag.test() tests turn it off: they have no scheduler to watch a deadline, and in Airflow
+3.3.2 ``dag.test()`` of a DAG with a DeadlineAlert fails when the run succeeds (the in-memory
+serialized DAG hands the encoded alert to ``DeadlineAlertModel.get_by_id`` instead of its id).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+TZ = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class Operations:
+    owner: str = "hotline"
+    retries: int = 2
+    retry_delay: dt.timedelta = dt.timedelta(minutes=5)
+    max_retry_delay: dt.timedelta = dt.timedelta(hours=1)
+    model_pool: str = "hotline_models"
+    daily_deadline: dt.time | None = dt.time(6, 0)
+
+    def default_args(self, on_failure_callback) -> dict[str, Any]:
+        """Every task's owner, retries with exponential back-off and the operators' failure callback."""
+        return {"owner": self.owner, "retries": self.retries, "retry_delay": self.retry_delay,
+                "retry_exponential_backoff": True, "max_retry_delay": self.max_retry_delay,
+                "on_failure_callback": on_failure_callback}
+
+    @property
+    def deadline_after_logical_date(self) -> dt.timedelta:
+        """The daily run's logical date is the start of its local day (00:00 Asia/Shanghai); the
+        deadline is the configured time on the morning after that day."""
+        t = self.daily_deadline
+        if t is None:
+            raise ValueError("operations.daily_deadline is off")
+        return dt.timedelta(days=1, hours=t.hour, minutes=t.minute, seconds=t.second)
+
+
+def _path(env: dict[str, str]) -> Path:
+    config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
+    return Path(env.get("HOTLINE_SETTINGS", config_dir / "hotline.yaml"))
+
+
+def load_operations(env: dict[str, str] | None = None) -> Operations:
+    """The ``operations:`` section; missing keys keep their defaults; a bad value raises an error
+    naming the file and the key."""
+    env = dict(os.environ if env is None else env)
+    path = _path(env)
+    doc = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
+    raw = doc.get("operations") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: operations: expected a mapping, got {type(raw).__name__}")
+    unknown = set(raw) - {"owner", "retries", "retry_delay_seconds", "max_retry_delay_seconds", "model_pool",
+                          "daily_deadline"}
+    if unknown:
+        raise ValueError(f"{path}: operations: unknown key(s) {sorted(unknown)}")
+    d = Operations()
+
+    def seconds(key: str, default: dt.timedelta) -> dt.timedelta:
+        if key not in raw:
+            return default
+        value = raw[key]
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{path}: operations.{key}: expected seconds >= 0, got {value!r}")
+        return dt.timedelta(seconds=value)
+
+    retries = raw.get("retries", d.retries)
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"{path}: operations.retries: expected an integer >= 0, got {retries!r}")
+    deadline = str(env.get("HOTLINE_DAILY_DEADLINE", raw.get("daily_deadline", "06:00")))
+    off = deadline.strip().lower() in ("off", "none", "null", "false", "")
+    m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", deadline)
+    if not m and not off:
+        raise ValueError(f"{path}: operations.daily_deadline: expected HH:MM (Asia/Shanghai), got {deadline!r}")
+    return Operations(owner=str(raw.get("owner", d.owner)), retries=retries,
+                      retry_delay=seconds("retry_delay_seconds", d.retry_delay),
+                      max_retry_delay=seconds("max_retry_delay_seconds", d.max_retry_delay),
+                      model_pool=str(raw.get("model_pool", d.model_pool)),
+                      daily_deadline=None if off else dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)))
