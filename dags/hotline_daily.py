@@ -151,7 +151,7 @@ def hotline_daily():
         province = load_reference(s.config_dir).regions.province(str((s.source or {}).get("province", "440000")))
         return [{"day": checked["day"], "scope": c.code, "name": c.zh} for c in province.cities]
 
-    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item']['name'] }}",
+    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item'].get('name', '') }}",
           pool=OPS.model_pool)
     def forecast(item: dict) -> dict:
         """Forecast one city's series from the day just loaded, made coherent within the city."""
@@ -188,7 +188,7 @@ def hotline_daily():
         items = [{"day": c["day"], "scope": c["scope"], "name": c.get("name", "")} for c in cities]
         return items + [{"day": cities[0]["day"], "scope": province, "name": "全省 province"}] if items else items
 
-    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item']['name'] }}",
+    @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item'].get('name', '') }}",
           pool=OPS.model_pool)
     def detect(item: dict) -> dict:
         """Spikes, drops, level shifts, emerging issues and spreading problems in one city's day

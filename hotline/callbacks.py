@@ -58,20 +58,25 @@ def on_task_failure(context: dict[str, Any]) -> None:
         err = context.get("exception")
         error = f"{type(err).__name__}: {err}" if err is not None else "unknown error"
         halted = task_id in DQ_TASKS and "data-quality gate halted" in str(err)
+        if task_id == "validate":
+            held_zh = "本批数据停留在暂存区、未发布，"
+            held_en = "the batch stays staged and unpublished; "
+        else:
+            held_zh = "该日已发布但已标记为可疑，"
+            held_en = "the day is published but flagged; "
         day = _local_day(context)
 
         def build(lang: str, rname: str):
             if halted and lang == "zh":
                 subject = f"【运维告警】数据质量闸门暂停了 {dag_id} 的运行（{day}）"
                 lines = [f"任务：{dag_id} / {task_id}；运行：{run_id}", f"原因：{err}",
-                         "影响：批次闸门暂停时本批数据停留在暂存区、未发布；数据健康检查暂停时该日已标记，"
-                         "预测、检测与预警不会使用这一天。",
+                         f"影响：{held_zh}预测、异常检测与异常预警不会使用这一天（红黄灯照常）。",
                          "处理：按页面所述修复数据源或映射后，重跑该日（清除该任务或以 day 参数触发）。"]
             elif halted:
                 subject = f"[Operations] the data-quality gate halted {dag_id} ({day})"
                 lines = [f"Task: {dag_id} / {task_id}; run: {run_id}", f"Why: {err}",
-                         "Effect: a batch halt keeps the batch staged and unpublished; a feed-health halt "
-                         "flags the day; forecasts, detection and alerts do not use the day.",
+                         f"Effect: {held_en}forecasts, anomaly detection and anomaly alerts do not use the "
+                         "day (the overdue lights go on).",
                          "What to do: fix the source or the mapping as the page says, then rerun the day "
                          "(clear the task, or trigger with the day param)."]
             elif lang == "zh":
@@ -106,23 +111,30 @@ def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any
         return None
     deadline = pendulum.instance(deadline) if not isinstance(deadline, str) else pendulum.parse(deadline)
     queued = run.get("queued_at") or run.get("run_after")
-    if run.get("run_type") == "backfill" or (queued and pendulum.parse(str(queued)) >= deadline):
-        return None
+    run_type = run.get("run_type")
+    if run_type == "backfill" or (run_type == "manual" and queued and pendulum.parse(str(queued)) >= deadline):
+        return None  # a scheduled run created late (the scheduler was down) is exactly what to report
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     local = deadline.in_timezone("Asia/Shanghai")
+    # the day the run covers: the `day` param, else its data interval's local day (as the DAG's
+    # tasks take it; a manual run's logical date is when it was triggered)
+    start = run.get("data_interval_start") or run.get("logical_date")
     day = (run.get("conf") or {}).get("day") or (
-        pendulum.parse(str(run["logical_date"])).in_timezone("Asia/Shanghai").date().isoformat()
-        if run.get("logical_date") else local.subtract(days=1).date().isoformat())
+        pendulum.parse(str(start)).in_timezone("Asia/Shanghai").date().isoformat() if start
+        else local.subtract(days=1).date().isoformat())
     state = run.get("state", "?")
+    failed = state == "failed"
 
     def build(lang: str, rname: str):
         if lang == "zh":
-            return report_message(f"【运维告警】{dag_id} {day} 的运行未在 {local:%m-%d %H:%M} 前完成", [
+            what = "已失败，至今未重跑成功" if failed else f"未在 {local:%m-%d %H:%M} 前完成"
+            return report_message(f"【运维告警】{dag_id} {day} 的运行{what}", [
                 f"运行：{run_id}（状态：{state}）", f"截止时间：{local:%Y-%m-%d %H:%M}（北京时间）",
                 "影响：各办公室今天的预警、红黄灯日报和看板可能延迟。",
                 "处理：在 Airflow 中查看该运行哪个任务仍在运行或排队（worker 是否在线、池是否占满），"
                 "必要时增加 worker；`hotline runs --last 3` 可看各阶段耗时。"])
-        return report_message(f"[Operations] {dag_id} for {day} not finished by {local:%m-%d %H:%M}", [
+        what = "failed and not rerun successfully" if failed else "not finished"
+        return report_message(f"[Operations] {dag_id} for {day} {what} by {local:%m-%d %H:%M}", [
             f"Run: {run_id} (state: {state})", f"Deadline: {local:%Y-%m-%d %H:%M} Asia/Shanghai",
             "Effect: today's alerts, overdue lists and the board may be late for the offices.",
             "What to do: see in Airflow which task is still running or queued (workers up? pool full?), "

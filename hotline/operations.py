@@ -88,11 +88,14 @@ def load_operations(env: dict[str, str] | None = None) -> Operations:
     retries = raw.get("retries", d.retries)
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ValueError(f"{path}: operations.retries: expected an integer >= 0, got {retries!r}")
-    deadline = str(env.get("HOTLINE_DAILY_DEADLINE", raw.get("daily_deadline", "06:00")))
-    off = deadline.strip().lower() in ("off", "none", "null", "false", "")
+    where = "HOTLINE_DAILY_DEADLINE" if "HOTLINE_DAILY_DEADLINE" in env else f"{path}: operations.daily_deadline"
+    raw_deadline = env.get("HOTLINE_DAILY_DEADLINE", raw.get("daily_deadline", "06:00"))
+    deadline = str(raw_deadline)
+    off = raw_deadline is None or deadline.strip().lower() in ("off", "none", "null", "false", "")
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", deadline)
     if not m and not off:
-        raise ValueError(f"{path}: operations.daily_deadline: expected HH:MM (Asia/Shanghai), got {deadline!r}")
+        hint = " (quote it: YAML reads an unquoted 6:00 as the number 360)" if isinstance(raw_deadline, int) else ""
+        raise ValueError(f"{where}: expected HH:MM (Asia/Shanghai) or off, got {deadline!r}{hint}")
     return Operations(owner=str(raw.get("owner", d.owner)), retries=retries,
                       retry_delay=seconds("retry_delay_seconds", d.retry_delay),
                       max_retry_delay=seconds("max_retry_delay_seconds", d.max_retry_delay),

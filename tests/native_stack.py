@@ -3,8 +3,8 @@ Airflow with a PostgreSQL metadata database and the CeleryExecutor (Redis as the
 scheduler, dag-processor, triggerer, api-server and Celery workers, and the warehouse in a second
 PostgreSQL database, all against this machine's real servers.
 
-Each process runs in its own session (process group), so that a worker can be killed with every
-task process it forked, and ``stop()`` can check that nothing is left behind.
+Each service runs in its own session, so that a worker can be killed with every task process it
+forked (each in a process group of its own), and ``stop()`` can check that nothing is left behind.
 """
 from __future__ import annotations
 
@@ -43,21 +43,30 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def members(self) -> list[int]:
+        """Every live process of its session: the service and all it forked. (Airflow's task
+        supervisor puts each task process in a process group of its own, so the process group
+        alone would miss the running tasks; the session holds them.)"""
+        import psutil
+
+        pids = []
+        for proc in psutil.process_iter():
+            try:
+                if os.getsid(proc.pid) == self.popen.pid and proc.status() != psutil.STATUS_ZOMBIE:
+                    pids.append(proc.pid)
+            except (ProcessLookupError, PermissionError, psutil.Error):
+                continue
+        return pids
+
     def group_alive(self) -> bool:
-        """Whether any process of its group (the service and what it forked) still exists."""
-        try:
-            os.killpg(self.popen.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return bool(self.members())
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
-            os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
+        for pid in self.members():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 @dataclass
@@ -81,7 +90,8 @@ class NativeStack:
         self.port = free_port()
         self.api = f"http://127.0.0.1:{self.port}"
         self._token: str | None = None
-        self._created = False
+        self.created: list[str] = []  # databases made here, dropped by stop()
+        self.teardown_errors: list[str] = []
         self.logs = self.home / "logs"
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -142,8 +152,8 @@ class NativeStack:
         with admin.connect() as conn:
             for name in (self.meta_db, self.warehouse_db):
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
+                self.created.append(name)
         admin.dispose()
-        self._created = True
         self._redis().flushdb()
         self.run(["airflow", "db", "migrate"], timeout=600)
         self.run(["hotline", "init"], timeout=300)
@@ -258,16 +268,30 @@ class NativeStack:
             except subprocess.TimeoutExpired:
                 pass
         left = [p.name for p in self.procs if p.group_alive()]
-        if self._created:
+        try:
             admin = self._admin()
             with admin.connect() as conn:
-                for name in (self.meta_db, self.warehouse_db):
-                    conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                      f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
-                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+                for name in list(self.created):
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    self.created.remove(name)
             admin.dispose()
+        except Exception as exc:  # noqa: BLE001 - report it, and still flush Redis
+            self.teardown_errors.append(f"dropping {self.created}: {exc}")
+        try:
             self._redis().flushdb()
+        except Exception as exc:  # noqa: BLE001
+            self.teardown_errors.append(f"flushing {self.redis_url}: {exc}")
         return left
+
+    def databases_left(self) -> list[str]:
+        from sqlalchemy import text
+
+        admin = self._admin()
+        with admin.connect() as conn:
+            names = [r[0] for r in conn.execute(text("SELECT datname FROM pg_database WHERE datname IN (:a, :b)"),
+                                                {"a": self.meta_db, "b": self.warehouse_db})]
+        admin.dispose()
+        return names
 
     def __enter__(self) -> "NativeStack":
         try:

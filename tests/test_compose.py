@@ -81,7 +81,9 @@ def test_the_image_has_what_the_health_checks_call(compose):
         test = (svc.get("healthcheck") or {}).get("test") or []
         if test and test[0] in ("CMD", "CMD-SHELL"):
             tools.add((test[1] if test[0] == "CMD" else test[1]).split()[0])
-    image_tools = {"curl": "curl" in dockerfile, "airflow": True, "celery": True}
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    image_tools = {"curl": "curl" in dockerfile, "airflow": "\napache-airflow==" in lock,
+                   "celery": "\ncelery==" in lock and "\napache-airflow-providers-celery==" in lock}
     for svc_name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-worker",
                      "airflow-triggerer"):
         test = compose["services"][svc_name]["healthcheck"]["test"]

@@ -34,6 +34,14 @@ def test_the_environment_overrides_the_deadline_and_can_turn_it_off(tmp_path):
         ops.deadline_after_logical_date
 
 
+def test_an_unquoted_yaml_time_gets_a_hint(tmp_path):
+    (tmp_path / "hotline.yaml").write_text("operations:\n  daily_deadline: 6:00\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="quote it"):
+        load_operations({"HOTLINE_SETTINGS": str(tmp_path / "hotline.yaml")})
+    with pytest.raises(ValueError, match="HOTLINE_DAILY_DEADLINE"):
+        _ops(tmp_path, {}, HOTLINE_DAILY_DEADLINE="soon")
+
+
 @pytest.mark.parametrize("section, key", [({"retries": -1}, "operations.retries"),
                                           ({"daily_deadline": "25:00"}, "operations.daily_deadline"),
                                           ({"retry_delay_seconds": "soon"}, "operations.retry_delay_seconds"),
@@ -44,11 +52,11 @@ def test_a_bad_value_names_the_file_and_the_key(tmp_path, section, key):
     assert str(tmp_path / "hotline.yaml") in str(err.value)
 
 
-def _context(queued: str, run_type: str = "scheduled", conf=None):
+def _context(queued: str, run_type: str = "scheduled", conf=None, state: str = "running"):
     # the shape Airflow's scheduler hands the triggerer (models/deadline.py get_simple_context)
     return {"dag_run": {"dag_id": "hotline_daily", "dag_run_id": "scheduled__2026-11-24T16:00:00+00:00",
-                        "logical_date": "2026-11-24T16:00:00Z", "queued_at": queued, "run_type": run_type,
-                        "state": "running", "conf": conf or {}},
+                        "logical_date": "2026-11-24T16:00:00Z", "data_interval_start": "2026-11-24T16:00:00Z",
+                        "queued_at": queued, "run_type": run_type, "state": state, "conf": conf or {}},
             "deadline": {"id": "x", "deadline_time": dt.datetime(2026, 11, 25, 22, 0, tzinfo=dt.timezone.utc)}}
 
 
@@ -62,6 +70,15 @@ def test_the_deadline_notice_says_which_day_and_when_and_skips_backfills():
     assert "Asia/Shanghai" in build("en", "ops").text
     assert deadline_notice(_context("2026-11-24T16:00:05Z", run_type="backfill")) is None
     assert deadline_notice(_context("2026-11-26T01:00:00Z", run_type="manual")) is None  # queued after it
+    # a scheduled run created after its deadline (the scheduler was down) is what the alert is for
+    assert deadline_notice(_context("2026-11-26T01:00:00Z"))[0]["day"] == "2026-11-25"
+    # a manual run triggered on the 26th covers its data interval's day, the 25th
+    manual = _context("2026-11-26T02:00:00Z", run_type="manual")
+    manual["dag_run"]["logical_date"] = "2026-11-26T02:00:00Z"
+    manual["deadline"]["deadline_time"] = "2026-11-27T08:00:00Z"
+    assert deadline_notice(manual)[0]["day"] == "2026-11-25"
+    failed = deadline_notice(_context("2026-11-24T16:00:05Z", state="failed"))[1]("zh", "运维")
+    assert "已失败" in failed.subject
     assert deadline_notice(_context("2026-11-24T16:00:05Z", conf={"day": "2026-11-20"}))[0]["day"] == "2026-11-20"
 
 

@@ -28,6 +28,15 @@ DAG = "hotline_daily"
 pytestmark = pytest.mark.slow
 
 
+def _city_names() -> dict[str, str]:
+    from hotline.reference import load_reference
+
+    return {c.code: c.zh for c in load_reference().regions.province("370000").cities}
+
+
+CITY_NAMES = _city_names()
+
+
 def _settings(path: Path) -> None:
     path.write_text(yaml.safe_dump({
         "lookback_days": 3, "caller_salt": "it-salt",
@@ -156,7 +165,10 @@ def test_the_daily_dag_on_celery_workers_survives_a_killed_worker_and_leaves_not
         tis = {(t["task_id"], t["map_index"]): t for t in _task_instances(stack, "it-day2")}
         for key in running:
             assert tis[key]["state"] == "success" and tis[key]["try_number"] >= 2, tis[key]
-        assert tis[running[0]]["rendered_map_index"].startswith("37")  # the city's code names the mapped task
+        # the city's code and name label the mapped task (what operators see in the grid)
+        assert all(t["rendered_map_index"].split(" ", 1)[0] in CITY_NAMES for k, t in tis.items() if k[0] == "forecast")
+        assert {t["rendered_map_index"] for k, t in tis.items() if k[0] == "forecast"} == {
+            f"{code} {name}" for code, name in CITY_NAMES.items()}
 
         # no duplicate rows or notices; each delivered notice written once to the file channel
         assert _duplicates(wh) == {"tickets": 0, "alert events": 0, "notices": 0, "anomalies": 0}
@@ -177,3 +189,4 @@ def test_the_daily_dag_on_celery_workers_survives_a_killed_worker_and_leaves_not
     finally:
         left = stack.stop()
     assert left == [], f"processes left running: {left}"
+    assert stack.teardown_errors == [] and stack.databases_left() == []
