@@ -145,29 +145,33 @@ def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
     return db, var
 
 
+def _demo_dag(tmp_path, monkeypatch, source: dict, end: str, days: int):
+    """A demo warehouse (``hotline demo``: ``days`` of history before ``end``) from the generator
+    settings ``source``, and the daily DAG parsed from dags/: (database URL, var dir, engine, DAG)."""
+    from click.testing import CliRunner
+
+    from airflow.dag_processing.dagbag import DagBag
+    from hotline.cli import main
+    from warehouse.db import connect
+
+    db, var = _demo_settings(tmp_path, monkeypatch, source)
+    built = CliRunner().invoke(main, ["demo", "--end", end, "--days", str(days), "--detect-days", "0"])
+    assert built.exit_code == 0, built.output
+    return db, var, connect(db), DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+
+
 @pytest.mark.slow
 def test_daily_dag_runs_and_a_rerun_changes_nothing(airflow_db, tmp_path, monkeypatch):
     """The whole daily DAG under dag.test(), twice for the same date: the second run changes no
     ticket, no count and sends no notice. A planted city-wide spike on the day (70 days of history
     before it) gives the run something to detect and notify."""
-    from warehouse.db import connect
     from warehouse.schema import alerts, daily_counts, light_events, notifications, tickets
 
-    db, var = _demo_settings(tmp_path, monkeypatch, {
-        "scale": 0.002, "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
-                                            "category": "utilities.water_supply", "magnitude": 25.0}]})
     monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
-    from click.testing import CliRunner
-
-    from hotline.cli import main
-
-    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-08", "--days", "70", "--detect-days", "0"])
-    assert built.exit_code == 0, built.output
-    eng = connect(db)
-
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+    db, var, eng, dag = _demo_dag(tmp_path, monkeypatch, {
+        "scale": 0.002, "planted_events": [{"kind": "spike", "days_before": 0, "days": 1, "region": "440300",
+                                            "category": "utilities.water_supply", "magnitude": 25.0}]},
+        "2024-05-08", 70)
     day = "2024-05-08"
 
     def run_and_count():
@@ -286,22 +290,11 @@ def test_a_backfill_of_a_week_run_twice_gives_the_same_warehouse(airflow_db, tmp
     feeds), then backfilled, then backfilled again: the second backfill changes no data row and
     nothing is ever sent twice. The first backfill may only change forecasts: a rerun forecasts a
     day from its history as known now, late tickets included."""
-    from click.testing import CliRunner
-
-    from hotline.cli import main
-    from warehouse.db import connect
-
-    db, var = _demo_settings(tmp_path, monkeypatch, {
+    monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
+    db, var, eng, dag = _demo_dag(tmp_path, monkeypatch, {
         "province": "370000", "scale": 0.004,
         "planted_events": [{"kind": "spike", "days_before": 3, "days": 2, "region": "370200",
-                            "category": "utilities.water_supply", "magnitude": 20.0}]})
-    monkeypatch.setenv("HOTLINE_DEMO_DAY", "2024-05-08")
-    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-02", "--days", "70", "--detect-days", "0"])
-    assert built.exit_code == 0, built.output
-    eng = connect(db)
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+                            "category": "utilities.water_supply", "magnitude": 20.0}]}, "2024-05-02", 70)
     week = [dt.date(2024, 5, 2) + dt.timedelta(days=i) for i in range(7)]
 
     def run_week():
@@ -330,25 +323,14 @@ def test_a_data_quality_halt_under_dag_test_tells_the_operators(airflow_db, tmp_
     categories were, so nearly every ticket is unmapped) halts the gate under dag.test(); the
     operators get a 数据质量 notice that says the day is held back from forecasts and alerts, and
     the run stops before forecasting."""
-    from warehouse.db import connect
     from warehouse.schema import notifications
 
-    db, var = _demo_settings(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000"})
-    from click.testing import CliRunner
-
-    from hotline.cli import main
-
-    built = CliRunner().invoke(main, ["demo", "--end", "2024-05-08", "--days", "40", "--detect-days", "0"])
-    assert built.exit_code == 0, built.output
-    eng = connect(db)
+    db, var, eng, dag = _demo_dag(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000"}, "2024-05-08", 40)
     mapping = yaml.safe_load((DAGS.parent / "config" / "mappings" / "generator.yaml").read_text(encoding="utf-8"))
     mapping["fields"]["category"] = {**mapping["fields"]["category"], "column": "承办单位"}
     (tmp_path / "renamed.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
     _demo_settings(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000",
                                            "mapping": str(tmp_path / "renamed.yaml")})
-    from airflow.dag_processing.dagbag import DagBag
-
-    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
     dr = dag.test(logical_date=dt.datetime(2024, 5, 7, 16, tzinfo=dt.timezone.utc), run_conf={"day": "2024-05-08"})
     assert dr.state == "failed"
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
