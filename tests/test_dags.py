@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import jinja2
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -55,7 +57,12 @@ def test_the_daily_dag_has_its_deadline_pool_and_per_city_task_names(dagbag):
     assert alert.callback.path.endswith("on_daily_deadline_missed") and on_daily_deadline_missed
     for task_id in ("forecast", "detect"):
         t = dag.get_task(task_id)
-        assert t.pool == "hotline_models" and "['scope']" in t.map_index_template and "['name']" in t.map_index_template
+        assert t.pool == "hotline_models"
+        # rendered as Airflow does (StrictUndefined); runs from before the name was added still render
+        tpl = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(t.map_index_template)
+        task = SimpleNamespace(op_kwargs={"item": {"scope": "440300", "name": "深圳市"}})
+        assert tpl.render(task=task) == "440300 深圳市"
+        assert tpl.render(task=SimpleNamespace(op_kwargs={"item": {"scope": "440300"}})).strip() == "440300"
     assert dag.get_task("ingest").pool == "default_pool"
     assert dag.get_task("ingest").retry_exponential_backoff
     pools = json.loads((DAGS.parent / "config" / "airflow_pools.json").read_text(encoding="utf-8"))
