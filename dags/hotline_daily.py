@@ -12,7 +12,7 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from hotline.callbacks import on_daily_deadline_missed, on_task_failure
-from hotline.operations import load_operations
+from hotline.operations import load_operations, run_day
 
 TZ = "Asia/Shanghai"
 OPS = load_operations()
@@ -51,11 +51,7 @@ data-quality gate halts the run, and when the day's run is not done by `operatio
 
 def _day(context) -> dt.date:
     """The local day this run covers: the `day` param if given, else the data interval's day."""
-    given = (context.get("params") or {}).get("day")
-    if given:
-        return dt.date.fromisoformat(given)
-    start = pendulum.instance(context["data_interval_start"]).in_timezone(TZ)
-    return start.date()
+    return run_day((context.get("params") or {}).get("day"), context["data_interval_start"], TZ)
 
 
 @dag(

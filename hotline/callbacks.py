@@ -12,15 +12,14 @@ log = logging.getLogger(__name__)
 
 
 def _local_day(context: dict[str, Any]) -> dt.date:
+    """The day the failed run covers (as its tasks take it), else today in Asia/Shanghai."""
     import pendulum
 
-    given = (context.get("params") or {}).get("day")
-    if given:
-        return dt.date.fromisoformat(str(given))
-    when = context.get("logical_date") or context.get("data_interval_end")
-    if when is None:
-        return pendulum.now("Asia/Shanghai").date()
-    return pendulum.instance(when).in_timezone("Asia/Shanghai").date()
+    from hotline.operations import run_day
+
+    day = run_day((context.get("params") or {}).get("day"),
+                  context.get("data_interval_start") or context.get("logical_date"))
+    return day or pendulum.now("Asia/Shanghai").date()
 
 
 DQ_TASKS = {"validate", "feed_health"}
@@ -116,12 +115,11 @@ def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any
         return None  # a scheduled run created late (the scheduler was down) is exactly what to report
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     local = deadline.in_timezone("Asia/Shanghai")
-    # the day the run covers: the `day` param, else its data interval's local day (as the DAG's
-    # tasks take it; a manual run's logical date is when it was triggered)
-    start = run.get("data_interval_start") or run.get("logical_date")
-    day = (run.get("conf") or {}).get("day") or (
-        pendulum.parse(str(start)).in_timezone("Asia/Shanghai").date().isoformat() if start
-        else local.subtract(days=1).date().isoformat())
+    from hotline.operations import run_day
+
+    # the day the run covers, as the DAG's tasks take it
+    covered = run_day((run.get("conf") or {}).get("day"), run.get("data_interval_start") or run.get("logical_date"))
+    day = (covered or local.subtract(days=1).date()).isoformat()
     state = run.get("state", "?")
     failed = state == "failed"
 

@@ -101,3 +101,17 @@ def load_operations(env: dict[str, str] | None = None) -> Operations:
                       max_retry_delay=seconds("max_retry_delay_seconds", d.max_retry_delay),
                       model_pool=str(raw.get("model_pool", d.model_pool)),
                       daily_deadline=None if off else dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)))
+
+
+def run_day(day_param: Any, interval_start: Any, tz: str = TZ) -> dt.date | None:
+    """The local day a daily run covers: its ``day`` param when given, else the local date of its
+    data interval's start (a datetime or an ISO string; a manual run's logical date is when it was
+    triggered, its data interval the day before). None when neither is known."""
+    if day_param:
+        return dt.date.fromisoformat(str(day_param))
+    if interval_start is None:
+        return None
+    import pendulum
+
+    when = pendulum.parse(interval_start) if isinstance(interval_start, str) else pendulum.instance(interval_start)
+    return when.in_timezone(tz).date()

@@ -71,7 +71,7 @@ class Proc:
 
 @dataclass
 class NativeStack:
-    """``with NativeStack(home, pg_server_url, redis_url, hotline_env) as stack:`` starts it all."""
+    """``prepare()`` the databases, ``start_services()``, and always ``stop()``."""
 
     home: Path
     pg_server_url: str  # postgresql+psycopg2://user@host:port/db of a server where databases can be created
@@ -170,9 +170,6 @@ class NativeStack:
             self.start_worker(f"worker-{i + 1}")
         self.wait_for(lambda: self._get_or_none("/api/v2/version") is not None, 180, "the api-server")
         return self
-
-    def start(self, workers: int = 1) -> "NativeStack":
-        return self.prepare().start_services(workers)
 
     def run(self, argv: list[str], timeout: float) -> str:
         out = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
@@ -292,13 +289,3 @@ class NativeStack:
                                                 {"a": self.meta_db, "b": self.warehouse_db})]
         admin.dispose()
         return names
-
-    def __enter__(self) -> "NativeStack":
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
