@@ -13,6 +13,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
@@ -83,6 +84,7 @@ def sync_alerts(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig,
             lab = labels_for(m, ref)
             values = {"severity": m["severity"], "observed": m["observed"], "expected": m["expected"],
                       "lower": m["lower"], "upper": m["upper"], "score": m["score"],
+                      "surprise": m.get("surprise"), "history_days": m.get("history_days"),
                       "detectors": ",".join(m["detectors"]), "explanation": mask_outgoing(m["explanation"]),
                       "samples": samples.get(fp, []), "labels": lab, "updated_at": now}
             old = current.get(fp)
@@ -149,7 +151,7 @@ def merge_anomalies(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         fp = fingerprint(r["series_id"], r["kind"])
-        key = (SEVERITY_RANK.get(r["severity"], 0), r["score"])
+        key = (SEVERITY_RANK.get(r["severity"], 0), _surprise(r))
         cur = out.get(fp)
         if cur is None:
             out[fp] = {**dict(r), "detectors": [r["detector"]], "_key": key}
@@ -158,6 +160,14 @@ def merge_anomalies(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, An
         if key > cur["_key"]:
             out[fp] = {**dict(r), "detectors": cur["detectors"], "_key": key}
     return out
+
+
+def _surprise(row: Mapping[str, Any]) -> float:
+    """-log10 p of an anomaly row (from its score where an older row has no surprise)."""
+    s = row.get("surprise")
+    if s is not None:
+        return float(s)
+    return float(-np.log10(max(1.0 - float(row["score"]), 1e-300)))
 
 
 def ticket_samples(engine: Engine, day: dt.date, merged: Iterable[Mapping[str, Any]], k: int) -> dict[str, list[str]]:

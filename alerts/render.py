@@ -8,12 +8,14 @@ masked on ingest: a notice never carries a phone number, an ID number or a calle
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from alerts.config import AlertsConfig
+from hotline.rarity import frequency, p_of
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 
@@ -52,17 +54,10 @@ def office_name(office: str, ref: Reference, cfg: AlertsConfig | None, lang: str
         return office
 
 
-def rarity(score: float, lang: str) -> str:
-    """How unusual: the chance of a day this extreme by chance, from the score (1 - tail)."""
-    q = max(1.0 - float(score), 1e-12)
-    n = float(f"{1.0 / q:.2g}")  # two significant digits: 1e-8 reads 1亿, not 9999万
-    if lang == "en":
-        return f"about 1 in {n:,.0f}" if n < 1e9 else "less than 1 in a billion"
-    if n >= 1e8:
-        return f"约{n / 1e8:.0f}亿分之一"
-    if n >= 1e4:
-        return f"约{n / 1e4:.0f}万分之一"
-    return f"约{n:.0f}分之一"
+def rarity(a: Mapping[str, Any], lang: str) -> str:
+    """How unusual, as a frequency the office can check on its own series ("约每 N 天一次"), from
+    the alert's calibrated tail probability and the series' days on record."""
+    return frequency(p_of(a.get("surprise"), a.get("score")), a.get("history_days"), lang)
 
 
 def _num(v: Any) -> str:
@@ -72,9 +67,9 @@ def _num(v: Any) -> str:
     return f"{v:.0f}" if abs(v) >= 10 or v == int(v) else f"{v:.1f}"
 
 
-def _score(score: float) -> str:
-    s = f"{float(score):.7f}"
-    return "> 0.9999999" if s == "1.0000000" else s
+def _surprise(a: Mapping[str, Any]) -> str:
+    p = p_of(a.get("surprise"), a.get("score"))
+    return "—" if p is None else f"{-math.log10(max(p, 1e-300)):.1f}"
 
 
 @dataclass
@@ -113,7 +108,7 @@ def alert_view(a: Mapping[str, Any], lang: str, ds: dt.date, link: str | None) -
         rng = f" (normal range {_num(lo)}–{_num(hi)})" if lo is not None and hi is not None else ""
         lines = [f"Observed {_num(obs)} tickets, expected {_num(exp)}{rng}"
                  + (f", {ratio:.1f}× expected" if ratio is not None else ""),
-                 f"How unusual: {rarity(a['score'], 'en')} (score {_score(a['score'])})",
+                 f"How unusual: {rarity(a, 'en')} for this series (surprise {_surprise(a)})",
                  f"Since {starts} (day {days})" if a["state"] == "firing" else f"Resolved on {a.get('ends_on')}",
                  f"Detail (zh): {mask_outgoing(a.get('explanation') or '')}",
                  f"Detectors: {a.get('detectors')} · alert id {a['fingerprint'][:8]}"]
@@ -125,7 +120,7 @@ def alert_view(a: Mapping[str, Any], lang: str, ds: dt.date, link: str | None) -
         rng = f"（正常范围 {_num(lo)}–{_num(hi)} 件）" if lo is not None and hi is not None else ""
         lines = [f"当日 {_num(obs)} 件，预期 {_num(exp)} 件{rng}"
                  + (f"，为预期的 {ratio:.1f} 倍" if ratio is not None else ""),
-                 f"异常程度：偶然出现的概率{rarity(a['score'], 'zh')}（评分 {_score(a['score'])}）",
+                 f"异常程度：本序列{rarity(a, 'zh')}（意外度 {_surprise(a)}）",
                  f"起始：{starts}（第 {days} 天）" if a["state"] == "firing" else f"已于 {a.get('ends_on')} 恢复正常",
                  f"说明：{mask_outgoing(a.get('explanation') or '')}",
                  f"检测器：{a.get('detectors')} · 预警编号 {a['fingerprint'][:8]}"]
@@ -251,10 +246,20 @@ def channel_payload(channel_type: str, msg: Message, meta: Mapping[str, Any]) ->
             "alerts": [_public_alert(a, meta.get("links", {})) for a in meta.get("alerts", [])]}
 
 
+def _rounded(v: Any, digits: int) -> float | None:
+    return None if v is None else round(float(v), digits)
+
+
 def _public_alert(a: Mapping[str, Any], links: Mapping[str, str]) -> dict[str, Any]:
+    """An alert for machines: figures rounded to what they mean (a float's 16 digits say nothing
+    and read like an account number to a PII filter), the calibrated tail as p and surprise."""
+    p = p_of(a.get("surprise"), a.get("score"))
     return {"fingerprint": a["fingerprint"], "status": a["state"],
             "labels": {k: mask_outgoing(str(v)) for k, v in a["labels"].items()},
             "startsOn": str(a["starts_on"]), "endsOn": str(a["ends_on"]) if a.get("ends_on") else None,
-            "observed": a.get("observed"), "expected": a.get("expected"), "lower": a.get("lower"),
-            "upper": a.get("upper"), "score": a.get("score"), "explanation": mask_outgoing(a.get("explanation")),
+            **{k: _rounded(a.get(k), 2) for k in ("observed", "expected", "lower", "upper")},
+            "score": _rounded(a.get("score"), 6), "pValue": None if p is None else float(f"{p:.3g}"),
+            "surprise": None if p is None else round(-math.log10(max(p, 1e-300)), 2),
+            "howUnusual": {"zh": rarity(a, "zh"), "en": rarity(a, "en")},
+            "historyDays": a.get("history_days"), "explanation": mask_outgoing(a.get("explanation")),
             "samples": [mask_outgoing(x) for x in a.get("samples") or []], "link": links.get(a["fingerprint"])}

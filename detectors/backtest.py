@@ -28,7 +28,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from detectors.engine import RECORD_COLUMNS, Cooldown, decide, score_all
-from detectors.job import PANEL_DAYS, load_panel
+from detectors.job import OLDEST_ORIGIN, PANEL_DAYS, load_panel
 from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
 from hotline.reference import ConfigError, Reference
@@ -113,7 +113,12 @@ def match(alerts: pd.DataFrame, labels: pd.DataFrame) -> tuple[np.ndarray, list[
     return matched, per_event
 
 
-def metrics(alerts: pd.DataFrame, labels: pd.DataFrame, n_districts: int, n_days: int) -> dict[str, Any]:
+def metrics(alerts: pd.DataFrame, labels: pd.DataFrame, n_districts: int, n_days: int,
+            offices: dict[str, int] | None = None) -> dict[str, Any]:
+    """Event-level recall (all events, and the events whose excess is material by their tier's
+    rule when ``labels`` has a ``material`` column), alert-level precision, F1, delays by kind,
+    false alerts per district and month, and the budget achieved: alerts (and false alerts) per
+    office and month at each level (``offices``: level -> number of offices)."""
     matched, per_event = match(alerts, labels)
     detected = np.array([len(a) > 0 for a in per_event], bool)
     delays = [int((pd.Timestamp(a["ds"].min()).date() - ev["start"]).days) if len(a) else None
@@ -130,13 +135,66 @@ def metrics(alerts: pd.DataFrame, labels: pd.DataFrame, n_districts: int, n_days
         by_kind[kind] = {"events": n, "detected": int(sum(1 for x, k in zip(delays, labels["type"])
                                                               if k == kind and x is not None)),
                          "median_delay_days": float(np.median(d)) if d else None}
-    return {"events": int(len(labels)), "detected": int(detected.sum()), "alerts": int(len(alerts)),
-            "true_alerts": tp, "false_alerts": int(len(alerts) - tp),
-            "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
-            "median_delay_days": {k: v["median_delay_days"] for k, v in by_kind.items()},
-            "by_kind": by_kind,
-            "false_alerts_per_district_month": round((len(alerts) - tp) / max(n_districts, 1) / max(months, 1e-9), 3),
-            "_matched": matched, "_delays": delays, "_per_event": per_event}
+    out = {"events": int(len(labels)), "detected": int(detected.sum()), "alerts": int(len(alerts)),
+           "true_alerts": tp, "false_alerts": int(len(alerts) - tp),
+           "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+           "median_delay_days": {k: v["median_delay_days"] for k, v in by_kind.items()},
+           "by_kind": by_kind,
+           "false_alerts_per_district_month": round((len(alerts) - tp) / max(n_districts, 1) / max(months, 1e-9), 3)}
+    if "material" in labels.columns and len(labels):
+        mat = labels["material"].fillna(False).to_numpy(bool)
+        out["material_events"] = int(mat.sum())
+        out["material_detected"] = int((detected & mat).sum())
+        out["recall_material"] = round(float(detected[mat].mean()), 4) if mat.any() else None
+    if offices:
+        level = alerts["region_level"].to_numpy() if len(alerts) else np.array([], object)
+        out["alerts_per_office_month"] = {
+            lv: round(float((level == lv).sum()) / max(n, 1) / max(months, 1e-9), 3) for lv, n in offices.items()}
+        out["false_alerts_per_office_month"] = {
+            lv: round(float(((level == lv) & ~matched).sum()) / max(n, 1) / max(months, 1e-9), 3)
+            for lv, n in offices.items()}
+    return {**out, "_matched": matched, "_delays": delays, "_per_event": per_event}
+
+
+def event_excess(panel, exp: Expectations, labels: pd.DataFrame, horizon: int = 14) -> dict[int, tuple[float, float]]:
+    """For each labelled event on one of this panel's series: its observed and expected tickets over
+    its first days (at most ``horizon``), expected by the forecast made the day before it began."""
+    out = {}
+    pos = {str(sid): i for i, sid in enumerate(panel.ids)}
+    for j, ev in enumerate(labels.itertuples()):
+        i = pos.get(f"{ev.region_level}:{ev.region}|{ev.category_level}:{ev.category}")
+        if i is None:
+            continue
+        try:
+            t0 = panel.index(ev.start)
+        except KeyError:
+            continue
+        fit = exp.at(t0 - 1)
+        if fit is None:
+            continue
+        k = min(horizon, (ev.end - ev.start).days + 1, panel.Y.shape[1] - t0)
+        out[j] = (float(np.nansum(panel.Y[i, t0:t0 + k])), float(fit[0][i, :k].sum()))
+    return out
+
+
+def material(labels: pd.DataFrame, excess: dict[int, tuple[float, float]], cfg: DetectionConfig) -> np.ndarray:
+    """Whether each event's excess is material by its tier's rule (min_excess for its level, and
+    min_change for a one-day spike, min_shift for the others); None where it was not measured."""
+    out = []
+    for j, ev in enumerate(labels.itertuples()):
+        if j not in excess:
+            out.append(None)
+            continue
+        obs, expd = excess[j]
+        prof = cfg.profile(ev.city or "", ev.category if ev.category != "*" else "*")
+        level = ev.region_level if ev.region_level in ("district", "city", "province") else "district"
+        need = prof["min_excess"][level] if isinstance(prof["min_excess"], dict) else prof["min_excess"]
+        change = prof["min_change"] if ev.type == "spike" else prof["min_shift"]
+        ratio = obs / max(expd, 1e-9)
+        big = obs - expd >= need if ev.type != "drop" else expd - obs >= need
+        changed = ratio >= 1 + change if ev.type != "drop" else ratio <= 1 / (1 + change)
+        out.append(bool(big and changed))
+    return np.array(out, dtype=object)
 
 
 @dataclass
@@ -171,8 +229,9 @@ def _value(text: str) -> Any:
 
 def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.date, config_dir: str | Path,
                  ref: Reference, province: str, profile: str | None = None,
-                 sweep: list[dict] | None = None) -> dict[str, Any]:
-    """Replay ``start``..``end`` for every grid point; metrics per point, alerts and event charts."""
+                 sweep: list[dict] | None = None, progress=None) -> dict[str, Any]:
+    """Replay ``start``..``end`` for every grid point; metrics per point, alerts and event charts.
+    ``progress(n)`` is called with each day judged (per scope)."""
     base = DetectionConfig.load(config_dir)
     grid = [GridPoint(",".join(f"{k}={v}" for k, v in s.items()) or "config", base.with_overrides(s) if s else base)
             for s in (sweep or [{}])]
@@ -183,6 +242,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     scopes = [(c.code, "city") for c in prov.cities if c.code in present] + [(province, "province")]
     n_districts = sum(len(c.districts) for c in prov.cities if c.code in present)
     alerts = {g.name: [] for g in grid}
+    excess: dict[int, tuple[float, float]] = {}
     event_ids = {f"{r.region_level}:{r.region}|{r.category_level}:{r.category}" for r in labels.itertuples()}
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)
@@ -192,6 +252,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
             continue
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)
         exp = Expectations(panel)
+        excess.update(event_excess(panel, exp, labels))
         profs = []
         for g in grid:
             p = g.cfg.arrays(panel, profile)
@@ -209,7 +270,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
                 res = cache[key]
                 alerts[g.name].append(decide(panel, t, res, dets, p, cool, ref))
             first = next(iter(cache.values()))
-            src = first.get("spike_drop") or first.get("consensus")
+            src = first.get("spike_drop")
             for i in watch:
                 b = bands.setdefault(str(panel.ids[i]), {"ds": [], "observed": [], "expected": [], "lower": [],
                                                         "upper": []})
@@ -217,23 +278,29 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
                 b["observed"].append(float(panel.y(t)[i]))
                 for k in ("expected", "lower", "upper"):
                     b[k].append(float(src[k][i]) if src is not None else float("nan"))
-            exp.forget_before(t - 7 * 12 - 15)
+            exp.forget_before(t - OLDEST_ORIGIN - 7)
+            if progress:
+                progress(1)
         log.info("backtest: %s done", scope)
     n_days = len(days)
+    offices = {"district": n_districts, "city": sum(1 for s_, lv in scopes if lv == "city"), "province": 1}
     out = {"period": [str(start), str(end)], "profile": profile or "by tier", "districts": n_districts,
-           "grid": [], "alerts": {}, "bands": bands}
+           "offices": offices, "grid": [], "alerts": {}, "bands": bands}
+    labels = labels.assign(material=material(labels, excess, base)) if len(labels) else labels
+    out["labels"] = labels
     for g in grid:
         frame = pd.concat([a for a in alerts[g.name] if len(a)], ignore_index=True) if any(
             len(a) for a in alerts[g.name]) else pd.DataFrame(columns=RECORD_COLUMNS)
-        m = metrics(frame, labels, n_districts, n_days)
+        m = metrics(frame, labels, n_districts, n_days, offices)
         out["grid"].append({"setting": g.name, **m})
         out["alerts"][g.name] = frame
     return out
 
 
-def best(grid: list[dict], budget: float) -> dict | None:
-    """The highest F1 among the settings within the false-alert budget (per district and month)."""
-    ok = [g for g in grid if g["false_alerts_per_district_month"] <= budget]
+def best(grid: list[dict], max_false: float) -> dict | None:
+    """The highest F1 among the settings with at most ``max_false`` false alerts per district
+    office and month."""
+    ok = [g for g in grid if g["false_alerts_per_district_month"] <= max_false]
     return max(ok, key=lambda g: (g["f1"], -g["false_alerts_per_district_month"])) if ok else None
 
 

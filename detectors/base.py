@@ -3,10 +3,11 @@
 - ``__init__`` only stores parameters; nothing is checked or learnt there.
 - ``fit(history)`` learns from the long series frame (``series_id, ds, y``) and returns self;
   fitted state lives in attributes ending in ``_``.
-- ``score(frame)`` returns ``series_id, ds, score`` with the score in [0, 1], higher = more
-  anomalous, for every row of ``frame`` (days after the fitted history).
-- ``detect(frame)`` returns anomaly records (``ANOMALY_COLUMNS``) for the rows whose score
-  reaches ``threshold``.
+- ``score(frame)`` returns ``series_id, ds, p, score, surprise`` for every row of ``frame`` (days
+  after the fitted history): ``p`` the calibrated tail probability of a day this far out (one-sided,
+  in the direction of the row's ``kind``), ``score = 1 - p`` in [0, 1] (higher = more anomalous) and
+  ``surprise = -log10 p`` (keeps the order where the score runs out of digits).
+- ``detect(frame)`` returns anomaly records (``ANOMALY_COLUMNS``) for the rows with ``p <= alpha``.
 
 Public methods validate and convert inputs, then call the private ``_fit`` / ``_score``;
 a detector subclass writes only those, declares ``_tags`` and offers ``get_test_params()`` so
@@ -19,17 +20,18 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-ANOMALY_COLUMNS = ["series_id", "ds", "observed", "expected", "lower", "upper", "score", "severity", "kind",
-                   "detector", "explanation"]
-SEVERITY_RULE = ("with q = 1 - score (how often a day this extreme comes by chance) and q0 = 1 - the alert "
-                 "threshold: q <= q0/100 red (红); q <= q0/10 orange (橙); otherwise yellow (黄)")
+ANOMALY_COLUMNS = ["series_id", "ds", "observed", "expected", "lower", "upper", "score", "p_value", "surprise",
+                   "severity", "kind", "detector", "explanation"]
+SEVERITY_RULE = ("with p the calibrated tail probability of the day (how often a day this far out has come) and "
+                 "alpha the alert threshold the budget sets: p <= alpha/100 red (红); p <= alpha/10 orange (橙); "
+                 "otherwise yellow (黄)")
 
 
-def severity(score: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
-    """Map scores to the levels offices use (the rule is SEVERITY_RULE): an alert a hundred times
-    rarer than the threshold asks for is red, ten times rarer orange, the rest yellow."""
-    q = 1 - np.asarray(score, dtype=float)
-    q0 = 1 - np.asarray(threshold, dtype=float)
+def severity(p: np.ndarray, alpha: float | np.ndarray) -> np.ndarray:
+    """Map tail probabilities to the levels offices use (the rule is SEVERITY_RULE): an alert a
+    hundred times rarer than the threshold asks for is red, ten times rarer orange, the rest yellow."""
+    q = np.asarray(p, dtype=float)
+    q0 = np.asarray(alpha, dtype=float)
     return np.where(q <= q0 / 100, "red", np.where(q <= q0 / 10, "orange", "yellow"))
 
 
@@ -49,8 +51,8 @@ class BaseDetector:
     _tags: ClassVar[dict[str, Any]] = {"kind": "spike", "needs_history_days": 28}
     name: ClassVar[str] = "base"
 
-    def __init__(self, threshold: float = 0.99):
-        self.threshold = threshold
+    def __init__(self, alpha: float = 1e-2):
+        self.alpha = alpha
 
     def fit(self, history: pd.DataFrame) -> "BaseDetector":
         self._fit(_frame(history, "history"))
@@ -62,15 +64,17 @@ class BaseDetector:
             raise RuntimeError(f"{type(self).__name__}: call fit() before score()")
         f = _frame(frame, "frame")
         out = self._score(f)
-        out["score"] = np.clip(out["score"].to_numpy(dtype=float), 0.0, 1.0)
+        out["p"] = np.clip(out["p"].to_numpy(dtype=float), 1e-300, 1.0)
+        out["score"] = 1.0 - out["p"]
+        out["surprise"] = -np.log10(out["p"])
         return out
 
     def detect(self, frame: pd.DataFrame) -> pd.DataFrame:
         s = self.score(frame)
-        hit = s[s["score"] >= self.threshold].copy()
+        hit = s[s["p"] <= self.alpha].copy().rename(columns={"p": "p_value"})
         if hit.empty:
             return pd.DataFrame(columns=ANOMALY_COLUMNS)
-        hit["severity"] = severity(hit["score"].to_numpy(), self.threshold)
+        hit["severity"] = severity(hit["p_value"].to_numpy(), self.alpha)
         hit["detector"] = self.name
         if "kind" not in hit.columns:
             hit["kind"] = self._tags["kind"]

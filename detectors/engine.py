@@ -1,10 +1,18 @@
 """One day's detection over a panel, as the DAG and the backtest both run it.
 
 ``score_all`` runs each detector a profile needs once over every series; ``decide`` turns the
-scores into anomaly records: the series' profile threshold and minimum volume, the cool-down
-(a series and kind that alerted within ``cooldown_days`` stays quiet unless the severity rises),
-the severity, and an explanation that names the districts (or cities) and sub-categories that
-drove a regional or aggregate anomaly, with their share of the excess (ThirdEye-style drill-down).
+calibrated tail probabilities into anomaly records:
+
+- **the budget sets the threshold**: the tests of an office (its series times the one-sided tests
+  its detectors make on them today) share its monthly budget, ``alpha = budget / (30.44 * tests)``
+  for each, so that on ordinary variation the office gets about ``budget`` alerts a month;
+- **materiality**: the volume floor (``min_expected``), an excess of at least ``min_excess`` tickets
+  (a deficit for drops) and a change of at least ``min_change`` (a day) or ``min_shift`` (a window);
+  an excess of ``material_excess`` or more needs only ``p <= material_p``;
+- the cool-down (a series and kind that alerted within ``cooldown_days`` stays quiet unless the
+  severity rises), the severity (SEVERITY_RULE) and an explanation that names the districts (or
+  cities) and sub-categories that drove a regional or aggregate anomaly, with their share of the
+  excess (ThirdEye-style drill-down).
 """
 from __future__ import annotations
 
@@ -14,18 +22,20 @@ import numpy as np
 import pandas as pd
 
 from detectors.base import ANOMALY_COLUMNS, severity
-from detectors.count_detectors import ConsensusDetector, PanelDetector, Result
+from detectors.count_detectors import PanelDetector, Result
 from detectors.panel import Expectations, Panel
 from detectors.profiles import ProfileArrays
 from hotline.reference import Reference
 
 SEVERITY_RANK = {"yellow": 1, "orange": 2, "red": 3}
-GATED = {"spike_drop", "robust_seasonal", "consensus", "level_shift"}  # need min_expected volume
-CHANGE = {"spike_drop": "day", "robust_seasonal": "day", "consensus": "day", "level_shift": "window", "spread": "window"}
+DAYS_PER_MONTH = 30.44
+GATED = {"spike_drop", "level_shift"}  # need min_expected volume
+CHANGE = {"spike_drop": "day", "level_shift": "window", "spread": "window", "emerging": "window"}
 # A sustained change stays true for days and a new issue stays new: once raised, they are not
 # raised again the next morning (a rising severity still gets through).
 MIN_COOLDOWN = {"level_shift": 7, "spread": 7, "emerging": 28}
-RECORD_COLUMNS = ANOMALY_COLUMNS + ["region_level", "region_code", "category_level", "category_code", "city_code"]
+RECORD_COLUMNS = ANOMALY_COLUMNS + ["threshold", "excess", "history_days", "region_level", "region_code",
+                                    "category_level", "category_code", "city_code"]
 
 
 @dataclass
@@ -47,45 +57,49 @@ class Cooldown:
 
 
 def score_all(panel: Panel, exp: Expectations, t: int, detectors: dict[str, PanelDetector]) -> dict[str, Result]:
-    """Each detector's result for day ``t``; a consensus reuses its members' results."""
-    out: dict[str, Result] = {}
-    for name, det in sorted(detectors.items(), key=lambda kv: isinstance(kv[1], ConsensusDetector)):
-        if isinstance(det, ConsensusDetector):
-            members = {m: out[m] for m in det.members if m in out and _same(detectors.get(m), det, m)}
-            out[name] = det.score_day(panel, exp, t, members)
-        else:
-            out[name] = det.score_day(panel, exp, t)
-    return out
+    """Each detector's result for day ``t``."""
+    return {name: det.score_day(panel, exp, t) for name, det in detectors.items()}
 
 
-def _same(member: PanelDetector | None, cons: ConsensusDetector, name: str) -> bool:
-    """Whether the standalone detector has the parameters the consensus gives its member."""
-    if member is None:
-        return False
-    wanted = (cons.member_params or {}).get(name, {})
-    return all(getattr(member, k) == v for k, v in wanted.items())
+def thresholds(panel: Panel, results: dict[str, Result], prof: ProfileArrays) -> np.ndarray:
+    """Each series' alert threshold ``alpha``: its office's monthly budget shared over the office's
+    one-sided tests of the day (every enabled detector's ``tests`` on every series of the office)."""
+    tests = np.zeros(len(panel))
+    for name, res in results.items():
+        if name in prof.enabled:
+            tests += prof.enabled[name] * np.nan_to_num(res.get("tests", np.zeros(len(panel))))
+    office = (panel.keys["region_level"] + ":" + panel.keys["region_code"]).to_numpy()
+    per_office = pd.Series(tests).groupby(office).transform("sum").to_numpy()
+    with np.errstate(divide="ignore"):
+        return np.where(per_office > 0, prof.budget / (DAYS_PER_MONTH * np.maximum(per_office, 1e-9)), 0.0)
 
 
 def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str, PanelDetector],
            prof: ProfileArrays, cooldown: Cooldown, ref: Reference | None = None) -> pd.DataFrame:
-    """The day's anomaly records (RECORD_COLUMNS), after thresholds, volume floor and cool-down."""
+    """The day's anomaly records (RECORD_COLUMNS), after the budget's thresholds, materiality and
+    cool-down."""
     day = panel.days[t]
     y = panel.y(t)
     keys = panel.keys
+    alpha = thresholds(panel, results, prof)
     rows = []
     for name, res in results.items():
         if name not in prof.enabled:
             continue
-        hit = prof.enabled[name] & (res["score"] >= prof.threshold[name])
+        p = res["p"]
+        obs, exp = np.nan_to_num(res["obs"]), np.nan_to_num(res["exp"])
+        down = (res["kind"] == "drop") | ((res["kind"] == "level_shift") & (res.get("cusum", np.ones(len(p))) < 0))
+        excess = np.where(down, exp - obs, obs - exp)  # tickets beyond the expectation, the alert's way
+        ratio = obs / np.maximum(exp, 1e-9)
+        need = 1 + (prof.min_change if CHANGE.get(name) == "day" else prof.min_shift)
+        changed = np.where(down, ratio <= 1 / need, ratio >= need)
+        material = (excess >= prof.min_excess) & changed
+        hit = prof.enabled[name] & material & ((p <= alpha) | ((excess >= prof.material_excess) & (p <= prof.material_p)))
         if name in GATED:  # enough volume to matter, or a jump from almost nothing to a real number
-            big = np.nan_to_num(res["obs"]) >= 3 * prof.min_expected + 3
+            big = obs >= 3 * prof.min_expected + 3
             hit &= (np.nan_to_num(res["expected"]) >= prof.min_expected) | ((res["kind"] == "spike") & big)
-        if name in CHANGE:  # practical significance: offices act on large changes, not merely sure ones
-            ratio = np.nan_to_num(res["obs"]) / np.maximum(np.nan_to_num(res["exp"]), 1e-9)
-            need = 1 + (prof.min_change if CHANGE[name] == "day" else prof.min_shift)
-            hit &= (ratio >= need) | (ratio <= 1 / need)
         for i in np.flatnonzero(hit):
-            sev = str(severity(res["score"][i], prof.threshold[name][i]))
+            sev = str(severity(p[i], alpha[i]))
             sid, kind = str(panel.ids[i]), str(res["kind"][i])
             if not cooldown.allows(sid, kind, day, max(int(prof.cooldown[i]), MIN_COOLDOWN.get(kind, 0)),
                                    SEVERITY_RANK[sev]):
@@ -95,8 +109,10 @@ def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str
             drill = contributors(panel, res, i, ref)
             rows.append({"series_id": sid, "ds": day, "observed": float(y[i]), "expected": _f(res["expected"][i]),
                          "lower": _f(res["lower"][i]), "upper": _f(res["upper"][i]), "score": float(res["score"][i]),
-                         "severity": sev, "kind": kind, "detector": name,
-                         "explanation": text + (f"。{drill}" if drill else ""),
+                         "p_value": float(p[i]), "surprise": float(res["surprise"][i]), "severity": sev,
+                         "kind": kind, "detector": name, "explanation": text + (f"。{drill}" if drill else ""),
+                         "threshold": float(alpha[i]), "excess": float(excess[i]),
+                         "history_days": int(res["history"][i]),
                          **keys.iloc[i][["region_level", "region_code", "category_level", "category_code",
                                          "city_code"]].to_dict()})
     return pd.DataFrame(rows, columns=RECORD_COLUMNS)

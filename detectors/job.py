@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, delete, insert, select
 
+from detectors.calibration import CALIBRATION_WEEKS
 from detectors.engine import MIN_COOLDOWN, Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
@@ -25,10 +26,13 @@ from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
 
 HISTORY_DAYS = 420  # each expectation's history: more than a year, so last year's season is in it
-# The panel reaches further back, so that the oldest expectation a day needs (the level-shift
-# baseline 14 days back, and the model's record over the 12 weeks before it, for τ²) still gets
-# its full HISTORY_DAYS: the daily run and the backtest then fit exactly the same windows.
-PANEL_DAYS = HISTORY_DAYS + 14 + 7 * 12 + 7
+# The oldest origin a day's judgement reads: the one-day calibration's oldest week (26 weeks before
+# the day, detectors.calibration.CALIBRATION_WEEKS); the level-shift calibration's oldest window (13
+# weekly windows of 14 days) and the drift τ² behind it (8 more weeks) reach less far.
+OLDEST_ORIGIN = 7 * (CALIBRATION_WEEKS + 2)
+# The panel reaches further back, so that this oldest expectation still gets its full HISTORY_DAYS:
+# the daily run and the backtest then fit exactly the same windows.
+PANEL_DAYS = HISTORY_DAYS + OLDEST_ORIGIN + 7
 CITY_DETECT_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"),
                       ("district", "all"), ("district", "l1"), ("district", "l2"))
 PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from detectors.calibration import CALIBRATION_WEEKS, Calibration, band_of, excess_dispersion, midp_z
 from forecasting.api import to_matrix
 from forecasting.calendar_features import day_kinds
 from forecasting.models import FastModel
@@ -20,6 +21,7 @@ from forecasting.models import FastModel
 KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
 NEXT_REGION = {"province": "city", "city": "district"}
 EXTRA_DAYS = 31  # calendar kept beyond the last day (the expectations' horizon)
+GRID_ORDINAL_MOD = 0  # grid origins: days whose ordinal % 7 is this (Sundays)
 
 
 def keys_from_ids(ids) -> pd.DataFrame:
@@ -125,7 +127,13 @@ class Panel:
 class Expectations:
     """The fast model's negative binomial for the days after an origin, from the ``history_days``
     up to and including it, cached by origin: the backtest fits each origin once and the
-    spike detector (origin t-1) and the level-shift baseline (origin t-window) share fits."""
+    spike detector (origin t-1) and the level-shift baseline (origin t-window) share fits.
+
+    It also keeps the out-of-sample record the detectors are calibrated on: for each *grid origin*
+    (a Sunday), the week after it (Monday..Sunday) judged by the forecast made on that Sunday
+    (``block``). Grid origins are fixed weekdays, so every run that judges a day, the daily job
+    or the backtest, uses the same weeks; the backtest computes each week once.
+    """
 
     def __init__(self, panel: Panel, horizon: int = 14, history_days: int = 420, yearly_pseudo: float = 300.0):
         self.panel = panel
@@ -133,7 +141,11 @@ class Expectations:
         self.history_days = history_days
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._tau: dict[int, np.ndarray] = {}
+        self._blocks: dict[int, dict[str, np.ndarray]] = {}
+        self._derived: dict[tuple, tuple[int, object]] = {}  # key -> (oldest origin it reads, value)
         self._model = FastModel(yearly_pseudo=yearly_pseudo)
+        first = panel.days[0].toordinal()
+        self._grid_offset = (GRID_ORDINAL_MOD - first) % 7  # position of the first grid origin
 
     def at(self, origin: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(mu, r), each series x horizon, for days origin+1.., or None without 28 days of history."""
@@ -148,25 +160,75 @@ class Expectations:
             self._cache[origin] = (fit.mu, np.broadcast_to(fit.r, fit.mu.shape))
         return self._cache[origin]
 
-    def tau2(self, origin: int, weeks: int = 12) -> np.ndarray:
+    # the out-of-sample record ------------------------------------------------------------
+    def grid_before(self, t: int, weeks: int, lag: int = 7) -> list[int]:
+        """The last ``weeks`` grid origins ``o`` with ``o + lag <= t - 1`` (their week, or their
+        window of ``lag`` days, ends before day ``t``) and a fit, oldest first."""
+        last = t - 1 - lag
+        newest = last - ((last - self._grid_offset) % 7)
+        return [o for o in range(newest - 7 * (weeks - 1), newest + 1, 7) if o >= 27]
+
+    def block(self, o: int) -> dict[str, np.ndarray] | None:
+        """The week after grid origin ``o`` judged by the forecast made on it: ``mu``, ``r``, ``y``
+        and the signed mid-p residual ``z`` (series x 7), NaN where the panel has no data yet."""
+        if o not in self._blocks:
+            fit = self.at(o)
+            if fit is None or o + 7 >= self.panel.Y.shape[1]:
+                return None
+            mu, r = fit[0][:, :7], fit[1][:, :7]
+            y = self.panel.Y[:, o + 1:o + 8]
+            z = np.where(np.isfinite(y), midp_z(np.nan_to_num(y), mu, r), np.nan)
+            self._blocks[o] = {"mu": mu, "r": r, "y": y, "z": z}
+        return self._blocks[o]
+
+    def day_calibration(self, t: int) -> Calibration:
+        """The one-day residual's calibration for day ``t``: the last CALIBRATION_WEEKS weeks
+        before it (see detectors.calibration)."""
+        grid = tuple(self.grid_before(t, CALIBRATION_WEEKS))
+        key = ("day", grid)
+        if key not in self._derived:
+            blocks = [b for b in (self.block(o) for o in grid) if b is not None]
+            n = len(self.panel)
+            if not blocks:
+                cal = Calibration.build(np.full((n, 1), np.nan), np.zeros(n, int))
+            else:
+                y = np.concatenate([b["y"] for b in blocks], axis=1)
+                mu = np.concatenate([b["mu"] for b in blocks], axis=1)
+                r = np.concatenate([b["r"] for b in blocks], axis=1)
+                z = np.concatenate([b["z"] for b in blocks], axis=1)
+                phi = excess_dispersion(y, mu, r)
+                with np.errstate(all="ignore"):
+                    volume = np.nanmean(np.where(np.isfinite(y), mu, np.nan), axis=1)
+                cal = Calibration.build(z, band_of(volume), np.clip(np.sqrt(phi), 0.5, 10.0))
+            self._derived[key] = (min(grid, default=t), cal)
+        return self._derived[key][1]
+
+    def derived(self, key: tuple, oldest: int, make):
+        """A value computed once per key (window statistics of a grid origin, calibrations);
+        ``oldest``: the oldest origin it reads, so that forget_before drops it with that origin."""
+        if key not in self._derived:
+            self._derived[key] = (oldest, make())
+        return self._derived[key][1]
+
+    def tau2(self, origin: int, weeks: int = 8) -> np.ndarray:
         """Each series' week-to-week relative variance beyond count noise (τ²).
 
         A day's negative binomial says nothing of how a whole week drifts together (weather, news,
         a level the model has not caught up with yet), so a week's total strays from its forecast
-        far more than the sum of independent days. τ² is measured on the model's own record: its
-        forecasts of each of the last ``weeks`` weeks, made the day before the week began, against
-        what came; the robust (MAD) variance of the relative errors less the count noise. Busy
-        series keep their own (half-way to the pooled value), the others take the panel's pooled
-        value. Cached per origin.
+        far more than the sum of independent days. τ² is measured on the model's own record: the
+        last ``weeks`` whole weeks before ``origin`` (grid blocks), each forecast the Sunday before,
+        against what came; the robust (MAD) variance of the relative errors less the count noise.
+        Busy series keep their own (half-way to the pooled value), the others take the panel's
+        pooled value. Cached per origin.
         """
         if origin not in self._tau:
             errs, noise = [], []
-            for j in range(1, weeks + 1):
-                fit = self.at(origin - 7 * j)
-                if fit is None:
-                    break
-                M = fit[0][:, :7].sum(axis=1)
-                S = np.nansum(self.panel.Y[:, origin - 7 * j + 1:origin - 7 * j + 8], axis=1)
+            for o in self.grid_before(origin + 1, weeks):
+                b = self.block(o)
+                if b is None:
+                    continue
+                M = b["mu"].sum(axis=1)
+                S = np.nansum(b["y"], axis=1)
                 errs.append(S / np.maximum(M, 1e-9) - 1)
                 noise.append(1 / np.maximum(M, 1.0))
             if len(errs) < 4:
@@ -182,8 +244,8 @@ class Expectations:
         return self._tau[origin]
 
     def forget_before(self, origin: int) -> None:
-        for o in [o for o in self._cache if o < origin]:
-            del self._cache[o]
-        for o in [o for o in self._tau if o < origin]:
-            del self._tau[o]
-
+        for cache in (self._cache, self._tau, self._blocks):
+            for o in [o for o in cache if o < origin]:
+                del cache[o]
+        for key in [k for k, (oldest, _) in self._derived.items() if oldest < origin]:
+            del self._derived[key]

@@ -1,5 +1,17 @@
 """Detection profiles (config/detection.yaml): per city size tier, overridden per city, per
-category and per city and category; resolved into one array per setting over a panel's series."""
+category and per city and category; resolved into one array per setting over a panel's series.
+
+The analyst's control is the **alert budget**: how many alerts an office may receive in a month on
+ordinary variation. The thresholds follow from it (detectors.engine): an office whose series and
+detectors make ``n`` one-sided tests a day gets ``alpha = budget / (30.44 * n)`` per test, so that
+on calibrated tail probabilities the budget holds. Materiality sits beside it: a statistically
+certain +3 tickets is no warning for a city, so every alert also needs ``min_excess`` tickets over
+(or under) the expectation and a change of ``min_change`` (a day) or ``min_shift`` (a window);
+and an excess of ``material_excess`` or more needs only ``p <= material_p``.
+
+Settings that differ by the office's level (``budget``, ``min_excess``, ``material_excess``) take a
+number (every level) or a mapping ``{district: .., city: .., province: ..}``.
+"""
 from __future__ import annotations
 
 import copy
@@ -14,16 +26,25 @@ from detectors.count_detectors import DETECTORS, PanelDetector
 from detectors.panel import Panel
 from hotline.reference import ConfigError, load_regions
 
-PROFILE_KEYS = {"sensitivity", "thresholds", "min_expected", "min_change", "min_shift", "cooldown_days", "detectors"}
+LEVELS = ("district", "city", "province")
+BY_LEVEL = {"budget", "min_excess", "material_excess"}
+NUMBERS = {"min_expected", "min_change", "min_shift", "cooldown_days", "material_p"}
+PROFILE_KEYS = BY_LEVEL | NUMBERS | {"detectors"}
+DEFAULTS = {"budget": 1.0, "min_expected": 1.0, "min_excess": 0.0, "material_excess": float("inf"),
+            "material_p": 1e-3, "min_change": 0.0, "min_shift": 0.0, "cooldown_days": 3}
 
 
 @dataclass
 class ProfileArrays:
-    """Each series' setting: threshold per detector, min_expected, cooldown_days, enabled detectors."""
+    """Each series' settings: enabled detectors, the budget of its office (alerts a month), volume
+    floor, materiality, cool-down."""
 
-    threshold: dict[str, np.ndarray]
     enabled: dict[str, np.ndarray]
+    budget: np.ndarray
     min_expected: np.ndarray
+    min_excess: np.ndarray
+    material_excess: np.ndarray
+    material_p: np.ndarray
     min_change: np.ndarray
     min_shift: np.ndarray
     cooldown: np.ndarray
@@ -33,24 +54,59 @@ class ProfileArrays:
         return [d for d, on in self.enabled.items() if on.any()]
 
 
+def _level_value(value: Any, level: str, where: str) -> float:
+    if isinstance(value, dict):
+        if level not in value:
+            raise ConfigError(f"{where}: no value for level {level!r} (give {', '.join(LEVELS)})")
+        return float(value[level])
+    return float(value)
+
+
 class DetectionConfig:
     def __init__(self, doc: dict[str, Any], tiers: dict[str, str] | None = None, source: str = "detection.yaml"):
         self.doc = doc
         self.tiers = tiers or {}  # city code -> tier
         self.source = source
-        for name in doc.get("detectors", {}):
+        for name in doc.get("detectors") or {}:
             if name not in DETECTORS:
                 raise ConfigError(f"{source}: detectors.{name}: unknown detector (known: {sorted(DETECTORS)})")
+        if not doc.get("tiers"):
+            raise ConfigError(f"{source}: tiers: at least one tier profile is needed")
         for where, prof in self._profiles():
-            bad = set(prof) - PROFILE_KEYS - {"categories"}
-            if bad:
-                raise ConfigError(f"{source}: {where}: unknown key(s) {sorted(bad)} (known: {sorted(PROFILE_KEYS)})")
-            if "sensitivity" in prof and prof["sensitivity"] not in doc["sensitivity"]:
-                raise ConfigError(f"{source}: {where}.sensitivity: {prof['sensitivity']!r} is not one of "
-                                  f"{sorted(doc['sensitivity'])}")
-            for d in prof.get("detectors", []):
+            self._check(where, prof)
+
+    def _check(self, where: str, prof: dict[str, Any]) -> None:
+        src = self.source
+        bad = set(prof) - PROFILE_KEYS - {"categories"}
+        if bad:
+            raise ConfigError(f"{src}: {where}: unknown key(s) {sorted(bad)} (known: {sorted(PROFILE_KEYS)})")
+        for key in BY_LEVEL & set(prof):
+            value = prof[key]
+            items = value.items() if isinstance(value, dict) else [(None, value)]
+            for level, v in items:
+                name = f"{where}.{key}" + (f".{level}" if level else "")
+                if level is not None and level not in LEVELS:
+                    raise ConfigError(f"{src}: {name}: unknown level (known: {', '.join(LEVELS)})")
+                if isinstance(v, bool) or not isinstance(v, (int, float)):
+                    raise ConfigError(f"{src}: {name}: expected a number, got {v!r}")
+                if key == "budget" and v <= 0:
+                    raise ConfigError(f"{src}: {name}: an alert budget must be above zero (alerts per office and "
+                                      f"month), got {v!r}; to silence an office use a silence, to stop a detector "
+                                      f"leave it out of `detectors`")
+                if v < 0:
+                    raise ConfigError(f"{src}: {name}: must not be negative, got {v!r}")
+        for key in NUMBERS & set(prof):
+            v = prof[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{src}: {where}.{key}: expected a number >= 0, got {v!r}")
+        if "material_p" in prof and not 0 < prof["material_p"] <= 1:
+            raise ConfigError(f"{src}: {where}.material_p: a probability in (0, 1], got {prof['material_p']!r}")
+        if "detectors" in prof:
+            if not isinstance(prof["detectors"], list):
+                raise ConfigError(f"{src}: {where}.detectors: expected a list of detector names")
+            for d in prof["detectors"]:
                 if d not in DETECTORS:
-                    raise ConfigError(f"{source}: {where}.detectors: unknown detector {d!r}")
+                    raise ConfigError(f"{src}: {where}.detectors: unknown detector {d!r} (known: {sorted(DETECTORS)})")
 
     @classmethod
     def load(cls, config_dir: str | Path, overrides: dict[str, Any] | None = None) -> "DetectionConfig":
@@ -74,18 +130,12 @@ class DetectionConfig:
                 yield f"cities.{code}.categories.{cat}", cp or {}
 
     def with_overrides(self, overrides: dict[str, Any]) -> "DetectionConfig":
-        """A copy with settings forced everywhere: ``min_expected`` (a profile key, over every
-        profile), ``thresholds.level_shift`` (one detector's alert score) or ``level_shift.window``
-        (a detector parameter)."""
+        """A copy with settings forced everywhere: a profile key (``budget``, ``min_excess``...,
+        a number for every level) or a detector parameter (``level_shift.window``)."""
         doc = copy.deepcopy(self.doc)
         forced = {}
         for key, value in overrides.items():
-            if key.startswith("thresholds."):
-                det = key.split(".", 1)[1]
-                if det not in DETECTORS:
-                    raise ConfigError(f"{key}: unknown detector {det!r} (known: {sorted(DETECTORS)})")
-                forced.setdefault("thresholds", {})[det] = float(value)
-            elif "." in key:
+            if "." in key:
                 det, param = key.split(".", 1)
                 if det not in DETECTORS:
                     raise ConfigError(f"{key}: unknown detector {det!r} (known: {sorted(DETECTORS)})")
@@ -93,24 +143,17 @@ class DetectionConfig:
                     raise ConfigError(f"{key}: {det} has no parameter {param!r} (it has {sorted(vars(DETECTORS[det]()))})")
                 doc.setdefault("detectors", {}).setdefault(det, {})[param] = value
             elif key in PROFILE_KEYS:
-                if key == "sensitivity" and value not in doc["sensitivity"]:
-                    raise ConfigError(f"sensitivity={value}: not one of {sorted(doc['sensitivity'])}")
-                if key in ("min_expected", "min_change", "min_shift", "cooldown_days") and \
-                        not isinstance(value, (int, float)):
-                    raise ConfigError(f"{key}={value}: expected a number")
-                if key in ("detectors", "thresholds"):
-                    raise ConfigError(f"{key}: not sweepable as a whole; use thresholds.<detector>")
+                if key == "detectors":
+                    raise ConfigError(f"{key}: not sweepable as a whole")
                 forced[key] = value
             else:
                 raise ConfigError(f"{key}: not a profile key ({sorted(PROFILE_KEYS)}) or detector.param")
+        self._check("override", forced)
         doc["forced"] = forced
         return DetectionConfig(doc, self.tiers, self.source)
 
     def detector(self, name: str) -> PanelDetector:
-        params = dict(self.doc.get("detectors", {}).get(name) or {})
-        if name == "consensus":
-            params["members"] = tuple(params.get("members", ("spike_drop", "robust_seasonal")))
-            params["member_params"] = {m: dict(self.doc.get("detectors", {}).get(m) or {}) for m in params["members"]}
+        params = dict((self.doc.get("detectors") or {}).get(name) or {})
         try:
             return DETECTORS[name](**params)
         except TypeError as exc:
@@ -124,9 +167,9 @@ class DetectionConfig:
             if base is None:
                 raise ConfigError(f"{self.source}: no profile or tier named {name!r} (profiles: "
                                   f"{sorted(d.get('profiles') or {})}, tiers: {sorted(d['tiers'])})")
-            prof = {**d["tiers"][self._tier(city)], **base}
+            prof = {**DEFAULTS, **d["tiers"][self._tier(city)], **base}
         else:
-            prof = dict(d["tiers"][self._tier(city)])
+            prof = {**DEFAULTS, **d["tiers"][self._tier(city)]}
             city_prof = (d.get("cities") or {}).get(city) or {}
             prof.update({k: v for k, v in city_prof.items() if k != "categories"})
             cats = d.get("categories") or {}
@@ -143,23 +186,25 @@ class DetectionConfig:
     def arrays(self, panel: Panel, name: str | None = None) -> ProfileArrays:
         k = panel.keys
         n = len(k)
-        thr = {d: np.ones(n) for d in DETECTORS}
         on = {d: np.zeros(n, bool) for d in DETECTORS}
-        min_exp, change, shift, cool = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n, int)
-        cache: dict[tuple[str, str], dict] = {}
-        for i, (city, cat) in enumerate(zip(k["city_code"], k["category_code"])):
-            key = (city, cat)
+        vals = {key: np.zeros(n) for key in ("budget", "min_expected", "min_excess", "material_excess", "material_p",
+                                             "min_change", "min_shift", "cooldown")}
+        cache: dict[tuple[str, str, str], dict] = {}
+        levels = np.where(k["region_level"].isin(LEVELS), k["region_level"], "district")
+        for i, (city, cat, level) in enumerate(zip(k["city_code"], k["category_code"], levels)):
+            key = (city, cat, level)
             if key not in cache:
-                cache[key] = self.profile(city, cat, name)
-            p = cache[key]
-            levels = self.doc["sensitivity"][p.get("sensitivity", "normal")]
-            for d in p.get("detectors", []):
+                p = self.profile(city, cat, name)
+                where = f"{self.source}: profile of {city or 'the province'}"
+                cache[key] = {"detectors": p.get("detectors", []),
+                              **{f: _level_value(p[f], level, f"{where}.{f}") for f in BY_LEVEL},
+                              **{f: float(p[f]) for f in NUMBERS if f != "cooldown_days"},
+                              "cooldown": int(p["cooldown_days"])}
+            c = cache[key]
+            for d in c["detectors"]:
                 on[d][i] = True
-            own = p.get("thresholds") or {}
-            for d in DETECTORS:
-                thr[d][i] = own.get(d, levels.get(d, 0.999))
-            min_exp[i] = p.get("min_expected", 1.0)
-            change[i] = p.get("min_change", 0.0)
-            shift[i] = p.get("min_shift", 0.0)
-            cool[i] = p.get("cooldown_days", 3)
-        return ProfileArrays(thr, on, min_exp, change, shift, cool)
+            for f in vals:
+                vals[f][i] = c[f]
+        return ProfileArrays(on, vals["budget"], vals["min_expected"], vals["min_excess"], vals["material_excess"],
+                             vals["material_p"], vals["min_change"], vals["min_shift"],
+                             vals["cooldown"].astype(int))

@@ -27,3 +27,7 @@ class CountDist:
 
     def ppf(self, q):
         return np.where(self.pois, poisson.ppf(q, self.mu), nbinom.ppf(q, self.r, self.p))
+
+    def isf(self, q):
+        """The smallest k with P(Y > k) <= q: exact for upper tails too small for ``ppf(1 - q)``."""
+        return np.where(self.pois, poisson.isf(q, self.mu), nbinom.isf(q, self.r, self.p))

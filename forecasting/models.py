@@ -141,8 +141,9 @@ class FastModel:
                 dz_ord = np.where(k_hist[None, :] < ORDINARY, dz, np.nan)
 
                 def seasonal_level(lo: int, hi: int) -> np.ndarray:
-                    v = np.nanmean(dz_ord[:, lo:hi], axis=1)
-                    return np.nan_to_num(np.where(np.isfinite(v), v, np.nanmean(dz[:, lo:hi], axis=1)))
+                    # medians: a storm or a batch entry last year is not this year's season
+                    v = np.nanmedian(dz_ord[:, lo:hi], axis=1)
+                    return np.nan_to_num(np.where(np.isfinite(v), v, np.nanmedian(dz[:, lo:hi], axis=1)))
 
                 a_fut = analog_positions(cal, fut_pos)
                 a0 = T - 364

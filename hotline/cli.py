@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -432,10 +433,14 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
 
 
 def _anomaly_line(a: dict, ref, with_day: bool = False) -> str:
+    from hotline.rarity import frequency, p_of
+
     cat = "全部类别" if a["category_code"] == "*" else ref.taxonomy.name(a["category_code"])
     when = f"{a['ds']} " if with_day else ""
+    p = p_of(a.get("surprise"), a.get("score"))
+    how = frequency(p, a.get("history_days"))
     return (f"  {when}[{a['severity']}] {ref.regions.name(a['region_code'])} · {cat} · {a['kind']} "
-            f"({a['detector']}, score {a['score']:.6f}): {a['explanation']}")
+            f"({a['detector']}, {how}, surprise {-math.log10(max(p, 1e-300)):.1f}): {a['explanation']}")
 
 
 @main.command()
@@ -476,7 +481,7 @@ def summary(ctx, day, db_url, as_json):
         lines.append(f"anomalies in the 7 days before: {len(recent)} (红 red {rsev['red']}, 橙 orange {rsev['orange']}, "
                      f"黄 yellow {rsev['yellow']}); the most severe:")
         rank = {"red": 0, "orange": 1, "yellow": 2}
-        worst = sorted(recent, key=lambda a: (rank.get(a["severity"], 3), -a["score"]))
+        worst = sorted(recent, key=lambda a: (rank.get(a["severity"], 3), -(a.get("surprise") or 0), -a["score"]))
         lines += [_anomaly_line(a, ref, with_day=True) for a in worst[:5]]
     f = rep["forecasts"]
     lines.append(f"forecasts from {day}: {f['series']} series to {f['until']}, by model {f['models']}"
@@ -493,20 +498,23 @@ def summary(ctx, day, db_url, as_json):
 @click.option("--profile", default=None, help="A tier or named profile of config/detection.yaml for every city "
                                                "(default: each city its own tier's).")
 @click.option("--sweep", multiple=True, metavar="PARAM=V1,V2,...",
-              help="Replay over a grid: a profile key (min_expected, min_change, min_shift, sensitivity, "
-                   "cooldown_days), thresholds.<detector> or <detector>.<param>; repeat for a product.")
-@click.option("--budget", type=float, default=1.0, show_default=True,
-              help="False alerts per district and month the best setting may cost.")
+              help="Replay over a grid: a profile key (budget, min_excess, min_expected, min_change, min_shift, "
+                   "material_p, cooldown_days; a number for every office level) or <detector>.<param>; repeat "
+                   "for a product. budget=0.25,0.5,1,2 gives the trade-off of alerts against events found.")
+@click.option("--max-false", "max_false", type=float, default=1.0, show_default=True,
+              help="With --sweep: the best setting is the highest F1 with at most this many false alerts per "
+                   "district office and month.")
 @click.option("--province", default=None, help="Province code (default: the configured source's).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="HTML report path (default: var/backtest/backtest_<start>_<end>.html).")
 @db_option
 @json_option
 @click.pass_context
-def backtest(ctx, labels_path, start, end, profile, sweep, budget, province, report_path, db_url, as_json):
+def backtest(ctx, labels_path, start, end, profile, sweep, max_false, province, report_path, db_url, as_json):
     """Replay history day by day as the daily DAG would have judged it, and score the warnings
-    against labelled events: precision, recall, F1, detection delay, false alerts per district
-    and month; an HTML report with a chart per event."""
+    against labelled events: the budget achieved (alerts per office and month at each level),
+    events found (all, and those material by their tier's rule), precision, recall, F1, detection
+    delay; an HTML report with a chart per event."""
     from sqlalchemy import func, select
 
     from detectors.backtest import LabelsError, best, parse_sweep, public, read_labels, report, run_backtest
@@ -538,53 +546,77 @@ def backtest(ctx, labels_path, start, end, profile, sweep, budget, province, rep
     if ref.regions.level_of(province) != "province":
         _fail(f"--province {province}: not a configured province (config/regions/)")
     t0 = time.perf_counter()
-    try:
-        res = run_backtest(engine, labels, start, end, s.config_dir, ref, province, profile, grid)
-    except ConfigError as exc:
-        _fail(str(exc))
+    days = (end - start).days + 1
+    with click.progressbar(length=days * (len(ref.regions.province(province).cities) + 1), label="backtest",
+                           file=sys.stderr) as bar:
+        try:
+            res = run_backtest(engine, labels, start, end, s.config_dir, ref, province, profile, grid,
+                               progress=bar.update)
+        except ConfigError as exc:
+            _fail(str(exc))
     seconds = time.perf_counter() - t0
-    chosen = best(res["grid"], budget) if len(res["grid"]) > 1 else res["grid"][0]
+    chosen = best(res["grid"], max_false) if len(res["grid"]) > 1 else res["grid"][0]
     shown = chosen or min(res["grid"], key=lambda g: g["false_alerts_per_district_month"])
-    path = report(report_path or s.var_dir / "backtest" / f"backtest_{start}_{end}.html", res, shown, labels, ref)
-    lines = [f"backtest {start} .. {end}, profile {res['profile']}, {res['districts']} districts, "
-             f"{len(labels)} labelled events, {seconds:.0f} s"]
-    header = f"{'setting':<40} {'alerts':>6} {'false':>6} {'prec':>6} {'recall':>6} {'F1':>6} {'false/district/month':>21}  delay by kind"
+    path = report(report_path or s.var_dir / "backtest" / f"backtest_{start}_{end}.html", res, shown,
+                  res["labels"], ref)
+    off = res["offices"]
+    lines = [f"backtest {start} .. {end}, profile {res['profile']}, offices: {off['district']} districts, "
+             f"{off['city']} cities, 1 province; {len(labels)} labelled events, {seconds:.0f} s",
+             "alerts per office and month (false ones in brackets), district / city / province:"]
+    header = (f"{'setting':<28} {'alerts':>6} {'false':>6} {'prec':>6} {'recall':>6} {'material':>9} {'F1':>6}  "
+              f"{'per office-month':<34} delay by kind")
     lines.append(header)
     for g in res["grid"]:
         delays = ", ".join(f"{k} {v:g}" if v is not None else f"{k} -" for k, v in g["median_delay_days"].items())
-        lines.append(f"{g['setting'][:40]:<40} {g['alerts']:>6} {g['false_alerts']:>6} {g['precision']:>6.3f} "
-                     f"{g['recall']:>6.3f} {g['f1']:>6.3f} {g['false_alerts_per_district_month']:>21.3f}  {delays}")
+        per = g["alerts_per_office_month"]
+        fa = g["false_alerts_per_office_month"]
+        budget = " / ".join(f"{per[lv]:.2f} ({fa[lv]:.2f})" for lv in ("district", "city", "province"))
+        mat = (f"{g['material_detected']}/{g['material_events']}" if g.get("material_events") is not None else "-")
+        lines.append(f"{g['setting'][:28]:<28} {g['alerts']:>6} {g['false_alerts']:>6} {g['precision']:>6.3f} "
+                     f"{g['recall']:>6.3f} {mat:>9} {g['f1']:>6.3f}  {budget:<34} {delays}")
     if len(res["grid"]) > 1:
-        lines.append(f"best by F1 within {budget:g} false alerts per district and month: "
-                     f"{chosen['setting'] if chosen else 'none within the budget'}")
+        lines.append(f"best by F1 within {max_false:g} false alerts per district office and month: "
+                     f"{chosen['setting'] if chosen else 'none within it'}")
     lines.append(f"report: {path}")
     _emit({"start": str(start), "end": str(end), "profile": res["profile"], "seconds": round(seconds, 1),
-           "districts": res["districts"], "events": len(labels), "grid": [public(g) for g in res["grid"]],
-           "best": chosen["setting"] if chosen else None, "report": str(path)}, as_json, lines)
+           "districts": res["districts"], "offices": off, "events": len(labels),
+           "grid": [public(g) for g in res["grid"]], "best": chosen["setting"] if chosen else None,
+           "report": str(path)}, as_json, lines)
 
 
 @main.command("score-csv")
 @click.argument("input_path", type=click.Path(dir_okay=False))
 @click.argument("output_path", type=click.Path(dir_okay=False))
 @click.option("--detector", default="robust", show_default=True, help="robust (spikes and drops) or cusum (level shifts).")
-@click.option("--strict", is_flag=True, help="Reject out-of-order timestamps instead of sorting them.")
+@click.option("--policy", type=click.Choice(["grid", "steps"]), default="grid", show_default=True,
+              help="grid: rows on the dominant step's grid, rows sharing a step combined; steps: every row one step.")
+@click.option("--combine", type=click.Choice(["mean", "sum", "max", "last"]), default="mean", show_default=True,
+              help="How rows sharing a step (duplicate stamps, clock changes) are combined under --policy grid.")
+@click.option("--strict", is_flag=True, help="Refuse out-of-order rows, duplicate stamps and off-grid rows.")
 @json_option
-def score_csv_cmd(input_path, output_path, detector, strict, as_json):
+def score_csv_cmd(input_path, output_path, detector, policy, combine, strict, as_json):
     """Score any single series of timestamp,value rows (daily, hourly, 5-minute...): writes
-    timestamp,value,anomaly_score, each row scored only from the rows before and including it."""
+    timestamp,value,anomaly_score,expected,p_value,surprise, each step scored only from the steps
+    before and including it; p_value is calibrated on the series' own earlier residuals."""
     from detectors.online import ONLINE_DETECTORS, ScoreCsvError, score_csv
 
     if detector not in ONLINE_DETECTORS:
         _fail(f"--detector {detector!r}: choose one of {', '.join(ONLINE_DETECTORS)}")
+    if not Path(input_path).is_file():
+        _fail(f"{input_path}: no such file")
     t0 = time.perf_counter()
     try:
-        res = score_csv(input_path, output_path, detector, strict=strict)
+        res = score_csv(input_path, output_path, detector, strict=strict, policy=policy, combine=combine)
     except ScoreCsvError as exc:
         _fail(str(exc))
     res["seconds"] = round(time.perf_counter() - t0, 3)
-    _emit(res, as_json, [f"scored {res['rows']} rows ({res['frequency']}, period {res['period']}, {detector}) "
-                         f"in {res['seconds']} s: max score {res['max_score']:.4f} -> {res['path']}"
+    merged = res.get("merged_rows") or 0
+    _emit(res, as_json, [f"scored {res['rows']} rows as {res['steps']} steps ({res['frequency']}, period "
+                         f"{res['period']}, {detector}, policy {res['policy']}) in {res['seconds']} s: max score "
+                         f"{res['max_score']} (surprise {res['max_surprise']:.2f}) -> {res['path']}"
                          + (" (input was out of order: sorted)" if res.get("sorted") else "")
+                         + (f"; {merged} rows combined into their step ({res['combine']})" if merged else "")
+                         + (f"; {res['off_grid_rows']} rows snapped to the grid" if res.get("off_grid_rows") else "")
                          + (f"; {res['gaps']} missing steps" if res.get("gaps") else "")])
 
 

@@ -10,6 +10,7 @@ proposals and data-quality pages are copied in, so the folder can be zipped and 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, and_, func, select
 from alerts.pages import series_frame
 from alerts.render import KIND, place_name
 from detectors.engine import SEVERITY_RANK
+from hotline.rarity import frequency, p_of
 from hotline.reference import Reference
 from proposals.job import latest
 from proposals.report import label
@@ -51,7 +53,13 @@ def open_alerts(engine: Engine, day: dt.date, city: str | None = None) -> list[d
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
     return sorted(rows, key=lambda r: (-SEVERITY_RANK.get(r["severity"], 0), r["status"] != "firing", r["region_code"],
-                                       -r["score"]))
+                                       -(p_surprise(r))))
+
+
+def p_surprise(r: Mapping[str, Any]) -> float:
+    """An alert's surprise (-log10 p), from its score where an older row has none."""
+    p = p_of(r.get("surprise"), r.get("score"))
+    return 0.0 if p is None else -math.log10(max(p, 1e-300))
 
 
 def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> list[dict[str, Any]]:
@@ -61,6 +69,7 @@ def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date
         out.append({"severity": r["severity"], "place": place_name(r["labels"]),
                     "category": Markup('<a href="#a-{0}">{1}</a>').format(r["fingerprint"][:12], cat),
                     "kind": KIND["zh"].get(r["kind"], r["kind"]), "observed": r["observed"], "expected": r["expected"],
+                    "rarity": frequency(p_of(r.get("surprise"), r.get("score")), r.get("history_days")),
                     "since": r["starts_on"], "new": "今日新增" if r["starts_on"] == day else "",
                     "status": r["status"]})
     return out
@@ -68,7 +77,7 @@ def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date
 
 ALERT_COLUMNS = [("severity", "级别 severity"), ("place", "地区 region"), ("category", "类别 category"),
                  ("kind", "类型 kind"), ("observed", "实际 observed"), ("expected", "预期 expected"),
-                 ("since", "起始 since"), ("new", ""), ("status", "状态 status")]
+                 ("rarity", "罕见程度 how unusual (本序列)"), ("since", "起始 since"), ("new", ""), ("status", "状态 status")]
 
 
 def _alert_sections(engine: Engine, items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> str:

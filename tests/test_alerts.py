@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import json
 from pathlib import Path
 
@@ -33,13 +34,15 @@ SZ, BAOAN, LONGGANG = "440300", "440306", "440307"
 
 def anomaly(region_level: str, region_code: str, category_level: str = "l2",
             category_code: str = "utilities.water_supply", ds: dt.date = DAY, kind: str = "spike",
-            severity: str = "red", score: float = 0.99999999, observed: float = 40, expected: float = 10,
-            detector: str = "consensus", explanation: str = "当日突增：40 件，预期 10.0 件") -> dict:
+            severity: str = "red", p: float = 1 / 1300, observed: float = 40, expected: float = 10,
+            detector: str = "spike_drop", explanation: str = "当日突增：40 件，预期 10.0 件",
+            history_days: int = 2000) -> dict:
     return {"ds": ds, "series_id": f"{region_level}:{region_code}|{category_level}:{category_code}",
             "detector": detector, "kind": kind, "region_level": region_level, "region_code": region_code,
             "category_level": category_level, "category_code": category_code, "observed": observed,
-            "expected": expected, "lower": expected * 0.5, "upper": expected * 1.6, "score": score,
-            "severity": severity, "explanation": explanation, "run_id": "test"}
+            "expected": expected, "lower": expected * 0.5, "upper": expected * 1.6, "score": 1 - p,
+            "p_value": p, "surprise": -math.log10(p), "threshold": 1e-3, "excess": observed - expected,
+            "history_days": history_days, "severity": severity, "explanation": explanation, "run_id": "test"}
 
 
 def store(engine, *rows: dict) -> None:
@@ -118,7 +121,8 @@ def _alert(a: dict, ref) -> dict:
     lab = labels_for(a, ref)
     return {"fingerprint": fingerprint(a["series_id"], a["kind"]), "labels": lab, "state": "firing",
             "severity": a["severity"], "score": a["score"], "starts_on": a["ds"], "kind": a["kind"], **{
-                k: a[k] for k in ("observed", "expected", "lower", "upper", "explanation")}, "detectors": "consensus"}
+                k: a[k] for k in ("observed", "expected", "lower", "upper", "explanation", "surprise",
+                                  "history_days")}, "detectors": "spike_drop"}
 
 
 def test_routing_sends_each_level_to_its_office(ref):
@@ -191,13 +195,24 @@ def test_the_notice_says_what_an_office_needs_in_chinese_by_default(ref):
     a["samples"] = ["市民反映小区突然停水，无任何通知"]
     msg = compose("深圳市宝安区12345工作站", DAY, [a], [], "zh", {a["fingerprint"]: "file:///r/a.html"})
     assert msg.subject.startswith("【12345预警】深圳市宝安区12345工作站：1 条预警（红 1）")
-    for must in ("当日 40 件，预期 10 件（正常范围 5–16 件），为预期的 4.0 倍", "概率约1亿分之一", "起始：2026-03-10",
+    for must in ("当日 40 件，预期 10 件（正常范围 5–16 件），为预期的 4.0 倍", "本序列约每 1300 天一次（约 3.6 年）",
+                 "起始：2026-03-10",
                  "宝安区", "供水", "突增", "主要来源（占超出量）某街道 60%", "典型诉求：市民反映小区突然停水",
                  "file:///r/a.html", a["fingerprint"][:8]):
         assert must in msg.markdown and must in msg.text, must
     en = compose("Bao'an 12345 office", DAY, [a], [], "en", {})
     assert en.subject.startswith("[12345 early warning] Bao'an 12345 office: 1 alert(s) (1 red)")
     assert "Observed 40 tickets, expected 10 (normal range 5–16), 4.0× expected" in en.text
+    assert "How unusual: about once every 1,300 days (about 3.6 years) for this series" in en.text
+
+
+def test_a_day_rarer_than_the_record_is_said_to_be_unseen_not_given_odds(ref):
+    """p = 1e-9 on a series with 560 days on record: no '10亿分之一', only what the record shows."""
+    a = _alert(anomaly("district", BAOAN, p=1e-9, history_days=560), ref)
+    zh = compose("宝安区", DAY, [a], [], "zh", {}).text
+    assert "本序列近 560 天的记录中从未出现（约 1.5 年）" in zh and "分之一" not in zh
+    en = compose("Bao'an", DAY, [a], [], "en", {}).text
+    assert "never in the 560 days on record (about 1.5 years) for this series" in en
 
 
 def test_a_long_notice_is_cut_to_the_robots_size_limit_at_an_alert_boundary(ref):
@@ -255,11 +270,13 @@ def test_an_alert_fires_updates_and_resolves_with_its_history(wh, ref, tmp_path)
     cfg = config()
     a = anomaly("district", BAOAN, category_code="housing.property_service")
     fp = fingerprint(a["series_id"], "spike")
-    store(wh, a, {**a, "detector": "spike_drop", "severity": "orange", "score": 0.999999})  # two detectors, one alert
+    store(wh, {**a, "detector": "level_shift"}, {**a, "detector": "spike_drop", "severity": "orange", "score": 0.999999,
+                                                 "p_value": 1e-6, "surprise": 6.0})  # two detectors, one alert
     run(wh, ref, cfg, tmp_path)
     with wh.connect() as conn:
         first = conn.execute(select(alerts_table).where(alerts_table.c.fingerprint == fp)).mappings().one()
-    assert (first["severity"], first["detectors"]) == ("red", "consensus,spike_drop")
+    assert (first["severity"], first["detectors"]) == ("red", "level_shift,spike_drop")
+    assert first["surprise"] == pytest.approx(math.log10(1300)) and first["history_days"] == 2000
     store(wh, {**a, "ds": DAY + dt.timedelta(days=1)})
     run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1))
     run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2))  # quiet 1 day: still firing (resolve after 2)

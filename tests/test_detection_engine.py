@@ -1,6 +1,7 @@
 """The day's detection as the DAG and the backtest run it: spread across districts, explanations
-naming the drivers, consensus, calendar awareness, cool-down, profiles; the backtest's scoring,
-labels file, sweep and CLI; the daily job's storage on SQLite and PostgreSQL."""
+naming the drivers, calendar awareness, the budget's thresholds, materiality, cool-down, profiles;
+the backtest's scoring, labels file, sweep and CLI; the daily job's storage on SQLite and
+PostgreSQL."""
 import datetime as dt
 import json
 
@@ -9,7 +10,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from detectors.count_detectors import ConsensusDetector
 from detectors.engine import Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
@@ -78,7 +78,10 @@ def test_a_category_rising_in_several_districts_is_one_city_anomaly_naming_them(
     found = _detect(panel, "2025-06-30", ref=ref)
     spread = found[found["detector"] == "spread"]
     assert "city:440100|l2:housing.property_service" in set(spread["series_id"])
-    assert set(spread["series_id"]) <= {"city:440100|l2:housing.property_service", "city:440100|l1:housing"}
+    # raised on the city's series of the category or its parents (the category is half the volume),
+    # never on a district
+    assert set(spread["series_id"]) <= {"city:440100|l2:housing.property_service", "city:440100|l1:housing",
+                                        "city:440100|all:*"}
     text = spread[spread["series_id"].str.endswith("property_service")].iloc[0]["explanation"]
     assert "多区同步上升" in text and all(ref.regions.name(d) in text for d in DISTRICTS[:3])
     assert ref.regions.name(DISTRICTS[3]) not in text.split("主要来源")[1]  # the quiet one is no driver
@@ -102,23 +105,60 @@ def test_a_city_spike_names_the_district_and_sub_category_that_drove_it(ref):
 
 
 def test_holidays_and_make_up_days_are_not_anomalies():
-    # Spring Festival 2025 (holiday Jan 28 - Feb 4, make-up workdays Sun Jan 26 and Sat Feb 8)
+    """Spring Festival 2025 (holiday Jan 28 - Feb 4, make-up workdays Sun Jan 26 and Sat Feb 8): the
+    totals fall to a third over the holiday and a Sunday works like a Monday; none of the city's or
+    the districts' totals is judged rarer than one day in ten thousand on those days (a missed
+    holiday would put them several times off their expectation)."""
+    from detectors.count_detectors import SpikeDropDetector
+
     panel = _panel(*_district_counts("2025-02-12", days=500, seed=5))
-    for day in pd.date_range("2025-01-25", "2025-02-12"):
-        found = _detect(panel, str(day.date()))
-        assert not found["kind"].isin(["spike", "drop"]).any(), (day, found)
+    exp = Expectations(panel)
+    totals = np.flatnonzero(panel.keys["category_level"] == "all")
+    assert len(totals) == 5
+    days = [*pd.date_range("2025-01-28", "2025-02-04"), pd.Timestamp("2025-01-26"), pd.Timestamp("2025-02-08")]
+    for day in days:
+        res = SpikeDropDetector().score_day(panel, exp, panel.index(day))
+        assert (res["p"][totals] > 1e-4).all(), (day, res["p"][totals], res["obs"][totals], res["exp"][totals])
 
 
-def test_consensus_takes_the_kth_highest_score_of_members_that_agree_on_direction():
-    n = 3
-    mk = lambda s, k: {"score": np.array(s), "kind": np.array(k, object), "obs": np.ones(n), "exp": np.ones(n),  # noqa: E731
-                       "expected": np.ones(n), "lower": np.zeros(n), "upper": np.ones(n), "note": np.full(n, "")}
-    a = mk([0.99999, 0.99999, 0.5], ["spike", "spike", "spike"])
-    b = mk([0.9, 0.99999, 0.99999], ["spike", "drop", "spike"])
-    two = ConsensusDetector(min_agree=2).score_day(None, None, 0, {"spike_drop": a, "robust_seasonal": b})
-    assert list(two["score"]) == [0.9, 0.0, 0.5]  # the lower of two; opposite directions never agree
-    one = ConsensusDetector(min_agree=1).score_day(None, None, 0, {"spike_drop": a, "robust_seasonal": b})
-    assert list(one["score"]) == [0.99999, 0.99999, 0.99999]
+def test_the_budget_sets_each_offices_threshold_from_its_tests():
+    """An office's monthly budget shared over its one-sided tests of the day: twice the tests, half
+    the threshold; a district with budget 1 and 100 tests alerts at p <= 1 / (30.44 * 100)."""
+    from detectors.engine import thresholds
+    from detectors.profiles import ProfileArrays
+
+    ids = ["district:440103|l2:a", "district:440103|l2:b", "district:440104|l2:a", "city:440100|l2:a"]
+    panel = Panel.from_long(pd.DataFrame({"series_id": np.repeat(ids, 30), "ds": np.tile(pd.date_range("2025-01-01",
+                                                                                                   periods=30), 4),
+                                          "y": 1.0}))
+    n = len(panel)
+    on = {"spike_drop": np.ones(n, bool)}
+    budget = np.where(panel.keys["region_level"] == "city", 2.0, 1.0)
+    prof = ProfileArrays(on, budget, *(np.zeros(n) for _ in range(7)))
+    res = {"spike_drop": {"tests": np.array([50.0, 50.0, 50.0, 50.0])}}
+    alpha = thresholds(panel, res, prof)
+    order = list(panel.ids)
+    a = dict(zip(order, alpha))
+    assert a["district:440103|l2:a"] == a["district:440103|l2:b"] == pytest.approx(1 / (30.44 * 100))
+    assert a["district:440104|l2:a"] == pytest.approx(1 / (30.44 * 50))
+    assert a["city:440100|l2:a"] == pytest.approx(2 / (30.44 * 50))
+
+
+def test_an_alert_needs_a_material_excess_as_well_as_a_rare_day(ref):
+    """The same tripled day on a quiet series (3 -> 9) and a busy one (30 -> 90): both rare, only the
+    busy one's +60 is material for a city office that wants +15."""
+    def boost(series, idx, lam):
+        for d in ("440103", "440106"):
+            row = np.flatnonzero((series["district_code"] == d) & (series["category_l2"] == "transport.taxi"))
+            lam[row, -1] *= 3 if d == "440103" else 12
+    panel = _panel(*_district_counts("2025-06-30", seed=31, boost=boost))
+    found = _detect(panel, "2025-06-30", ref=ref)
+    spikes = found[found["kind"] == "spike"].set_index("series_id")
+    assert "district:440106|l2:transport.taxi" in spikes.index
+    hit = spikes.loc["district:440106|l2:transport.taxi"]
+    assert hit["excess"] >= 3 and hit["p_value"] <= hit["threshold"] and hit["surprise"] > 0
+    cfg = DetectionConfig.load("config").with_overrides({"min_excess": 1000})
+    assert _detect(panel, "2025-06-30", cfg=cfg, ref=ref).empty  # nothing is that material
 
 
 def test_cool_down_keeps_a_series_quiet_unless_the_severity_rises():
@@ -148,36 +188,47 @@ def test_cool_down_in_the_daily_decision():
 
 
 def _cfg_doc():
-    return {"sensitivity": {"low": {"consensus": 0.9999}, "normal": {"consensus": 0.999}, "high": {"consensus": 0.99}},
-            "detectors": {"level_shift": {"window": 14}},
-            "tiers": {"small": {"sensitivity": "normal", "min_expected": 1, "cooldown_days": 7, "detectors": ["consensus"]},
-                      "large": {"sensitivity": "normal", "min_expected": 3, "cooldown_days": 3, "detectors": ["consensus"]}},
-            "profiles": {"strict": {"sensitivity": "low"}},
+    return {"detectors": {"level_shift": {"window": 14}},
+            "tiers": {"small": {"budget": 1, "min_expected": 1, "cooldown_days": 7, "detectors": ["spike_drop"]},
+                      "large": {"budget": {"district": 1, "city": 3, "province": 2}, "min_expected": 3,
+                                "cooldown_days": 3, "min_excess": {"district": 4, "city": 10, "province": 30},
+                                "detectors": ["spike_drop", "level_shift"]}},
+            "profiles": {"strict": {"budget": 0.5}},
             "cities": {"440100": {"cooldown_days": 2, "categories": {"transport.taxi": {"min_expected": 9}}}},
-            "categories": {"transport": {"sensitivity": "high"}, "transport.taxi": {"min_expected": 5}}}
+            "categories": {"transport": {"budget": 2}, "transport.taxi": {"min_expected": 5}}}
 
 
 def test_profiles_resolve_tier_then_city_then_category_then_city_and_category():
     cfg = DetectionConfig(_cfg_doc(), {"440100": "large", "441200": "small"})
     assert cfg.profile("441200")["min_expected"] == 1 and cfg.profile("441200")["cooldown_days"] == 7
     assert cfg.profile("440100")["cooldown_days"] == 2 and cfg.profile("440100")["min_expected"] == 3
-    assert cfg.profile("441200", "transport.bus")["sensitivity"] == "high"  # a level-1 override reaches its l2
+    assert cfg.profile("441200", "transport.bus")["budget"] == 2  # a level-1 override reaches its l2
     assert cfg.profile("441200", "transport.taxi")["min_expected"] == 5
     assert cfg.profile("440100", "transport.taxi")["min_expected"] == 9
-    assert cfg.profile("441200", name="strict")["sensitivity"] == "low"
-    forced = cfg.with_overrides({"min_expected": 0.5, "thresholds.consensus": 0.95, "level_shift.window": 21})
+    assert cfg.profile("441200", name="strict")["budget"] == 0.5
+    forced = cfg.with_overrides({"min_expected": 0.5, "budget": 4, "level_shift.window": 21})
     assert forced.profile("440100", "transport.taxi")["min_expected"] == 0.5
     assert forced.detector("level_shift").window == 21 and cfg.detector("level_shift").window == 14
-    panel = Panel.from_long(pd.DataFrame({"series_id": ["city:440100|l2:transport.taxi"] * 30,
-                                          "ds": pd.date_range("2025-01-01", periods=30), "y": 1.0}))
-    arr = forced.arrays(panel)
-    assert arr.threshold["consensus"][0] == 0.95 and arr.min_expected[0] == 0.5 and arr.enabled["consensus"][0]
+    ids = ["city:440100|l2:housing.x", "district:440103|l2:housing.x"]
+    panel = Panel.from_long(pd.DataFrame({"series_id": np.repeat(ids, 30),
+                                          "ds": np.tile(pd.date_range("2025-01-01", periods=30), 2), "y": 1.0}))
+    arr = cfg.arrays(panel)
+    by = dict(zip(panel.ids, range(2)))
+    city, district = by["city:440100|l2:housing.x"], by["district:440103|l2:housing.x"]
+    assert (arr.budget[city], arr.budget[district]) == (3, 1)  # the office's level picks its value
+    assert (arr.min_excess[city], arr.min_excess[district]) == (10, 4)
+    assert arr.enabled["level_shift"][city] and not arr.enabled["emerging"][city]
+    assert (forced.arrays(panel).budget == 4).all() and (forced.arrays(panel).min_expected == 0.5).all()
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"tiers": {"small": {"sensitivty": "normal"}}}, "tiers.small: unknown key(s) ['sensitivty']"),
-    ({"categories": {"x": {"sensitivity": "loud"}}}, "categories.x.sensitivity: 'loud' is not one of"),
+    ({"tiers": {"small": {"budgte": 1}}}, "tiers.small: unknown key(s) ['budgte']"),
+    ({"tiers": {"small": {"budget": 0}}}, "tiers.small.budget: an alert budget must be above zero"),
+    ({"tiers": {"small": {"budget": -1}}}, "tiers.small.budget: an alert budget must be above zero"),
+    ({"categories": {"x": {"budget": {"district": 1, "town": 2}}}}, "categories.x.budget.town: unknown level"),
+    ({"categories": {"x": {"min_excess": "many"}}}, "categories.x.min_excess: expected a number"),
     ({"profiles": {"p": {"detectors": ["magic"]}}}, "profiles.p.detectors: unknown detector 'magic'"),
+    ({"profiles": {"p": {"material_p": 2}}}, "profiles.p.material_p: a probability in (0, 1]"),
 ])
 def test_profile_config_errors_name_the_place(change, message):
     doc = _cfg_doc()
@@ -188,6 +239,11 @@ def test_profile_config_errors_name_the_place(change, message):
     assert message in str(e.value)
     with pytest.raises(ConfigError, match="no profile or tier named 'nope'"):
         DetectionConfig(_cfg_doc()).profile("440100", name="nope")
+
+
+def test_a_budget_of_zero_on_the_command_line_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="override.budget: an alert budget must be above zero"):
+        DetectionConfig(_cfg_doc()).with_overrides({"budget": 0})
 
 
 # ---------------------------------------------------------------------------------- backtest
@@ -243,9 +299,9 @@ def test_labels_file_errors_name_file_line_and_field(tmp_path, ref):
 def test_sweep_grid_and_best_setting_under_the_budget():
     from detectors.backtest import best, parse_sweep
 
-    grid = parse_sweep(["min_change=0.5,1", "thresholds.spread=0.999,0.9999"])
-    assert grid == [{"min_change": 0.5, "thresholds.spread": 0.999}, {"min_change": 0.5, "thresholds.spread": 0.9999},
-                    {"min_change": 1, "thresholds.spread": 0.999}, {"min_change": 1, "thresholds.spread": 0.9999}]
+    grid = parse_sweep(["min_change=0.5,1", "budget=0.5,2"])
+    assert grid == [{"min_change": 0.5, "budget": 0.5}, {"min_change": 0.5, "budget": 2},
+                    {"min_change": 1, "budget": 0.5}, {"min_change": 1, "budget": 2}]
     with pytest.raises(ConfigError, match="expected PARAM=V1,V2"):
         parse_sweep(["min_change"])
     points = [{"setting": "a", "f1": 0.9, "false_alerts_per_district_month": 2.0},
@@ -315,7 +371,8 @@ def test_score_csv_cli(tmp_path):
     r = CliRunner().invoke(main, ["score-csv", str(src), str(dst), "--json"])
     assert r.exit_code == 0, r.output
     out = pd.read_csv(dst)
-    assert list(out.columns) == ["timestamp", "value", "anomaly_score"] and len(out) == 2000
+    assert list(out.columns) == ["timestamp", "value", "anomaly_score", "expected", "p_value", "surprise"]
+    assert len(out) == 2000
     assert json.loads(r.output.strip().splitlines()[-1])["period"] == 24
     src.write_text("timestamp,value\n2025-01-01,1\n2025-01-02,-\n", encoding="utf-8")
     r = CliRunner().invoke(main, ["score-csv", str(src), str(dst)])
@@ -391,8 +448,13 @@ def test_a_sustained_tripling_on_a_busy_series_is_a_level_shift():
     panel = _panel(*_district_counts("2025-06-30", seed=13, boost=boost))
     from detectors.count_detectors import LevelShiftDetector
     res = LevelShiftDetector().score_day(panel, Expectations(panel), panel.index("2025-06-30"))
-    i = list(panel.ids).index("city:440100|l2:housing.property_service")
-    assert res["score"][i] > 0.999999 and res["cusum"][i] > 0
+    sid = "city:440100|l2:housing.property_service"
+    i = list(panel.ids).index(sid)
+    assert res["cusum"][i] > 0 and res["p"][i] < 0.01
+    others = ~panel.keys["category_code"].str.startswith("housing").to_numpy() & (panel.keys["category_code"] != "*")
+    assert res["surprise"][i] > res["surprise"][others].max()  # above every series the tripling did not touch
+    found = _detect(panel, "2025-06-30")
+    assert ((found["series_id"] == sid) & (found["kind"] == "level_shift")).any()
 
 
 def test_backtest_cli_rejects_periods_and_settings_it_cannot_replay(small_warehouse):
@@ -402,7 +464,7 @@ def test_backtest_cli_rejects_periods_and_settings_it_cannot_replay(small_wareho
     labels = str(small_warehouse / "labels.csv")
     r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--end", "2025-08-01"], env=env)
     assert r.exit_code == 2 and "replay a period inside it" in r.output
-    r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "sensitivity=loud"], env=env)
-    assert r.exit_code == 2 and "sensitivity=loud: not one of" in r.output
+    r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "budget=0"], env=env)
+    assert r.exit_code == 2 and "budget: an alert budget must be above zero" in r.output
     r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "level_shift.hh=3"], env=env)
     assert r.exit_code == 2 and "level_shift has no parameter 'hh'" in r.output

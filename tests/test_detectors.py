@@ -34,10 +34,12 @@ def test_detector_contract(name, params):
     before = frame.copy()
     s = det.score(frame)
     pd.testing.assert_frame_equal(frame, before)  # inputs are never mutated
-    assert len(s) == len(frame) and s["score"].between(0, 1).all()
+    assert len(s) == len(frame) and s["score"].between(0, 1).all() and s["p"].between(0, 1).all()
+    np.testing.assert_allclose(s["score"], 1 - s["p"])
+    np.testing.assert_allclose(s["surprise"], -np.log10(s["p"]))
     anomalies = det.detect(frame)
     assert list(anomalies.columns) == ANOMALY_COLUMNS
-    assert (anomalies["score"] >= det.threshold).all() and anomalies["detector"].eq(name).all()
+    assert (anomalies["p_value"] <= det.alpha).all() and anomalies["detector"].eq(name).all()
     assert set(anomalies["severity"]) <= {"red", "orange", "yellow"}
     with pytest.raises(ValueError, match="non-negative"):
         det.score(frame.assign(y=-1.0))
@@ -62,23 +64,35 @@ def test_a_quiet_series_is_judged_by_count_tails_not_z_scores():
     assert not (a["series_id"] == "quiet").any()
 
 
-def test_a_sustained_rise_is_a_level_shift():
-    h = _weekly(140, 20, 5, "s")
-    h.loc[h.index[-14:], "y"] = h.loc[h.index[-14:], "y"] * 1.5
-    history, frame = h.iloc[:-1], h.iloc[-1:]
-    a = DETECTORS["level_shift"]().fit(history).detect(frame)
-    assert len(a) == 1 and a.iloc[0]["kind"] == "level_shift"
-    calm = DETECTORS["level_shift"]().fit(_weekly(140, 20, 6, "s").iloc[:-1]).detect(_weekly(140, 20, 6, "s").iloc[-1:])
-    assert calm.empty
+def _panel(n_series, days, level, seed, prefix):
+    return pd.concat([_weekly(days, level, seed + k, f"{prefix}{k}") for k in range(n_series)])
+
+
+def test_a_sustained_rise_is_a_level_shift_and_ranks_first():
+    """30 series like one another; one rises by half for two weeks: it is the scope's most
+    surprising series and alerts at 1%; the calibrated tails of the calm ones are honest."""
+    h = _panel(30, 200, 20, 100, "s")
+    last = h["ds"].max()
+    shifted = (h["series_id"] == "s0") & (h["ds"] > last - pd.Timedelta(days=14))
+    h.loc[shifted, "y"] = h.loc[shifted, "y"] * 1.5
+    history, frame = h[h["ds"] < last], h[h["ds"] == last]
+    s = DETECTORS["level_shift"](alpha=0.01).fit(history).score(frame).set_index("series_id")
+    assert s["surprise"].idxmax() == "s0" and s.loc["s0", "p"] <= 0.01 and s.loc["s0", "kind"] == "level_shift"
+    assert (s.drop(index="s0")["p"] > 0.001).all()
+    a = DETECTORS["level_shift"](alpha=0.01).fit(history).detect(frame)
+    assert "s0" in set(a["series_id"])
 
 
 def test_an_issue_emerging_from_nothing_is_flagged():
-    h = _weekly(120, 0.05, 7, "new")
+    h = _panel(30, 200, 0.05, 200, "e")
+    last = h["ds"].max()
     ramp = np.clip(np.arange(28) / 27, 0, 1) * 12
-    h.loc[h.index[-28:], "y"] = np.random.default_rng(8).poisson(ramp).astype(float)
-    history, frame = h.iloc[:-7], h.iloc[-7:]
+    new = (h["series_id"] == "e0") & (h["ds"] > last - pd.Timedelta(days=28))
+    h.loc[new, "y"] = np.random.default_rng(8).poisson(ramp).astype(float)
+    history, frame = h[h["ds"] <= last - pd.Timedelta(days=7)], h[h["ds"] > last - pd.Timedelta(days=7)]
     a = DETECTORS["emerging"]().fit(history).detect(frame)
-    assert (a["kind"] == "emerging").any() and a["ds"].min() <= frame["ds"].max()
+    assert (a["kind"] == "emerging").any() and set(a["series_id"]) == {"e0"}
+    assert a["p_value"].max() <= 1e-4
 
 
 def test_the_spring_festival_dip_is_not_a_drop():
@@ -97,8 +111,8 @@ def test_the_spring_festival_dip_is_not_a_drop():
 def test_severity_is_relative_to_the_alert_threshold():
     from detectors.base import severity
 
-    assert list(severity(np.array([0.9991, 0.99991, 0.999991]), 0.999)) == ["yellow", "orange", "red"]
-    assert list(severity(np.array([0.99991, 0.9999991]), 0.9999)) == ["yellow", "red"]
+    assert list(severity(np.array([9e-4, 9e-5, 9e-6]), 1e-3)) == ["yellow", "orange", "red"]
+    assert list(severity(np.array([9e-5, 9e-7]), 1e-4)) == ["yellow", "red"]
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))

@@ -189,10 +189,15 @@ anomalies = Table(
     Column("expected", Float),
     Column("lower", Float),
     Column("upper", Float),
-    Column("score", Float, nullable=False),
+    Column("score", Float, nullable=False),  # 1 - p_value
     Column("severity", String(8), nullable=False),
     Column("explanation", Text),
     Column("run_id", String(64), nullable=False),
+    Column("p_value", Float),       # calibrated tail probability of the day (one-sided, the kind's way)
+    Column("surprise", Float),      # -log10 p_value: keeps the order where the score runs out of digits
+    Column("threshold", Float),     # the p the office's budget asked for that day (alpha)
+    Column("excess", Float),        # tickets beyond the expectation, the alert's way
+    Column("history_days", Integer),  # days of this series on record when judged
     Index("ix_anomalies_ds", "ds", "severity"),
 )
 
@@ -234,6 +239,8 @@ alerts = Table(
     Column("lower", Float),
     Column("upper", Float),
     Column("score", Float, nullable=False),
+    Column("surprise", Float),
+    Column("history_days", Integer),
     Column("detectors", String(160), nullable=False),
     Column("explanation", Text),
     Column("samples", JSON),  # a few masked ticket texts of the day, for the office

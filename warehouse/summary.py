@@ -29,10 +29,10 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                                  func.max(forecasts.c.ds)).where(forecasts.c.origin == day)
                           .group_by(forecasts.c.model)).all()
         an = conn.execute(select(anomalies).where(anomalies.c.ds == day)
-                          .order_by(anomalies.c.score.desc(), anomalies.c.series_id)).mappings().all()
+                          .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(), anomalies.c.series_id)).mappings().all()
         recent = conn.execute(select(anomalies).where(anomalies.c.ds >= day - dt.timedelta(days=7),
                                                       anomalies.c.ds < day)
-                              .order_by(anomalies.c.score.desc(), anomalies.c.ds.desc(), anomalies.c.series_id)
+                              .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(), anomalies.c.ds.desc(), anomalies.c.series_id)
                               ).mappings().all()
     m = (run or {}).get("metrics") or {}
     latest = {v["suite"]: v for v in dq}  # the newest verdict per suite
