@@ -24,7 +24,7 @@ backtest computes each week's sample once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import ndtr, ndtri
@@ -154,6 +154,7 @@ class Calibration:
     band: np.ndarray                # (S,) band index
     tails: dict[int, PooledTail]    # band -> pooled tail
     n_own: np.ndarray               # (S,) out-of-sample values of each series behind it
+    _bounds: dict = field(default_factory=dict, repr=False)
 
     def p_up(self, z: np.ndarray) -> np.ndarray:
         return self._apply(z, "sf")
@@ -174,13 +175,16 @@ class Calibration:
         return out
 
     def z_bounds(self, q: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per series, the values of z with calibrated tails q below and q above (the normal range)."""
-        lo, hi = np.full(len(self.scale), ndtri(q)), np.full(len(self.scale), -ndtri(q))
-        for b, tail in self.tails.items():
-            m = self.band == b
-            if m.any():
-                lo[m], hi[m] = tail.lower_quantile(q), tail.upper_quantile(q)
-        return lo * self.scale, hi * self.scale
+        """Per series, the values of z with calibrated tails q below and q above (the normal range
+        is ``q = 0.005``; a central interval of level L is ``q = (1 - L) / 2``)."""
+        if q not in self._bounds:
+            lo, hi = np.full(len(self.scale), ndtri(q)), np.full(len(self.scale), -ndtri(q))
+            for b, tail in self.tails.items():
+                m = self.band == b
+                if m.any():
+                    lo[m], hi[m] = tail.lower_quantile(q), tail.upper_quantile(q)
+            self._bounds[q] = (lo * self.scale, hi * self.scale)
+        return self._bounds[q]
 
     @classmethod
     def build(cls, z: np.ndarray, band: np.ndarray, scale: np.ndarray | None = None,

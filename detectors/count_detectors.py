@@ -124,7 +124,12 @@ class SpikeDropDetector(PanelDetector):
         band = CountDist(np.maximum(mu, 1e-6), r)
         lower = band.ppf(np.clip(ndtr(z_lo), 0.0, 1.0))
         upper = band.isf(np.clip(ndtr(-z_hi), 0.0, 1.0))
-        return _finish({"p": np.minimum(up, down), "expected": mu, "lower": lower, "upper": upper,
+        # the day's randomised PIT under the calibrated count distribution, P(Y >= k) = p_up(z(k)):
+        # uniform when the stated probabilities hold (for `hotline calibrate`; deterministic per day)
+        at_least_y, above_y = cal.p_up(z), cal.p_up(midp_z(y + 1, mu, r))
+        pit = 1.0 - at_least_y + np.random.default_rng(t).random(n) * np.maximum(at_least_y - above_y, 0.0)
+        return _finish({"p": np.minimum(up, down), "p_up": up, "p_down": down, "pit": pit,
+                        "calibration": cal, "mu": mu, "r": r, "expected": mu, "lower": lower, "upper": upper,
                         "kind": np.where(down < up, "drop", "spike").astype(object), "obs": y, "exp": mu,
                         # a test is made on every series that day, whatever its count (a quiet series'
                         # spike must also be big to alert, which only lowers its chance)
@@ -236,11 +241,12 @@ class LevelShiftDetector(PanelDetector):
             return (np.full(n, np.nan), np.full(n, np.nan)) if s is None else (s["z"], s["volume"])
         cal = _calibrated(exp, key, t, min(self.window, exp.horizon), stat)
         up, down = cal.p_up(res["z"]), cal.p_down(res["z"])
-        ok = (res["volume"] >= self.min_expected) & (res["z"] != 0)  # z = 0: no shift either way
+        tested = res["volume"] >= self.min_expected  # (the test is made whatever its outcome)
+        ok = tested & (res["z"] != 0)  # z = 0: no shift either way
         p = np.where(ok, np.where(res["cusum"] >= 0, up, down), 1.0)
-        return _finish({**res, "p": p, "expected": res["volume"], "lower": np.full(n, np.nan),
+        return _finish({**res, "p": p, "p_up": np.where(ok, up, 1.0), "p_down": np.where(ok, down, 1.0), "expected": res["volume"], "lower": np.full(n, np.nan),
                         "upper": np.full(n, np.nan), "kind": np.full(n, "level_shift", object),
-                        "note": np.full(n, "", object), "tests": 2.0 * ok, "history": _history(panel, t)})
+                        "note": np.full(n, "", object), "tests": 2.0 * tested, "history": _history(panel, t)})
 
     def describe(self, res: Result, i: int) -> str:
         word = "持续上升" if res["cusum"][i] >= 0 else "持续下降"

@@ -112,10 +112,13 @@ def calendar_frame(start: dt.date, end: dt.date, config_dir: str = str(DEFAULT_C
     is_workday, days_from_spring_festival (signed, to the nearest lunar new year's day),
     calendar_source.
 
-    ``country`` is the region's holiday calendar: CN (official holidays and 调休) or any country
+    ``country`` is the region's holiday calendar: CN (official holidays and 调休), any country
     code of the ``holidays`` package (the NYC sample data: US), without make-up days or a
-    Spring Festival (days_from_spring_festival is then 999).
+    Spring Festival (days_from_spring_festival is then 999), or ``none``: weekdays only, no
+    holidays (a series from anywhere, judged on its own weekly rhythm).
     """
+    if country.lower() == "none":
+        return _foreign_frame(start, end, None)
     if country != "CN":
         return _foreign_frame(start, end, country)
     days = pd.date_range(start, end, freq="D")
@@ -177,18 +180,21 @@ def deadlines_for(received_local: pd.DatetimeIndex | pd.Series, classes, deadlin
     return rec + pd.to_timedelta(offset_h, unit="h")
 
 
-def _foreign_frame(start: dt.date, end: dt.date, country: str) -> pd.DataFrame:
+def _foreign_frame(start: dt.date, end: dt.date, country: str | None) -> pd.DataFrame:
     import holidays
 
     days = pd.date_range(start, end, freq="D")
-    try:
-        hol = holidays.country_holidays(country, years=range(start.year, end.year + 1))
-    except NotImplementedError:
-        raise ValueError(f"calendar {country!r}: not a country the holidays package knows") from None
+    if country is None:
+        hol = {}
+    else:
+        try:
+            hol = holidays.country_holidays(country, years=range(start.year, end.year + 1))
+        except NotImplementedError:
+            raise ValueError(f"calendar {country!r}: not a country the holidays package knows (or CN, none)") from None
     names = [hol.get(d.date(), "") or "" for d in days]
     is_hol = np.array([n != "" for n in names])
     weekday = days.weekday.to_numpy()
     return pd.DataFrame({"ds": days, "weekday": weekday, "is_holiday": is_hol, "holiday_name": names,
                          "is_makeup_workday": np.zeros(len(days), bool), "is_workday": (~is_hol) & (weekday < 5),
                          "days_from_spring_festival": np.full(len(days), 999),
-                         "calendar_source": f"holidays:{country}"})
+                         "calendar_source": f"holidays:{country}" if country else "none"})

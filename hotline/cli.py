@@ -332,10 +332,12 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
     from forecasting.evaluate import evaluate
 
     if csv_path:
-        df = pd.read_csv(csv_path)
-        if "series_id" not in df.columns:
-            df["series_id"] = Path(csv_path).stem
-        history = df[["series_id", "ds", "y"]]
+        from forecasting.series_csv import SeriesCsvError, read_series_csv
+
+        try:
+            history = read_series_csv(csv_path)
+        except SeriesCsvError as exc:
+            _fail(str(exc))
     elif level:
         from warehouse.aggregate import read_series
         from warehouse.db import connect, migrate
@@ -582,6 +584,123 @@ def backtest(ctx, labels_path, start, end, profile, sweep, max_false, province, 
            "districts": res["districts"], "offices": off, "events": len(labels),
            "grid": [public(g) for g in res["grid"]], "best": chosen["setting"] if chosen else None,
            "report": str(path)}, as_json, lines)
+
+
+@main.command()
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="A panel CSV: ds,y (one series) or series_id,ds,y (many), daily counts.")
+@click.option("--level", default=None, help="From the warehouse instead: REGION:CATEGORY (district:l2, city:l1, "
+                                            "province:all) or 'all' for every series.")
+@click.option("--start", callback=_date, default=None, help="First day judged (default: a year before --end; "
+                                                           "with --csv, 26 weeks after the first day).")
+@click.option("--end", callback=_date, default=None, help="Last day judged (default: the last day of the data).")
+@click.option("--province", default=None, help="With --level: the province (default: the configured source's).")
+@click.option("--calendar", type=click.Choice(["CN", "US", "none"]), default="CN", show_default=True,
+              help="With --csv: the holiday calendar of the series (CN includes 调休).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
+              help="HTML report path (default: var/calibration/calibration_<start>_<end>.html).")
+@db_option
+@json_option
+@click.pass_context
+def calibrate(ctx, csv_path, level, start, end, province, calendar, report_path, db_url, as_json):
+    """How often the days the detectors call rare really come: replay each day as the daily job
+    judges it and compare claimed with observed (PIT histogram, coverage at 50/80/95/99%,
+    exceedance at 1e-2/1e-3/1e-4 and at each severity threshold, by detector, volume band and
+    tier); an offline HTML page with the charts."""
+    import numpy as np
+    import pandas as pd
+
+    from detectors.calibrate import level_mask, replay, scope_panels, summarise, tiers_of
+    from detectors.job import PANEL_DAYS
+    from detectors.panel import Panel
+    from detectors.profiles import DetectionConfig
+    from hotline.reference import ConfigError, load_reference
+    from reports.calibration import write_calibration_report
+
+    if bool(csv_path) == bool(level):
+        raise click.UsageError("give one of --csv PATH or --level REGION:CATEGORY")
+    s = _settings(ctx).with_db(db_url)
+    try:
+        cfg = DetectionConfig.load(s.config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+    if csv_path:
+        from forecasting.series_csv import SeriesCsvError, read_series_csv
+
+        try:
+            frame = read_series_csv(csv_path)
+        except SeriesCsvError as exc:
+            _fail(str(exc))
+        panel = Panel.from_long(frame, country=calendar)
+        panel.keys["region_level"], panel.keys["region_code"] = "district", "csv"  # one office holds them all
+        first, last = panel.days[0].date(), panel.days[-1].date()
+        end = end or last
+        start = start or min(first + dt.timedelta(days=7 * 26 + 14), end)
+        if start < first or end > last or start > end:
+            _fail(f"{csv_path} holds {first} .. {last}: judge days inside it (--start {start}, --end {end})")
+        days = pd.date_range(start, end)
+        source = str(csv_path)
+        with click.progressbar(length=len(days), label="calibrate", file=sys.stderr) as bar:
+            rec = replay(panel, days, cfg, np.ones(len(panel), bool), np.full(len(panel), "-"), progress=bar.update)
+    else:
+        from sqlalchemy import func, select
+
+        from warehouse.schema import daily_counts
+
+        s, engine = _warehouse(ctx, db_url)
+        ref = load_reference(s.config_dir)
+        province = province or str((s.source or {}).get("province", "440000"))
+        if ref.regions.level_of(province) != "province":
+            _fail(f"--province {province}: not a configured province (config/regions/)")
+        rl, _, cl = level.partition(":")
+        if level != "all" and (rl not in ("district", "city", "province") or cl not in ("", "all", "l1", "l2")):
+            _fail(f"--level {level!r}: expected REGION:CATEGORY, e.g. district:l2, city:l1, province:all, or all")
+        with engine.connect() as conn:
+            first, last = conn.execute(select(func.min(daily_counts.c.ds), func.max(daily_counts.c.ds))).one()
+        if last is None:
+            _fail("the warehouse holds no daily counts: run `hotline demo` or ingest first")
+        end = end or last
+        start = start or max(first, end - dt.timedelta(days=364))
+        if start < first or end > last or start > end:
+            _fail(f"the warehouse holds {first} .. {last}: judge days inside it (--start {start}, --end {end})")
+        days = pd.date_range(start, end)
+        tier_of = {c.code: c.tier for c in ref.regions.province(province).cities}
+        source = f"{engine.url.render_as_string(hide_password=True)} {level}"
+        rec = None
+        scopes = len(ref.regions.province(province).cities) + 1
+        with click.progressbar(length=len(days) * scopes, label="calibrate", file=sys.stderr) as bar:
+            for _code, scope_level, panel in scope_panels(engine, start, end, ref, province, PANEL_DAYS):
+                own = ((panel.keys["region_level"] == scope_level).to_numpy() if scope_level == "province"
+                       else np.ones(len(panel), bool))  # a province scope alerts on its own series only
+                keep = level_mask(panel, level) & own
+                if keep.any():
+                    rec = replay(panel, days, cfg, keep, tiers_of(panel, tier_of), own, rec, progress=bar.update)
+        if rec is None:
+            _fail(f"no series at level {level} in the warehouse")
+    summary = summarise(rec)
+    summary["period"] = f"{start} .. {end}"
+    path = write_calibration_report(report_path or s.var_dir / "calibration" / f"calibration_{start}_{end}.html",
+                                    summary, source)
+    ex = summary["exceedance"]
+    lines = [f"calibration of {source}, {start} .. {end}: {summary['series']} series, {summary['days']} days, "
+             f"{ex['tests']:,} one-sided tests"
+             + (f"; {summary['short_series']} short series (fewer than 4 weeks of their own residuals: judged "
+                f"on their volume band's pooled calibration)" if summary["short_series"] else ""),
+             "PIT histogram (1 = flat): " + " ".join(f"{x * summary['pit']['bins']:.2f}" for x in summary["pit"]["shares"]),
+             "coverage: " + ", ".join(f"{c}% -> {'-' if v is None else f'{v:.1%}'}" for c, v in summary["coverage"].items()),
+             f"{'threshold':<28} {'claimed':>10} {'observed':>9} {'ratio':>7}"]
+    for lv in ex["levels"]:
+        lines.append(f"{'p <= ' + format(lv['claimed'], 'g'):<28} {lv['expected']:>10.1f} {lv['hits']:>9} "
+                     f"{'-' if lv['ratio'] is None else format(lv['ratio'], '.2f'):>7}")
+    for sv in ex["severity"]:
+        lines.append(f"{sv['severity'] + ' (p <= ' + sv['threshold'] + ')':<28} {sv['expected']:>10.1f} {sv['hits']:>9} "
+                     f"{'-' if sv['ratio'] is None else format(sv['ratio'], '.2f'):>7}")
+    for d, g in summary["by_detector"].items():
+        lines.append(f"  {d}: " + ", ".join(f"{lv['claimed']:g} {'-' if lv['ratio'] is None else format(lv['ratio'], '.2f')}x"
+                                            for lv in g["levels"]))
+    lines.append(f"report: {path}")
+    summary["report"] = str(path)
+    _emit(summary, as_json, lines)
 
 
 @main.command("score-csv")
