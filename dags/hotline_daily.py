@@ -145,7 +145,8 @@ def hotline_daily():
 
         s = load_settings()
         province = load_reference(s.config_dir).regions.province(str((s.source or {}).get("province", "440000")))
-        return [{"day": checked["day"], "scope": c.code, "name": c.zh} for c in province.cities]
+        return [{"day": checked["day"], "scope": c.code, "name": c.zh, "calendar": province.calendar}
+                for c in province.cities]
 
     @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item'].get('name', '') }}",
           pool=OPS.model_pool)
@@ -157,7 +158,7 @@ def hotline_daily():
 
         s = load_settings()
         res = forecast_scope(connect(s.db_url), dt.date.fromisoformat(item["day"]), item["scope"],
-                             ForecastSettings.from_dict(s.forecasting))
+                             ForecastSettings.from_dict(s.forecasting), calendar=item.get("calendar", "CN"))
         print(f"forecast {item['scope']}: {res['series']} series, models {res['models']}")
         return {"day": item["day"], "name": item.get("name", ""), **res}
 

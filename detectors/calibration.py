@@ -18,9 +18,9 @@ statistic did out of sample in the weeks before:
   ``PRIOR_WEIGHT`` values where a pool is small.
 
 Everything is one-sided: ``p_up`` is how often a value this high came, ``p_down`` this low.
-Calibration samples are taken on whole weeks ending on a fixed weekday (``grid_origins``), so the
+Calibration samples are taken on fixed dates (every other Sunday: detectors.panel's grid), so the
 daily job and the backtest, whatever their first day, judge a day with the same samples, and the
-backtest computes each week's sample once.
+backtest computes each sample once.
 """
 from __future__ import annotations
 
@@ -29,12 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from forecasting.counts import CountDist
+from forecasting.counts import BAND_NAMES, BANDS, CountDist, band_of  # noqa: F401
 
-BANDS = np.array([0.3, 1.0, 3.0, 10.0, 30.0, 100.0])  # band edges, expected tickets a day
-BAND_NAMES = ["<0.3", "0.3-1", "1-3", "3-10", "10-30", "30-100", ">=100"]
 CALIBRATION_WEEKS = 26      # weeks of out-of-sample residuals behind each day's calibration
-WINDOW_WEEKS = 13           # weeks of window statistics behind a window detector's calibration
+WINDOW_WEEKS = 16           # weeks of window statistics behind a window detector's calibration
 SCALE_PSEUDO = 28.0         # days of prior belief that the model's dispersion is right (phi = 1)
 PEARSON_CAP = 25.0          # a day's squared Pearson residual counts at most this much in phi
 PRIOR_WEIGHT = 50.0
@@ -43,21 +41,25 @@ PRIOR_XI = 0.25             # the prior's power-law tail (index 4), for the Hill
 XI_WEIGHT = 5.0
 
 
-def band_of(mean_per_day: np.ndarray) -> np.ndarray:
-    """Volume band index (0..6) of each series from its expected tickets a day."""
-    return np.searchsorted(BANDS, np.nan_to_num(np.asarray(mean_per_day, dtype=float)), side="right")
-
-
 def midp_z(y: np.ndarray, mu: np.ndarray, r: np.ndarray) -> np.ndarray:
     """Signed standardised residual of counts ``y`` under NB(mu, r): the normal quantile of the
-    mid-p tail (half the probability of ``y`` itself on each side), from whichever tail is smaller
-    so that ``z`` stays exact far out (|z| up to ~37)."""
+    mid-p tail (half the probability of ``y`` itself on each side), read from the tail the count is
+    in (the upper one at or above the mean), so that ``z`` stays exact far out (|z| up to ~37)."""
     y = np.asarray(y, dtype=float)
-    d = CountDist(np.maximum(mu, 1e-6), r)
-    up = 0.5 * (d.sf(y - 1) + d.sf(y))        # P(Y > y) + P(Y = y)/2
-    down = 0.5 * (d.cdf(y) + d.cdf(y - 1))    # P(Y < y) + P(Y = y)/2
-    up, down = np.clip(up, 1e-300, 1.0), np.clip(down, 1e-300, 1.0)
-    return np.where(up <= down, -ndtri(up), ndtri(down))
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-6)
+    y, mu, r = np.broadcast_arrays(y, mu, np.asarray(r, dtype=float))
+    z = np.empty(y.shape)
+    high = y >= mu
+    if high.any():
+        d = CountDist(mu[high], r[high])
+        up = 0.5 * (d.sf(y[high] - 1) + d.sf(y[high]))        # P(Y > y) + P(Y = y)/2
+        z[high] = -ndtri(np.clip(up, 1e-300, 1.0))
+    low = ~high
+    if low.any():
+        d = CountDist(mu[low], r[low])
+        down = 0.5 * (d.cdf(y[low]) + d.cdf(y[low] - 1))      # P(Y < y) + P(Y = y)/2
+        z[low] = ndtri(np.clip(down, 1e-300, 1.0))
+    return z
 
 
 def excess_dispersion(y: np.ndarray, mu: np.ndarray, r: np.ndarray, pseudo: float = SCALE_PSEUDO) -> np.ndarray:

@@ -35,7 +35,7 @@ from scipy.stats import poisson
 
 from detectors.base import BaseDetector
 from detectors.calibration import WINDOW_WEEKS, Calibration, band_of, midp_z
-from detectors.panel import Expectations, Panel
+from detectors.panel import WEEKS_PER_BLOCK, Expectations, Panel
 from detectors.tails import surprise
 from forecasting.counts import CountDist
 
@@ -159,7 +159,7 @@ def _calibrated(exp: Expectations, key: tuple, t: int, lag: int, stat) -> Calibr
     """A window statistic's calibration for day ``t``: the statistic (``stat(day) -> (z, volume)``)
     at the ends of the last WINDOW_WEEKS windows of ``lag`` days that start on a grid origin and end
     before ``t``, pooled by volume band."""
-    grid = tuple(exp.grid_before(t, WINDOW_WEEKS, lag=lag))
+    grid = tuple(exp.grid_before(t, WINDOW_WEEKS // WEEKS_PER_BLOCK, lag=lag))
 
     def make() -> Calibration:
         zs, vols = [], []

@@ -26,10 +26,11 @@ from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
 
 HISTORY_DAYS = 420  # each expectation's history: more than a year, so last year's season is in it
-# The oldest origin a day's judgement reads: the one-day calibration's oldest week (26 weeks before
-# the day, detectors.calibration.CALIBRATION_WEEKS); the level-shift calibration's oldest window (13
-# weekly windows of 14 days) and the drift τ² behind it (8 more weeks) reach less far.
-OLDEST_ORIGIN = 7 * (CALIBRATION_WEEKS + 2)
+# The oldest origin a day's judgement reads: the one-day calibration's oldest block (26 weeks before
+# the day, detectors.calibration.CALIBRATION_WEEKS, on a two-week grid); the level-shift
+# calibration's oldest window (16 weeks of 14-day windows) and the drift τ² behind it (8 more weeks)
+# reach less far.
+OLDEST_ORIGIN = 7 * (CALIBRATION_WEEKS + 4)
 # The panel reaches further back, so that this oldest expectation still gets its full HISTORY_DAYS:
 # the daily run and the backtest then fit exactly the same windows.
 PANEL_DAYS = HISTORY_DAYS + OLDEST_ORIGIN + 7

@@ -329,15 +329,19 @@ def format_score(p: float) -> str:
 
 
 def score_csv(input_path: str | Path, output_path: str | Path, detector: str = "robust",
-              strict: bool = False, policy: str = "grid", combine: str = "mean") -> dict[str, Any]:
+              strict: bool = False, policy: str = "grid", combine: str = "mean",
+              calendar: str = "none") -> dict[str, Any]:
     """Score every step of a ``timestamp,value`` CSV causally; write
     ``timestamp,value,anomaly_score,expected,p_value,surprise`` (one row per step, in time order;
     a step's timestamp and value are its row's own text unless rows were combined into it).
 
     ``policy`` and ``combine`` say how irregular files are read (module doc); ``strict`` refuses
-    them instead. Returns a summary: rows, steps, frequency, period, detector, n_scored, max_score,
-    max_surprise, path, sorted, gaps, policy (with combine, merged_rows, duplicate_stamps,
-    off_grid_rows, step_share), counts, calibration.
+    them instead. ``calendar`` (CN with 调休, US or another country code, none): for daily steps,
+    a holiday and a Spring Festival holiday are seasons of their own and a 调休 make-up workday
+    is a midweek day, instead of the weekday they fall on (other frequencies ignore it). Returns a
+    summary: rows, steps, frequency, period, detector, n_scored, max_score, max_surprise, path,
+    sorted, gaps, policy (with combine, merged_rows, duplicate_stamps, off_grid_rows, step_share),
+    calendar, counts, calibration.
     """
     if detector not in ONLINE_DETECTORS:
         raise ScoreCsvError(f"unknown detector {detector!r}; choose from {sorted(ONLINE_DETECTORS)}")
@@ -411,6 +415,18 @@ def score_csv(input_path: str | Path, output_path: str | Path, detector: str = "
         gaps = int((np.diff(cell[first]) - 1).sum()) if len(first) > 1 else 0
         period = _PERIODS.get(pd.Timedelta(step), 1) if step is not None else 1
         steps_n = len(first)
+    info["calendar"] = "none"
+    if calendar.lower() != "none" and step is not None and pd.Timedelta(step) == pd.Timedelta("1D") and steps_n:
+        from forecasting.calendar_features import day_kinds
+
+        day = pd.DatetimeIndex(ns[keep]).tz_localize(None).normalize()
+        try:
+            kinds = day_kinds(day.min().date(), day.max().date(), calendar)
+        except ValueError as exc:
+            raise ScoreCsvError(f"calendar {calendar!r}: {exc}") from None
+        slot_of = kinds["kind"].to_numpy()[(day - day.min()).days.to_numpy()]  # weekday 0-6, holiday 7, 8
+        period = 9
+        info["calendar"] = calendar
     det = ONLINE_DETECTORS[detector](period=period)
     observe = det.observe
     scored = [observe(v, s, c) for v, s, c in zip(values.tolist(), slot_of.tolist(), is_count.tolist())]

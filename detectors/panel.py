@@ -21,7 +21,8 @@ from forecasting.models import FastModel
 KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
 NEXT_REGION = {"province": "city", "city": "district"}
 EXTRA_DAYS = 31  # calendar kept beyond the last day (the expectations' horizon)
-GRID_ORDINAL_MOD = 0  # grid origins: days whose ordinal % 7 is this (Sundays)
+GRID_DAYS = 14        # grid origins every other Sunday: days whose ordinal % GRID_DAYS is 0
+WEEKS_PER_BLOCK = GRID_DAYS // 7
 
 
 def keys_from_ids(ids) -> pd.DataFrame:
@@ -130,9 +131,10 @@ class Expectations:
     spike detector (origin t-1) and the level-shift baseline (origin t-window) share fits.
 
     It also keeps the out-of-sample record the detectors are calibrated on: for each *grid origin*
-    (a Sunday), the week after it (Monday..Sunday) judged by the forecast made on that Sunday
-    (``block``). Grid origins are fixed weekdays, so every run that judges a day, the daily job
-    or the backtest, uses the same weeks; the backtest computes each week once.
+    (every other Sunday), the two weeks after it judged by the forecast made on that Sunday
+    (``block``: horizons 1 to 14, so the record is a little harder than the one-day-ahead judgement
+    it calibrates, never easier). Grid origins are fixed dates, so every run that judges a day, the
+    daily job or the backtest, uses the same weeks; the backtest computes each block once.
     """
 
     def __init__(self, panel: Panel, horizon: int = 14, history_days: int = 420, yearly_pseudo: float = 300.0):
@@ -145,7 +147,7 @@ class Expectations:
         self._derived: dict[tuple, tuple[int, object]] = {}  # key -> (oldest origin it reads, value)
         self._model = FastModel(yearly_pseudo=yearly_pseudo)
         first = panel.days[0].toordinal()
-        self._grid_offset = (GRID_ORDINAL_MOD - first) % 7  # position of the first grid origin
+        self._grid_offset = (-first) % GRID_DAYS  # position of the first grid origin
 
     def at(self, origin: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(mu, r), each series x horizon, for days origin+1.., or None without 28 days of history."""
@@ -161,22 +163,23 @@ class Expectations:
         return self._cache[origin]
 
     # the out-of-sample record ------------------------------------------------------------
-    def grid_before(self, t: int, weeks: int, lag: int = 7) -> list[int]:
-        """The last ``weeks`` grid origins ``o`` with ``o + lag <= t - 1`` (their week, or their
+    def grid_before(self, t: int, count: int, lag: int = GRID_DAYS) -> list[int]:
+        """The last ``count`` grid origins ``o`` with ``o + lag <= t - 1`` (their block, or their
         window of ``lag`` days, ends before day ``t``) and a fit, oldest first."""
         last = t - 1 - lag
-        newest = last - ((last - self._grid_offset) % 7)
-        return [o for o in range(newest - 7 * (weeks - 1), newest + 1, 7) if o >= 27]
+        newest = last - ((last - self._grid_offset) % GRID_DAYS)
+        return [o for o in range(newest - GRID_DAYS * (count - 1), newest + 1, GRID_DAYS) if o >= 27]
 
     def block(self, o: int) -> dict[str, np.ndarray] | None:
-        """The week after grid origin ``o`` judged by the forecast made on it: ``mu``, ``r``, ``y``
-        and the signed mid-p residual ``z`` (series x 7), NaN where the panel has no data yet."""
+        """The GRID_DAYS days after grid origin ``o`` judged by the forecast made on it: ``mu``,
+        ``r``, ``y`` and the signed mid-p residual ``z`` (series x days), NaN where the panel has
+        no data yet."""
         if o not in self._blocks:
             fit = self.at(o)
-            if fit is None or o + 7 >= self.panel.Y.shape[1]:
+            if fit is None or o + GRID_DAYS >= self.panel.Y.shape[1]:
                 return None
-            mu, r = fit[0][:, :7], fit[1][:, :7]
-            y = self.panel.Y[:, o + 1:o + 8]
+            mu, r = fit[0][:, :GRID_DAYS], fit[1][:, :GRID_DAYS]
+            y = self.panel.Y[:, o + 1:o + 1 + GRID_DAYS]
             z = np.where(np.isfinite(y), midp_z(np.nan_to_num(y), mu, r), np.nan)
             self._blocks[o] = {"mu": mu, "r": r, "y": y, "z": z}
         return self._blocks[o]
@@ -184,7 +187,7 @@ class Expectations:
     def day_calibration(self, t: int) -> Calibration:
         """The one-day residual's calibration for day ``t``: the last CALIBRATION_WEEKS weeks
         before it (see detectors.calibration)."""
-        grid = tuple(self.grid_before(t, CALIBRATION_WEEKS))
+        grid = tuple(self.grid_before(t, CALIBRATION_WEEKS // WEEKS_PER_BLOCK))
         key = ("day", grid)
         if key not in self._derived:
             blocks = [b for b in (self.block(o) for o in grid) if b is not None]
@@ -216,21 +219,22 @@ class Expectations:
         A day's negative binomial says nothing of how a whole week drifts together (weather, news,
         a level the model has not caught up with yet), so a week's total strays from its forecast
         far more than the sum of independent days. τ² is measured on the model's own record: the
-        last ``weeks`` whole weeks before ``origin`` (grid blocks), each forecast the Sunday before,
+        last ``weeks`` whole weeks before ``origin`` (grid blocks), each forecast on the block's origin,
         against what came; the robust (MAD) variance of the relative errors less the count noise.
         Busy series keep their own (half-way to the pooled value), the others take the panel's
         pooled value. Cached per origin.
         """
         if origin not in self._tau:
             errs, noise = [], []
-            for o in self.grid_before(origin + 1, weeks):
+            for o in self.grid_before(origin + 1, weeks // WEEKS_PER_BLOCK):
                 b = self.block(o)
                 if b is None:
                     continue
-                M = b["mu"].sum(axis=1)
-                S = np.nansum(b["y"], axis=1)
-                errs.append(S / np.maximum(M, 1e-9) - 1)
-                noise.append(1 / np.maximum(M, 1.0))
+                for w in range(WEEKS_PER_BLOCK):  # each week of the block
+                    M = b["mu"][:, 7 * w:7 * w + 7].sum(axis=1)
+                    S = np.nansum(b["y"][:, 7 * w:7 * w + 7], axis=1)
+                    errs.append(S / np.maximum(M, 1e-9) - 1)
+                    noise.append(1 / np.maximum(M, 1.0))
             if len(errs) < 4:
                 self._tau[origin] = np.full(len(self.panel), 0.04)
             else:

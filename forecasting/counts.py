@@ -6,6 +6,16 @@ import numpy as np
 from scipy.stats import nbinom, poisson
 
 
+BANDS = np.array([0.3, 1.0, 3.0, 10.0, 30.0, 100.0])  # band edges, expected tickets a day
+BAND_NAMES = ["<0.3", "0.3-1", "1-3", "3-10", "10-30", "30-100", ">=100"]
+
+
+def band_of(mean_per_day) -> np.ndarray:
+    """Volume band index (0..6) of each series from its expected tickets a day: the pools in which
+    the detectors' tails and the forecast intervals are calibrated."""
+    return np.searchsorted(BANDS, np.nan_to_num(np.asarray(mean_per_day, dtype=float)), side="right")
+
+
 class CountDist:
     def __init__(self, mu, r):
         self.mu = np.maximum(np.asarray(mu, dtype=float), 1e-9)
@@ -19,11 +29,24 @@ class CountDist:
         """mu + mu²/r (mu for Poisson)."""
         return self.mu + np.where(self.pois, 0.0, self.mu ** 2 / self.r)
 
+    def _tail(self, k, upper: bool) -> np.ndarray:
+        """P(Y <= k), or P(Y > k) when ``upper``: each family computed only where it applies (the
+        Poisson and the negative binomial entries of a panel), not both everywhere."""
+        k = np.broadcast_to(np.asarray(k, dtype=float), self.mu.shape)
+        out = np.empty(self.mu.shape)
+        pois = self.pois
+        if pois.any():
+            out[pois] = (poisson.sf if upper else poisson.cdf)(k[pois], self.mu[pois])
+        nb = ~pois
+        if nb.any():
+            out[nb] = (nbinom.sf if upper else nbinom.cdf)(k[nb], self.r[nb], self.p[nb])
+        return out
+
     def cdf(self, k):
-        return np.where(self.pois, poisson.cdf(k, self.mu), nbinom.cdf(k, self.r, self.p))
+        return self._tail(k, upper=False)
 
     def sf(self, k):
-        return np.where(self.pois, poisson.sf(k, self.mu), nbinom.sf(k, self.r, self.p))
+        return self._tail(k, upper=True)
 
     def ppf(self, q):
         return np.where(self.pois, poisson.ppf(q, self.mu), nbinom.ppf(q, self.r, self.p))

@@ -27,7 +27,7 @@ class ForecastSettings:
     horizon: int = 30
     history_days: int = 420
     model: str = "auto"
-    candidates: tuple[str, ...] = ("fast", "seasonal_naive")
+    candidates: tuple[str, ...] = ("fast", "fast_local", "fast_trend", "seasonal_naive")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> "ForecastSettings":
@@ -37,8 +37,10 @@ class ForecastSettings:
         return cls(**d)
 
 
-def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSettings) -> dict[str, Any]:
-    """Forecast one scope (``province`` or a city code) from ``origin`` (the last day of history)."""
+def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSettings,
+                   calendar: str = "CN") -> dict[str, Any]:
+    """Forecast one scope (``province`` or a city code) from ``origin`` (the last day of history),
+    on the region's holiday ``calendar`` (CN with 调休, US, none)."""
     run_id = new_run_id("forecast")
     start_run(engine, run_id, "forecast", origin, {"scope": scope, "horizon": fs.horizon, "model": fs.model})
     try:
@@ -51,7 +53,8 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
             finish_run(engine, run_id, "success", {"series": 0})
             return {"scope": scope, "series": 0, "models": {}}
         history = history[history["ds"] <= pd.Timestamp(origin)]
-        fc = forecast(history[["series_id", "ds", "y"]], fs.horizon, model=fs.model, candidates=fs.candidates)
+        fc = forecast(history[["series_id", "ds", "y"]], fs.horizon, model=fs.model, candidates=fs.candidates,
+                      calendar=calendar)
         keys = history.drop_duplicates("series_id").set_index("series_id")[
             ["region_level", "region_code", "category_level", "category_code"]]
         fc = fc.join(keys, on="series_id")

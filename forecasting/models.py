@@ -6,6 +6,8 @@ per series (``inf`` = Poisson), from which count intervals are drawn.
 - :class:`FastModel`: vectorised over all series at once (level x weekday/holiday profile x
   last year's seasonal ratio), with the profile and the seasonal ratio shrunk towards the pooled
   series for sparse ones. The workhorse for thousands of district x category series.
+  :class:`FastLocalModel` is the same without last year's ratio, :class:`FastTrendModel` with a
+  damped local trend instead of it, both from the same pass.
 - :class:`SeasonalNaive`: the same weekday last week; last year's same lunar day around
   Spring Festival. The baseline every model must beat.
 - :class:`ETSModel`: statsmodels' exponential smoothing with weekly seasonality, per series.
@@ -28,6 +30,7 @@ ORDINARY = 7  # kinds 0..6 are weekdays; 7 holiday; 8 Spring Festival holiday
 class Fitted:
     mu: np.ndarray  # (series, horizon)
     r: np.ndarray   # (series,) negative binomial size; inf for Poisson
+    variants: dict[str, np.ndarray] | None = None  # other means from the same fit, by model alias
 
 
 def _dispersion(y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
@@ -96,7 +99,7 @@ class FastModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             # one-off outliers (a batch entry, a duplicated feed) must not set the profile or level
-            # (the yearly ratio below reads the uncapped history: last year's real peaks matter)
+            # (the yearly ratio below caps last year's days more loosely: last year's real peaks matter)
             cap = 5 * np.nan_to_num(np.nanmedian(Y[:, T - W:], axis=1, keepdims=True)) + 5
             y = np.minimum(Y[:, T - W:], cap)
             ordinary = kw < ORDINARY
@@ -111,6 +114,10 @@ class FastModel:
                 if m.any() and tot_base > 0:
                     pooled[k] = np.nanmean(tot_w[m]) / tot_base
                     prof_s[:, k] = np.nanmean(y[:, m], axis=1) / np.where(base > 0, base, np.nan)
+            # the pooled weekly shape itself is only as sure as the tickets behind it: a panel of one
+            # sparse series shrinks towards a flat week
+            n_pool = float(np.nansum(np.where(ordinary, tot_w, 0.0)))
+            pooled[:7] = (n_pool * pooled[:7] + self.shrink_counts) / (n_pool + self.shrink_counts)
             hol_pooled, hol_series = holiday_factors(Y, k_hist, groups, self.holiday_pseudo)
             for j, (k, default) in enumerate(((7, 0.55), (8, 0.4))):
                 pooled[k] = hol_pooled[j] if np.isfinite(hol_pooled[j]) else default * np.mean(pooled[:5])
@@ -140,13 +147,19 @@ class FastModel:
                 # last year's fell on other dates); a window of holidays only falls back to all days
                 dz_ord = np.where(k_hist[None, :] < ORDINARY, dz, np.nan)
 
-                def seasonal_level(lo: int, hi: int) -> np.ndarray:
-                    # medians: a storm or a batch entry last year is not this year's season
-                    v = np.nanmedian(dz_ord[:, lo:hi], axis=1)
-                    return np.nan_to_num(np.where(np.isfinite(v), v, np.nanmedian(dz[:, lo:hi], axis=1)))
-
                 a_fut = analog_positions(cal, fut_pos)
                 a0 = T - 364
+                # last year's days count at most 3 times the median of last year's span (+3): a storm
+                # week or a batch entry last year is not this year's season
+                span = [max(a0 - 28, 0), min(max(int(a_fut.max()) + 4, a0), T)]
+                ref = np.nan_to_num(np.nanmedian(dz_ord[:, span[0]:span[1]], axis=1))[:, None]
+                dz_ord = np.minimum(dz_ord, 3 * ref + 3)
+                dz = np.minimum(dz, 3 * ref + 3)
+
+                def seasonal_level(lo: int, hi: int) -> np.ndarray:
+                    v = np.nanmean(dz_ord[:, lo:hi], axis=1)
+                    return np.nan_to_num(np.where(np.isfinite(v), v, np.nanmean(dz[:, lo:hi], axis=1)))
+
                 origin = seasonal_level(a0 - 28, a0)
                 # the same ratio for the series' group (a category across regions): far less noisy
                 gid = np.unique(groups, return_inverse=True)[1]
@@ -175,7 +188,39 @@ class FastModel:
             r = _dispersion(y, fitted)
         r_h = r[:, None] / (1 + self.horizon_inflation * np.arange(1, horizon + 1))[None, :]
         mu = np.where(np.isfinite(mu), mu, 0.0)
-        return Fitted(mu, r_h)
+        local = level[:, None] * prof[:, k_fut]
+        # a damped local trend: the last four weeks' deseasonalised mean against the four before,
+        # per day, carried forward with a damping of 0.95 a day (at most ~19 days of drift)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            zo = np.where(ordinary[None, :], z, np.nan)
+            recent, before = np.nanmean(zo[:, -28:], axis=1), np.nanmean(zo[:, -56:-28], axis=1)
+            growth = np.nan_to_num((recent - before) / 28.0 / np.maximum(level, 0.1))
+        drift = np.cumsum(0.95 ** np.arange(1, horizon + 1))
+        trend = local * np.clip(1 + growth[:, None] * drift[None, :], 0.5, 2.0)
+        return Fitted(mu, r_h, {"fast_local": np.where(np.isfinite(local), local, 0.0),
+                                "fast_trend": np.where(np.isfinite(trend), trend, 0.0)})
+
+
+class FastLocalModel:
+    """The fast model without last year's ratio: for series whose own backtest shows no stable
+    yearly shape (a storm or a campaign last year is not this year's season). Computed in the same
+    pass as the fast model."""
+
+    alias = "fast_local"
+
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
+                    groups: np.ndarray | None = None) -> Fitted:
+        fit = FastModel().fit_predict(Y, kinds, cal, horizon, groups=groups)
+        return Fitted(fit.variants[self.alias], fit.r)
+
+
+class FastTrendModel(FastLocalModel):
+    """A robust trend and season: the fast model's level and weekly/holiday profile, with a damped
+    local trend (the last four weeks' deseasonalised level against the four before) instead of last
+    year's ratio. Computed in the same pass as the fast model."""
+
+    alias = "fast_trend"
 
 
 class SeasonalNaive:
@@ -258,4 +303,6 @@ class ProphetModel:
         return Fitted(mu, np.repeat(r[:, None], horizon, axis=1))
 
 
-MODELS = {m.alias: m for m in (FastModel, SeasonalNaive, ETSModel, ProphetModel)}
+MODELS = {m.alias: m for m in (FastModel, FastLocalModel, FastTrendModel, SeasonalNaive, ETSModel, ProphetModel)}
+VECTORISED = ("fast", "fast_local", "fast_trend", "seasonal_naive")  # fitted on every series at once
+FAST_VARIANTS = ("fast_local", "fast_trend")  # computed in the fast model's pass

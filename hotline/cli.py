@@ -26,8 +26,10 @@ def _date(_ctx, _param, value: str | None) -> dt.date | None:
 
 
 def _emit(payload: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    """Words for people on stdout; with --json, stdout is the one JSON document and the words go
+    to stderr (so that `hotline ... --json | jq` works)."""
     for line in lines:
-        click.echo(line)
+        click.echo(line, err=as_json)
     if as_json:
         click.echo(json.dumps(payload, ensure_ascii=False, default=str))
 
@@ -320,13 +322,19 @@ def validate(ctx, day, run_id, db_url, as_json):
 @click.option("--end", callback=_date, default=None, help="Use history up to this day only.")
 @click.option("--horizon", type=int, default=14, show_default=True)
 @click.option("--folds", type=int, default=4, show_default=True)
+@click.option("--step", type=int, default=None, help="Days between evaluation origins (default: the horizon; "
+                                                     "an odd step mixes the weekdays each horizon lands on).")
+@click.option("--calendar", type=click.Choice(["CN", "US", "none"]), default=None,
+              help="Holiday calendar (default: the province's, CN for a CSV).")
 @click.option("--models", default="fast,seasonal_naive,ets,prophet,auto", show_default=True,
               help="Comma-separated: fast, seasonal_naive, ets, prophet, auto.")
 @db_option
 @json_option
 @click.pass_context
-def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, db_url, as_json):
-    """Rolling-origin backtest of each model: MASE, sMAPE, 80%/95% interval coverage, seconds."""
+def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, step, calendar, models, db_url, as_json):
+    """Rolling-origin backtest of each model as production runs it (calibrated intervals included):
+    MASE, sMAPE, 80%/95% interval coverage over the horizon, at h = 1 and at the last horizon,
+    seconds."""
     import pandas as pd
 
     from forecasting.evaluate import evaluate
@@ -338,7 +346,9 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
             history = read_series_csv(csv_path)
         except SeriesCsvError as exc:
             _fail(str(exc))
+        calendar = calendar or "CN"
     elif level:
+        from hotline.reference import load_reference
         from warehouse.aggregate import read_series
         from warehouse.db import connect, migrate
 
@@ -349,6 +359,12 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
         history = read_series(engine, rlevel, clevel or "all", city_code=city)
         if history.empty:
             _fail(f"no series at level {level} in {engine.url.render_as_string(hide_password=True)}")
+        if calendar is None:
+            prov = str(history["province_code"].iat[0]) if "province_code" in history.columns else "440000"
+            try:
+                calendar = load_reference(s.config_dir).regions.province(prov).calendar
+            except Exception:  # noqa: BLE001 - a province outside config: the Chinese calendar
+                calendar = "CN"
     else:
         raise click.UsageError("give --csv PATH or --level REGION:CATEGORY")
     if end:
@@ -356,9 +372,11 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, models, d
     names = tuple(m.strip() for m in models.split(",") if m.strip())
     with click.progressbar(length=len(names) * folds, label="backtest", file=sys.stderr,
                            item_show_func=lambda m: m or "") as bar:
-        report = evaluate(history, horizon, folds, names, progress=lambda msg: bar.update(1, msg))
+        report = evaluate(history, horizon, folds, names, progress=lambda msg: bar.update(1, msg),
+                          calendar=calendar, step=step)
     lines = [report.to_string(index=False, float_format=lambda v: f"{v:.3f}")]
-    _emit({"horizon": horizon, "folds": folds, "series": int(history["series_id"].nunique()),
+    _emit({"horizon": horizon, "folds": folds, "step": step or horizon, "calendar": calendar,
+           "series": int(history["series_id"].nunique()),
            "models": report.to_dict("records")}, as_json, lines)
 
 
@@ -712,8 +730,10 @@ def calibrate(ctx, csv_path, level, start, end, province, calendar, report_path,
 @click.option("--combine", type=click.Choice(["mean", "sum", "max", "last"]), default="mean", show_default=True,
               help="How rows sharing a step (duplicate stamps, clock changes) are combined under --policy grid.")
 @click.option("--strict", is_flag=True, help="Refuse out-of-order rows, duplicate stamps and off-grid rows.")
+@click.option("--calendar", default="none", show_default=True,
+              help="Daily series: CN (holidays and 调休), US or another country code, or none.")
 @json_option
-def score_csv_cmd(input_path, output_path, detector, policy, combine, strict, as_json):
+def score_csv_cmd(input_path, output_path, detector, policy, combine, strict, calendar, as_json):
     """Score any single series of timestamp,value rows (daily, hourly, 5-minute...): writes
     timestamp,value,anomaly_score,expected,p_value,surprise, each step scored only from the steps
     before and including it; p_value is calibrated on the series' own earlier residuals."""
@@ -725,7 +745,8 @@ def score_csv_cmd(input_path, output_path, detector, policy, combine, strict, as
         _fail(f"{input_path}: no such file")
     t0 = time.perf_counter()
     try:
-        res = score_csv(input_path, output_path, detector, strict=strict, policy=policy, combine=combine)
+        res = score_csv(input_path, output_path, detector, strict=strict, policy=policy, combine=combine,
+                        calendar=calendar)
     except ScoreCsvError as exc:
         _fail(str(exc))
     res["seconds"] = round(time.perf_counter() - t0, 3)

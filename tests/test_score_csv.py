@@ -275,3 +275,23 @@ def test_the_stated_rate_holds_on_a_heavy_tailed_series(tmp_path):
     assert 0.004 < rate < 0.02, rate
     z = np.abs(np.log(np.maximum(df["value"].iloc[60:], 0.5) / lam[60:]))
     assert rate < 0.5 * (z > 2.576 * z.std()).mean() + 0.02  # (a sanity bound, not the claim)
+
+
+def test_with_the_chinese_calendar_a_holiday_is_its_own_season_not_a_drop(tmp_path):
+    """Daily counts that halve on public holidays and work on 调休 Saturdays: with --calendar CN the
+    Golden Week days are no drops and the make-up Saturday no spike; without it, they are."""
+    from hotline.calendar import calendar_frame
+
+    cal = calendar_frame(pd.Timestamp("2023-01-01").date(), pd.Timestamp("2025-12-31").date())
+    lam = np.where(cal["is_holiday"], 15.0, np.where(cal["is_makeup_workday"], 40.0,
+                                                    np.where(cal["weekday"] >= 5, 20.0, 40.0)))
+    df = pd.DataFrame({"timestamp": cal["ds"], "value": np.random.default_rng(15).poisson(lam)})
+    s, out = _run(tmp_path, df, calendar="CN")
+    assert s["calendar"] == "CN" and s["period"] == 9
+    golden = out["timestamp"].between("2025-10-01", "2025-10-08")
+    makeup = out["timestamp"] == "2025-09-28"  # a Sunday worked before Golden Week 2025
+    assert out.loc[golden, "anomaly_score"].max() < 0.999 and out.loc[makeup, "anomaly_score"].max() < 0.999
+    _, plain = _run(tmp_path, df, "plain.csv")
+    assert plain.loc[golden, "anomaly_score"].max() > out.loc[golden, "anomaly_score"].max()
+    with pytest.raises(ScoreCsvError, match="calendar 'XX'"):
+        _run(tmp_path, df, "bad.csv", calendar="XX")
