@@ -156,9 +156,11 @@ def metrics(alerts: pd.DataFrame, labels: pd.DataFrame, n_districts: int, n_days
     return {**out, "_matched": matched, "_delays": delays, "_per_event": per_event}
 
 
-def event_excess(panel, exp: Expectations, labels: pd.DataFrame, horizon: int = 14) -> dict[int, tuple[float, float]]:
+def event_excess(panel, exp: Expectations, labels: pd.DataFrame,
+                 horizon: int = 14) -> dict[int, tuple[float, float, float]]:
     """For each labelled event on one of this panel's series: its observed and expected tickets over
-    its first days (at most ``horizon``), expected by the forecast made the day before it began."""
+    its first days (at most ``horizon``; a spike's busiest day), expected by the forecast made the
+    day before it began, and the number of days."""
     out = {}
     pos = {str(sid): i for i, sid in enumerate(panel.ids)}
     for j, ev in enumerate(labels.itertuples()):
@@ -173,25 +175,27 @@ def event_excess(panel, exp: Expectations, labels: pd.DataFrame, horizon: int = 
         if fit is None:
             continue
         k = min(horizon, (ev.end - ev.start).days + 1, panel.Y.shape[1] - t0)
-        out[j] = (float(np.nansum(panel.Y[i, t0:t0 + k])), float(fit[0][i, :k].sum()))
+        out[j] = (float(np.nansum(panel.Y[i, t0:t0 + k])), float(fit[0][i, :k].sum()), float(k))
     return out
 
 
-def material(labels: pd.DataFrame, excess: dict[int, tuple[float, float]], cfg: DetectionConfig) -> np.ndarray:
-    """Whether each event's excess is material by its tier's rule (min_excess for its level, and
-    min_change for a one-day spike, min_shift for the others); None where it was not measured."""
+def material(labels: pd.DataFrame, excess: dict[int, tuple[float, float, float]], cfg: DetectionConfig) -> np.ndarray:
+    """Whether each event's excess is material by its tier's rule (min_excess tickets a day for its
+    level, on average over its first days, and min_change for a one-day spike, min_shift for the
+    others); None where it was not measured."""
     out = []
     for j, ev in enumerate(labels.itertuples()):
         if j not in excess:
             out.append(None)
             continue
-        obs, expd = excess[j]
+        obs, expd, days = excess[j]
         prof = cfg.profile(ev.city or "", ev.category if ev.category != "*" else "*")
         level = ev.region_level if ev.region_level in ("district", "city", "province") else "district"
         need = prof["min_excess"][level] if isinstance(prof["min_excess"], dict) else prof["min_excess"]
         change = prof["min_change"] if ev.type == "spike" else prof["min_shift"]
         ratio = obs / max(expd, 1e-9)
-        big = obs - expd >= need if ev.type != "drop" else expd - obs >= need
+        per_day = (obs - expd if ev.type != "drop" else expd - obs) / max(days, 1)
+        big = per_day >= need
         changed = ratio >= 1 + change if ev.type != "drop" else ratio <= 1 / (1 + change)
         out.append(bool(big and changed))
     return np.array(out, dtype=object)
@@ -242,7 +246,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     scopes = [(c.code, "city") for c in prov.cities if c.code in present] + [(province, "province")]
     n_districts = sum(len(c.districts) for c in prov.cities if c.code in present)
     alerts = {g.name: [] for g in grid}
-    excess: dict[int, tuple[float, float]] = {}
+    excess: dict[int, tuple[float, float, float]] = {}
     event_ids = {f"{r.region_level}:{r.region}|{r.category_level}:{r.category}" for r in labels.itertuples()}
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)

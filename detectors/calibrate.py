@@ -56,7 +56,7 @@ class Record:
     short: set = field(default_factory=set)  # series judged with fewer than SHORT_DAYS residuals of their own
     days: set = field(default_factory=set)
 
-    def add(self, panel: Panel, t: int, results: dict[str, dict], alpha: np.ndarray, keep: np.ndarray,
+    def add(self, panel: Panel, t: int, results: dict[str, dict], alpha: dict[str, np.ndarray], keep: np.ndarray,
             tiers: np.ndarray) -> None:
         sd = results.get("spike_drop")
         if sd is None:
@@ -77,7 +77,7 @@ class Record:
             m = keep & made
             self.detector.append(np.full(int(m.sum()), name, object))
             self.p.append(p[m])
-            self.alpha.append(alpha[m])
+            self.alpha.append(alpha.get(name, np.zeros(len(p)))[m])
             self.band.append(band[m])
             self.tier.append(tiers[m])
         live = keep & (sd["mu"] > 0) & np.isfinite(panel.Y[:, t])

@@ -14,8 +14,8 @@ statistic did out of sample in the weeks before:
 - **The pool sets the shape of the tail.** The rescaled residuals of every series in the same
   volume band (expected tickets a day: ``BANDS``) are pooled: thousands of series-days, so the
   empirical tail is read directly down to about one in ten thousand, with a power-law (Pareto)
-  tail beyond the largest ``TAIL_K`` (Hill's estimator) and a Gaussian-to-power-law prior worth
-  ``PRIOR_WEIGHT`` values where a pool is small.
+  tail beyond the largest ``TAIL_K`` (Hill's estimator) and the model's own Gaussian as a prior
+  worth ``PRIOR_WEIGHT`` values where a pool is small.
 
 Everything is one-sided: ``p_up`` is how often a value this high came, ``p_down`` this low.
 Calibration samples are taken on fixed dates (every other Sunday: detectors.panel's grid), so the

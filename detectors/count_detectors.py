@@ -226,7 +226,7 @@ class LevelShiftDetector(PanelDetector):
         z = sign * _z_of_tail(np.minimum(best_p * len(spans), 1.0))
         cum_o = np.cumsum(raw[:, ::-1], axis=1)
         cum_m = np.cumsum(mu[:, ::-1], axis=1)
-        return {"z": z, "volume": mu.mean(axis=1), "cusum": sign, "window": best_k,
+        return {"z": z, "volume": mu.mean(axis=1), "cusum": sign, "window": best_k, "days": best_k.astype(float),
                 "obs": cum_o[rows, best_k - 1], "exp": cum_m[rows, best_k - 1], "days_obs": raw, "days_exp": mu}
 
     def score_day(self, panel: Panel, exp: Expectations, t: int) -> Result:
@@ -311,7 +311,7 @@ class EmergingDetector(PanelDetector):
         cal = _calibrated(exp, key, t, rd, stat)
         p = np.where(ok & (np.nan_to_num(res["z"]) > 0), cal.p_up(np.nan_to_num(res["z"])), 1.0)
         return _finish({"p": p, "expected": rate, "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
-                        "kind": np.full(n, "emerging", object), "obs": recent, "exp": rate * rd,
+                        "kind": np.full(n, "emerging", object), "obs": recent, "exp": rate * rd, "days": np.full(n, float(rd)),
                         "note": np.full(n, "", object), "z": res["z"], "tests": res["low"].astype(float),
                         "history": _history(panel, t)})
 
@@ -379,7 +379,7 @@ class SpreadDetector(PanelDetector):
             return (np.full(n, np.nan), np.full(n, np.nan)) if s is None else (s["z"], s["volume"])
         cal = _calibrated(exp, key, t, w, stat)
         p = np.where(hit & (res["z"] > 0), cal.p_up(res["z"]), 1.0)
-        out.update(p=p, obs=O, exp=M, expected=M / w, z=res["z"], tests=eligible.astype(float),
+        out.update(p=p, obs=O, exp=M, expected=M / w, z=res["z"], tests=eligible.astype(float), days=np.full(n, float(w)),
                    history=_history(panel, t))
         return _finish(out)
 

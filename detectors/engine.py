@@ -3,12 +3,16 @@
 ``score_all`` runs each detector a profile needs once over every series; ``decide`` turns the
 calibrated tail probabilities into anomaly records:
 
-- **the budget sets the threshold**: the tests of an office (its series times the one-sided tests
-  its detectors make on them today) share its monthly budget, ``alpha = budget / (30.44 * tests)``
-  for each, so that on ordinary variation the office gets about ``budget`` alerts a month;
+- **the budget sets the threshold**: an office's monthly budget is split between its detectors
+  (``SHARES``: half to one-day spikes and drops, a quarter to level shifts, an eighth each to
+  emerging issues and spread) and each part shared over the detector's one-sided tests of the day
+  on the office's series, so that on ordinary variation the office gets at most about ``budget``
+  alerts a month. A series' share is weighted by the square root of its expected volume (a
+  weighted Bonferroni split): a busy series, where an unusual day means many tickets, gets a looser
+  threshold than a sparse one, and the total stays the budget;
 - **materiality**: the volume floor (``min_expected``), an excess of at least ``min_excess`` tickets
-  (a deficit for drops) and a change of at least ``min_change`` (a day) or ``min_shift`` (a window);
-  an excess of ``material_excess`` or more needs only ``p <= material_p``;
+  a day (a deficit for drops; for a sustained change, on average over its window) and a change of
+  at least ``min_change`` (a day) or ``min_shift`` (a window);
 - the cool-down (a series and kind that alerted within ``cooldown_days`` stays quiet unless the
   severity rises), the severity (SEVERITY_RULE) and an explanation that names the districts (or
   cities) and sub-categories that drove a regional or aggregate anomaly, with their share of the
@@ -61,17 +65,33 @@ def score_all(panel: Panel, exp: Expectations, t: int, detectors: dict[str, Pane
     return {name: det.score_day(panel, exp, t) for name, det in detectors.items()}
 
 
-def thresholds(panel: Panel, results: dict[str, Result], prof: ProfileArrays) -> np.ndarray:
-    """Each series' alert threshold ``alpha``: its office's monthly budget shared over the office's
-    one-sided tests of the day (every enabled detector's ``tests`` on every series of the office)."""
-    tests = np.zeros(len(panel))
-    for name, res in results.items():
-        if name in prof.enabled:
-            tests += prof.enabled[name] * np.nan_to_num(res.get("tests", np.zeros(len(panel))))
+SHARES = {"spike_drop": 0.5, "level_shift": 0.25, "emerging": 0.125, "spread": 0.125}
+
+
+def thresholds(panel: Panel, results: dict[str, Result], prof: ProfileArrays,
+               shares: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Each detector's alert threshold ``alpha`` per series. An office's monthly budget is split
+    between the detectors it runs (``shares``, renormalised over the enabled ones) and each
+    detector's part shared over its one-sided tests of the day on the office's series, a series'
+    share weighted by the square root of its expected daily volume (at least ``min_expected``).
+    An office's thresholds then sum, over its tests, to ``budget / 30.44`` a day."""
+    shares = shares or SHARES
+    n = len(panel)
     office = (panel.keys["region_level"] + ":" + panel.keys["region_code"]).to_numpy()
-    per_office = pd.Series(tests).groupby(office).transform("sum").to_numpy()
-    with np.errstate(divide="ignore"):
-        return np.where(per_office > 0, prof.budget / (DAYS_PER_MONTH * np.maximum(per_office, 1e-9)), 0.0)
+    volume = np.nan_to_num(results["spike_drop"]["exp"]) if "spike_drop" in results else np.ones(n)
+    weight = np.sqrt(np.maximum(volume, np.maximum(prof.min_expected, 1e-3)))
+    enabled = {d: prof.enabled[d] for d in results if d in prof.enabled}
+    share_sum = sum(shares.get(d, 0.0) * on for d, on in enabled.items())  # per series: its detectors' shares
+    out = {}
+    for name, res in results.items():
+        on = enabled.get(name, np.zeros(n, bool))
+        tests = on * np.nan_to_num(res.get("tests", np.zeros(n)))
+        part = np.where(share_sum > 0, shares.get(name, 0.0) * on / np.maximum(share_sum, 1e-12), 0.0)
+        per_office = pd.Series(tests * weight).groupby(office).transform("sum").to_numpy()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[name] = np.where(per_office > 0,
+                                 prof.budget * part * weight / (DAYS_PER_MONTH * np.maximum(per_office, 1e-12)), 0.0)
+    return out
 
 
 def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str, PanelDetector],
@@ -81,20 +101,21 @@ def decide(panel: Panel, t: int, results: dict[str, Result], detectors: dict[str
     day = panel.days[t]
     y = panel.y(t)
     keys = panel.keys
-    alpha = thresholds(panel, results, prof)
+    alphas = thresholds(panel, results, prof)
     rows = []
     for name, res in results.items():
         if name not in prof.enabled:
             continue
-        p = res["p"]
+        p, alpha = res["p"], alphas[name]
         obs, exp = np.nan_to_num(res["obs"]), np.nan_to_num(res["exp"])
         down = (res["kind"] == "drop") | ((res["kind"] == "level_shift") & (res.get("cusum", np.ones(len(p))) < 0))
         excess = np.where(down, exp - obs, obs - exp)  # tickets beyond the expectation, the alert's way
+        days = np.maximum(np.nan_to_num(res.get("days", np.ones(len(p)))), 1.0)  # the window's length
         ratio = obs / np.maximum(exp, 1e-9)
         need = 1 + (prof.min_change if CHANGE.get(name) == "day" else prof.min_shift)
         changed = np.where(down, ratio <= 1 / need, ratio >= need)
-        material = (excess >= prof.min_excess) & changed
-        hit = prof.enabled[name] & material & ((p <= alpha) | ((excess >= prof.material_excess) & (p <= prof.material_p)))
+        material = (excess / days >= prof.min_excess) & changed  # an excess a day, sustained for a window
+        hit = prof.enabled[name] & material & (p <= alpha)
         if name in GATED:  # enough volume to matter, or a jump from almost nothing to a real number
             big = obs >= 3 * prof.min_expected + 3
             hit &= (np.nan_to_num(res["expected"]) >= prof.min_expected) | ((res["kind"] == "spike") & big)

@@ -4,13 +4,13 @@ category and per city and category; resolved into one array per setting over a p
 The analyst's control is the **alert budget**: how many alerts an office may receive in a month on
 ordinary variation. The thresholds follow from it (detectors.engine): an office whose series and
 detectors make ``n`` one-sided tests a day gets ``alpha = budget / (30.44 * n)`` per test, so that
-on calibrated tail probabilities the budget holds. Materiality sits beside it: a statistically
-certain +3 tickets is no warning for a city, so every alert also needs ``min_excess`` tickets over
-(or under) the expectation and a change of ``min_change`` (a day) or ``min_shift`` (a window);
-and an excess of ``material_excess`` or more needs only ``p <= material_p``.
+on calibrated tail probabilities the budget holds (shared out by the square root of each series'
+volume: detectors.engine). Materiality sits beside it: a statistically certain +3 tickets is no
+warning for a city, so every alert also needs ``min_excess`` tickets over (or under) the
+expectation and a change of ``min_change`` (a day) or ``min_shift`` (a window).
 
-Settings that differ by the office's level (``budget``, ``min_excess``, ``material_excess``) take a
-number (every level) or a mapping ``{district: .., city: .., province: ..}``.
+Settings that differ by the office's level (``budget``, ``min_excess``) take a number (every
+level) or a mapping ``{district: .., city: .., province: ..}``.
 """
 from __future__ import annotations
 
@@ -27,11 +27,11 @@ from detectors.panel import Panel
 from hotline.reference import ConfigError, load_regions
 
 LEVELS = ("district", "city", "province")
-BY_LEVEL = {"budget", "min_excess", "material_excess"}
-NUMBERS = {"min_expected", "min_change", "min_shift", "cooldown_days", "material_p"}
+BY_LEVEL = {"budget", "min_excess"}
+NUMBERS = {"min_expected", "min_change", "min_shift", "cooldown_days"}
 PROFILE_KEYS = BY_LEVEL | NUMBERS | {"detectors"}
-DEFAULTS = {"budget": 1.0, "min_expected": 1.0, "min_excess": 0.0, "material_excess": float("inf"),
-            "material_p": 1e-3, "min_change": 0.0, "min_shift": 0.0, "cooldown_days": 3}
+DEFAULTS = {"budget": 1.0, "min_expected": 1.0, "min_excess": 0.0, "min_change": 0.0, "min_shift": 0.0,
+            "cooldown_days": 3}
 
 
 @dataclass
@@ -43,8 +43,6 @@ class ProfileArrays:
     budget: np.ndarray
     min_expected: np.ndarray
     min_excess: np.ndarray
-    material_excess: np.ndarray
-    material_p: np.ndarray
     min_change: np.ndarray
     min_shift: np.ndarray
     cooldown: np.ndarray
@@ -99,8 +97,6 @@ class DetectionConfig:
             v = prof[key]
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"{src}: {where}.{key}: expected a number >= 0, got {v!r}")
-        if "material_p" in prof and not 0 < prof["material_p"] <= 1:
-            raise ConfigError(f"{src}: {where}.material_p: a probability in (0, 1], got {prof['material_p']!r}")
         if "detectors" in prof:
             if not isinstance(prof["detectors"], list):
                 raise ConfigError(f"{src}: {where}.detectors: expected a list of detector names")
@@ -187,8 +183,8 @@ class DetectionConfig:
         k = panel.keys
         n = len(k)
         on = {d: np.zeros(n, bool) for d in DETECTORS}
-        vals = {key: np.zeros(n) for key in ("budget", "min_expected", "min_excess", "material_excess", "material_p",
-                                             "min_change", "min_shift", "cooldown")}
+        vals = {key: np.zeros(n) for key in ("budget", "min_expected", "min_excess", "min_change", "min_shift",
+                                             "cooldown")}
         cache: dict[tuple[str, str, str], dict] = {}
         levels = np.where(k["region_level"].isin(LEVELS), k["region_level"], "district")
         for i, (city, cat, level) in enumerate(zip(k["city_code"], k["category_code"], levels)):
@@ -205,6 +201,5 @@ class DetectionConfig:
                 on[d][i] = True
             for f in vals:
                 vals[f][i] = c[f]
-        return ProfileArrays(on, vals["budget"], vals["min_expected"], vals["min_excess"], vals["material_excess"],
-                             vals["material_p"], vals["min_change"], vals["min_shift"],
-                             vals["cooldown"].astype(int))
+        return ProfileArrays(on, vals["budget"], vals["min_expected"], vals["min_excess"], vals["min_change"],
+                             vals["min_shift"], vals["cooldown"].astype(int))

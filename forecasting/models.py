@@ -46,6 +46,48 @@ def _dispersion(y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
     return r
 
 
+def _holiday_key(name: str) -> str:
+    """The holiday a day belongs to, from its calendar name ("Labour Day", "National Day", ...):
+    the same holiday last year behaves like this year's (Golden Week is not Tomb-sweeping Day)."""
+    return str(name or "").split(";")[0].split(",")[0].strip().lower()
+
+
+def named_holiday_factors(Y: np.ndarray, k_hist: np.ndarray, names_hist: np.ndarray, names_fut: np.ndarray,
+                          k_fut: np.ndarray, groups: np.ndarray, fallback: np.ndarray,
+                          pseudo: float = 200.0) -> np.ndarray:
+    """Each series' factor (series x horizon) for the future holidays (kind 7) that the history has
+    met under the same name: the group's count on those days against the ordinary days within three
+    weeks of them, shrunk to ``fallback`` (series x horizon, the pooled holiday factor) by the
+    group's volume on those days. NaN for the other future days."""
+    out = np.full(fallback.shape, np.nan)
+    fut_keys = np.array([_holiday_key(n) for n in names_fut])
+    hist_keys = np.array([_holiday_key(n) for n in names_hist])
+    want = {k for k, kind in zip(fut_keys, k_fut) if k and kind == 7}
+    if not want:
+        return out
+    gid = np.unique(groups, return_inverse=True)[1]
+    onehot = np.zeros((gid.max() + 1, len(Y)))
+    onehot[gid, np.arange(len(Y))] = 1.0
+    G = onehot @ np.nan_to_num(Y)
+    ords = np.flatnonzero(k_hist < ORDINARY)
+    for key in want:
+        idx = np.flatnonzero((hist_keys == key) & (k_hist == 7))
+        if not len(idx) or not len(ords):
+            continue
+        near = (np.abs(ords[None, :] - idx[:, None]) <= 21).astype(float)
+        near /= np.maximum(near.sum(axis=1, keepdims=True), 1.0)
+        g_den = G[:, ords] @ near.T
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            own = np.clip(np.nanmedian(np.where(g_den > 0, G[:, idx] / g_den, np.nan), axis=1), 0.1, 3.0)
+        w = (G[:, idx].sum(axis=1) / (G[:, idx].sum(axis=1) + pseudo))[gid]
+        cols = np.flatnonzero((fut_keys == key) & (k_fut == 7))
+        own_s = own[gid]
+        for h in cols:
+            out[:, h] = np.where(np.isfinite(own_s), w * own_s + (1 - w) * fallback[:, h], np.nan)
+    return out
+
+
 def holiday_factors(Y: np.ndarray, k_hist: np.ndarray, groups: np.ndarray,
                     pseudo: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
     """Holiday and Spring Festival factors (kinds 7, 8), each day's count against the ordinary
@@ -173,7 +215,14 @@ class FastModel:
                     c = self.yearly_pseudo  # pseudo-count (tickets a week) pulling a series to its group
                     prior = g_ratio[gid]
                     yearly[:, h] = np.clip((target * 7 + c * prior) / (origin * 7 + c), 0.2, 5.0)
-            mu = level[:, None] * prof[:, k_fut] * yearly
+            day_prof = prof[:, k_fut]
+            if "holiday_name" in cal.columns and (k_fut == 7).any():
+                # a holiday the history has met by name takes last year's factor for that holiday
+                named = named_holiday_factors(Y, k_hist, cal["holiday_name"].to_numpy()[:T],
+                                              cal["holiday_name"].to_numpy()[T:T + horizon], k_fut, groups,
+                                              day_prof, self.holiday_pseudo)
+                day_prof = np.where(np.isfinite(named), named, day_prof)
+            mu = level[:, None] * day_prof * yearly
 
             # in-sample one-step fits over the window for the dispersion
             fitted = np.full_like(y, np.nan)
@@ -188,7 +237,7 @@ class FastModel:
             r = _dispersion(y, fitted)
         r_h = r[:, None] / (1 + self.horizon_inflation * np.arange(1, horizon + 1))[None, :]
         mu = np.where(np.isfinite(mu), mu, 0.0)
-        local = level[:, None] * prof[:, k_fut]
+        local = level[:, None] * day_prof
         # a damped local trend: the last four weeks' deseasonalised mean against the four before,
         # per day, carried forward with a damping of 0.95 a day (at most ~19 days of drift)
         with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -32,7 +32,7 @@ fi
 MIGRATE=$!
 
 echo "== 1/5 demo warehouse: history up to the day before $DAY"
-"$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-560}" \
+"$BIN/hotline" demo --end "$DAY" --days "${DEMO_HISTORY_DAYS:-660}" \
   --ticket-days "${DEMO_TICKET_DAYS:-85}" --detect-days "${DEMO_DETECT_DAYS:-0}"
 
 # The issue of the month for the last full month before the day (the monthly DAG's job), so that

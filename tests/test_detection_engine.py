@@ -134,14 +134,24 @@ def test_the_budget_sets_each_offices_threshold_from_its_tests():
     n = len(panel)
     on = {"spike_drop": np.ones(n, bool)}
     budget = np.where(panel.keys["region_level"] == "city", 2.0, 1.0)
-    prof = ProfileArrays(on, budget, *(np.zeros(n) for _ in range(7)))
-    res = {"spike_drop": {"tests": np.array([50.0, 50.0, 50.0, 50.0])}}
-    alpha = thresholds(panel, res, prof)
-    order = list(panel.ids)
-    a = dict(zip(order, alpha))
+    prof = ProfileArrays(on, budget, np.ones(n), *(np.zeros(n) for _ in range(4)))
+    res = {"spike_drop": {"tests": np.array([50.0, 50.0, 50.0, 50.0]), "exp": np.array([4.0, 4.0, 4.0, 4.0])}}
+    a = dict(zip(panel.ids, thresholds(panel, res, prof)["spike_drop"]))
     assert a["district:440103|l2:a"] == a["district:440103|l2:b"] == pytest.approx(1 / (30.44 * 100))
     assert a["district:440104|l2:a"] == pytest.approx(1 / (30.44 * 50))
     assert a["city:440100|l2:a"] == pytest.approx(2 / (30.44 * 50))
+    # a busy series gets the larger share of its office's budget (by the square root of its volume),
+    # the office's total stays the budget
+    busy = {**res["spike_drop"], "exp": np.array([4.0, 100.0, 4.0, 4.0])}  # panel order: city, 103:a, 103:b, 104:a
+    b = dict(zip(panel.ids, thresholds(panel, {"spike_drop": busy}, prof)["spike_drop"]))
+    assert b["district:440103|l2:a"] == pytest.approx(5 * b["district:440103|l2:b"])
+    assert 50 * (b["district:440103|l2:a"] + b["district:440103|l2:b"]) == pytest.approx(1 / 30.44)
+    # two detectors share the budget by their shares (0.5 and 0.25 of it, renormalised: 2/3 and 1/3)
+    on2 = {"spike_drop": np.ones(n, bool), "level_shift": np.ones(n, bool)}
+    prof2 = ProfileArrays(on2, budget, np.ones(n), *(np.zeros(n) for _ in range(4)))
+    two = thresholds(panel, {"spike_drop": res["spike_drop"], "level_shift": res["spike_drop"]}, prof2)
+    assert dict(zip(panel.ids, two["spike_drop"]))["district:440104|l2:a"] == pytest.approx(2 / 3 / (30.44 * 50))
+    assert dict(zip(panel.ids, two["level_shift"]))["district:440104|l2:a"] == pytest.approx(1 / 3 / (30.44 * 50))
 
 
 def test_an_alert_needs_a_material_excess_as_well_as_a_rare_day(ref):
@@ -228,7 +238,7 @@ def test_profiles_resolve_tier_then_city_then_category_then_city_and_category():
     ({"categories": {"x": {"budget": {"district": 1, "town": 2}}}}, "categories.x.budget.town: unknown level"),
     ({"categories": {"x": {"min_excess": "many"}}}, "categories.x.min_excess: expected a number"),
     ({"profiles": {"p": {"detectors": ["magic"]}}}, "profiles.p.detectors: unknown detector 'magic'"),
-    ({"profiles": {"p": {"material_p": 2}}}, "profiles.p.material_p: a probability in (0, 1]"),
+    ({"profiles": {"p": {"material_p": 0.001}}}, "profiles.p: unknown key(s) ['material_p']"),
 ])
 def test_profile_config_errors_name_the_place(change, message):
     doc = _cfg_doc()
