@@ -234,7 +234,9 @@ class FastModel:
                 fitted[:, t] = run * prof[np.arange(S), kw[t]]
                 zt = z[:, t]
                 run = np.where(np.isfinite(zt), (1 - alpha) * run + alpha * zt, run)
-            r = _dispersion(y, fitted)
+            # the spread is read on the window but its last two days: a surge that began yesterday is
+            # not the series' ordinary spread (it would make today's second day of it look ordinary)
+            r = _dispersion(y[:, :-2], fitted[:, :-2])
         r_h = r[:, None] / (1 + self.horizon_inflation * np.arange(1, horizon + 1))[None, :]
         mu = np.where(np.isfinite(mu), mu, 0.0)
         local = level[:, None] * day_prof
