@@ -37,6 +37,7 @@ SCALE_PSEUDO = 28.0         # days of prior belief that the model's dispersion i
 PEARSON_CAP = 25.0          # a day's squared Pearson residual counts at most this much in phi
 PRIOR_WEIGHT = 50.0
 TAIL_K = 50
+MIN_POOL = 2000             # a volume band's pool smaller than this borrows the next band's values
 PRIOR_XI = 0.25             # the prior's power-law tail (index 4), for the Hill estimate's shrinkage
 XI_WEIGHT = 5.0
 
@@ -196,13 +197,31 @@ class Calibration:
         S = len(band)
         scale = np.ones(S) if scale is None else scale
         zs = z / scale[:, None]
+        n = np.isfinite(z).sum(axis=1) if n_own is None else n_own
+        # a band with too few values borrows its neighbours' (the busiest bands of a small city
+        # hold a handful of series): from the busiest band down, a pool is merged into the next
+        # band below until it has MIN_POOL values; the series keep their band
+        counts = {int(b): int(np.isfinite(zs[band == b]).sum()) for b in np.unique(band)}
+        group, members, acc = {}, [], 0
+        for b in sorted(counts, reverse=True):
+            members.append(b)
+            acc += counts[b]
+            if acc >= MIN_POOL or b == min(counts):
+                for m in members:
+                    group[m] = tuple(members)
+                members, acc = [], 0
+        if members:  # what is left at the bottom joins the last group formed
+            last = group[min(group)] if group else ()
+            for m in members + list(last):
+                group[m] = tuple(members) + last
         tails = {}
-        for b in np.unique(band):
-            vals = zs[band == b].ravel()
+        for key in set(group.values()):
+            vals = zs[np.isin(band, key)].ravel()
             vals = vals[np.isfinite(vals)]
             if len(vals):
-                tails[int(b)] = PooledTail.fit(vals)
-        n = np.isfinite(z).sum(axis=1) if n_own is None else n_own
+                tail = PooledTail.fit(vals)
+                for b in key:
+                    tails[b] = tail
         return cls(scale, band, tails, n)
 
     def summary(self) -> dict[str, int]:
