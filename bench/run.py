@@ -56,6 +56,16 @@ def fresh_pg(server_url: str, name: str = "hotline_bench") -> str:
     return server_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+def kept_pg(server_url: str, name: str) -> str:
+    """A scratch database kept between runs (created when missing): for warehouses slow to build."""
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
 def fresh_sqlite(name: str) -> str:
     d = ROOT / "var" / "bench"
     d.mkdir(parents=True, exist_ok=True)
@@ -279,9 +289,11 @@ def bench_detect(url: str, label: str) -> None:
     first = start - dt.timedelta(days=PANEL_DAYS)
     t = time.perf_counter()
     series, days, counts = gen.counts(first, end)
-    with engine.connect() as conn:  # the warehouse is kept between runs (delete the file to rebuild)
-        have = conn.execute(text("SELECT count(*) FROM daily_counts")).scalar_one()
-    if not have:
+    with engine.connect() as conn:  # the warehouse is kept between runs while it covers the days needed
+        have = conn.execute(text("SELECT min(ds) FROM daily_counts")).scalar_one()
+    if have is None or pd.Timestamp(have).date() > first:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM daily_counts"))
         rows = load_counts(engine, series, days, counts)
         record(f"province counts, scale 1, {len(days)} days -> daily_counts ({label})", time.perf_counter() - t,
                "s", None, f"{rows:,} rows, {len(series):,} district x level-2 series")
@@ -661,7 +673,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, score_csv, alerts, proposals, lights, lights_pg, ranking_pg")
+                         "rerun_pg, detect_sqlite, detect_pg, score_csv, alerts, proposals, lights, lights_pg, ranking_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
@@ -669,7 +681,7 @@ def main() -> None:
                     help="generator scale of the ranking benchmark's province (1 = published volumes)")
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
-                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "score_csv", "alerts", "proposals", "lights",
+                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "detect_pg", "score_csv", "alerts", "proposals", "lights",
                          "lights_pg", "ranking_pg"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if "generator" in todo:
@@ -691,6 +703,8 @@ def main() -> None:
     if "detect_sqlite" in todo:
         (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
         bench_detect(f"sqlite:///{ROOT / 'var' / 'bench' / 'detect_scale1_seed2027.db'}", "SQLite")
+    if "detect_pg" in todo:
+        bench_detect(kept_pg(args.pg, "hotline_bench_detect"), "PostgreSQL")
     if "score_csv" in todo:
         bench_score_csv()
     if "alerts" in todo:

@@ -33,14 +33,17 @@ class Fitted:
     variants: dict[str, np.ndarray] | None = None  # other means from the same fit, by model alias
 
 
-def _dispersion(y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
-    """Method-of-moments NB size per series from in-sample fits (Pearson dispersion)."""
+def _dispersion(y: np.ndarray, fitted: np.ndarray, cap: float = 10.0) -> np.ndarray:
+    """Method-of-moments NB size per series from in-sample fits (Pearson dispersion), each day's
+    term capped at ``cap`` times the series' median term (at least 1): a one-day batch of 50 in a
+    series of 5 a day is not its spread (uncapped, it would make the next month look ordinary)."""
     ok = np.isfinite(y) & np.isfinite(fitted) & (fitted > 0)
     mu = np.where(ok, fitted, np.nan)
     pearson = np.where(ok, (y - fitted) ** 2 / np.maximum(fitted, 1e-9), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        phi = np.nanmean(pearson, axis=1)
+        limit = cap * np.maximum(np.nanmedian(pearson, axis=1, keepdims=True), 1.0)
+        phi = np.nanmean(np.minimum(pearson, limit), axis=1)
         mbar = np.nanmean(mu, axis=1)
     r = np.where(np.isfinite(phi) & (phi > 1.05), mbar / np.maximum(phi - 1, 1e-6), np.inf)
     return r

@@ -146,3 +146,24 @@ def test_an_all_zero_series_is_never_rare(tmp_path):
     for t in (200, 299):
         res = SpikeDropDetector().score_day(panel, exp, t)
         assert res["p"][i] == 1 or res["p"][i] > 0.1
+
+
+def test_a_one_day_batch_does_not_make_the_next_month_look_normal():
+    """A series of 5 a day gets one batch of 50; twenty days later a day of 20 is as surprising
+    (within a factor of ten) as it is without the batch: the batch is not the series' spread."""
+    def surprise_of_the_later_day(with_batch: bool) -> float:
+        rng = np.random.default_rng(1)
+        idx = pd.date_range("2024-01-01", periods=400)
+        frames = [pd.DataFrame({"series_id": f"o{k}", "ds": idx, "y": rng.poisson(5, 400)}) for k in range(30)]
+        y = rng.poisson(5, 400).astype(float)
+        y[380] = 20
+        if with_batch:
+            y[360] = 50
+        frames.append(pd.DataFrame({"series_id": "s", "ds": idx, "y": y}))
+        panel = Panel.from_long(pd.concat(frames), country="none")
+        res = SpikeDropDetector().score_day(panel, Expectations(panel), 380)
+        return float(res["surprise"][list(panel.ids).index("s")])
+
+    base = surprise_of_the_later_day(False)
+    assert base > 3  # a day of 20 in a series of 5 is rare
+    assert surprise_of_the_later_day(True) >= base - 1
