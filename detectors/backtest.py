@@ -28,7 +28,7 @@ import pandas as pd
 from sqlalchemy import Engine, select
 
 from detectors.engine import RECORD_COLUMNS, Cooldown, decide, score_all
-from detectors.job import OLDEST_ORIGIN, PANEL_DAYS, load_panel
+from detectors.job import OLDEST_ORIGIN, PANEL_DAYS, districts_of, load_panel
 from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
 from hotline.reference import ConfigError, Reference
@@ -251,7 +251,8 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)
     for scope, level in scopes:
-        panel = load_panel(engine, start - dt.timedelta(days=PANEL_DAYS), end, scope, level, prov.calendar)
+        panel = load_panel(engine, start - dt.timedelta(days=PANEL_DAYS), end, scope, level, prov.calendar,
+                           districts_of(ref, scope))
         if panel is None:
             continue
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)

@@ -178,7 +178,7 @@ def scope_panels(engine, start: dt.date, end: dt.date, ref, province: str, panel
     """Each scope of the province (its cities in the warehouse, then the province) as a panel."""
     from sqlalchemy import select
 
-    from detectors.job import load_panel
+    from detectors.job import districts_of, load_panel
     from warehouse.schema import daily_counts
 
     prov = ref.regions.province(province)
@@ -186,6 +186,7 @@ def scope_panels(engine, start: dt.date, end: dt.date, ref, province: str, panel
         present = {r[0] for r in conn.execute(select(daily_counts.c.region_code).where(
             daily_counts.c.region_level == "city").distinct())}
     for code, level in [(c.code, "city") for c in prov.cities if c.code in present] + [(province, "province")]:
-        panel = load_panel(engine, start - dt.timedelta(days=panel_days), end, code, level, prov.calendar)
+        panel = load_panel(engine, start - dt.timedelta(days=panel_days), end, code, level, prov.calendar,
+                           districts_of(ref, code))
         if panel is not None:
             yield code, level, panel

@@ -41,12 +41,14 @@ PROVINCE_DETECT_LEVELS = (("province", "all"), ("province", "l1"), ("province", 
 
 
 def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: str,
-               country: str = "CN") -> Panel | None:
+               country: str = "CN", districts: list[str] | None = None) -> Panel | None:
     """The panel of a city (its city and district series) or a province (its province series and,
     for the drill-down, its cities'), ``start``..``end``, on the region's holiday calendar. Days
-    without tickets from the first loaded day to ``end`` are zeros."""
+    without tickets from the first loaded day to ``end`` are zeros. ``districts`` (a city's codes
+    from the reference) lets the district rows be read by the series index."""
     levels = PROVINCE_DETECT_LEVELS if level == "province" else CITY_DETECT_LEVELS
-    frames = [read_counts(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope)
+    frames = [read_counts(engine, r, c, start=start, end=end, city_code=None if level == "province" else scope,
+                          region_codes=districts if (level == "city" and r == "district" and districts) else None)
               for r, c in levels]
     if level == "province":
         frames = [f[f["province_code"] == scope] for f in frames]
@@ -54,6 +56,15 @@ def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: 
     if not frames:
         return None
     return Panel.from_rows(pd.concat(frames, ignore_index=True), end, country)
+
+
+def districts_of(ref, scope: str) -> list[str] | None:
+    """A configured city's district codes (None for a province or an unknown code)."""
+    for prov in ref.regions.provinces:
+        for city in prov.cities:
+            if city.code == scope:
+                return [d.code for d in city.districts]
+    return None
 
 
 def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,
@@ -67,7 +78,7 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
     try:
         cfg = cfg or DetectionConfig.load(config_dir)
         panel = load_panel(engine, day - dt.timedelta(days=PANEL_DAYS), day, scope, level,
-                           ref.regions.province(scope[:2] + "0000").calendar)
+                           ref.regions.province(scope[:2] + "0000").calendar, districts_of(ref, scope))
         if panel is None:
             finish_run(engine, run_id, "success", {"anomalies": 0})
             return {"scope": scope, "anomalies": 0, "by_severity": {}}

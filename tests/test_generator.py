@@ -142,3 +142,25 @@ def test_years_beyond_the_calendar_package_still_generate(year):
     gen = ProvinceGenerator(scale=0.001)
     f = pd.concat(gen.tickets(dt.date(year, 2, 1), dt.date(year, 2, 3)))
     assert len(f) > 0 and np.isfinite(_daily_totals(gen, dt.date(year, 1, 1), dt.date(year, 1, 31))).all()
+
+
+def test_every_planted_deviation_has_a_label():
+    """The generator's audit: the expected counts with anomalies differ from those without only on
+    the series and days a label names (a district's category and its l1 parent's rows, or a city's
+    category in every district), so a backtest scores every planted deviation and nothing else."""
+    start, end = dt.date(2025, 1, 1), dt.date(2026, 6, 30)
+    on, off = ProvinceGenerator(seed=77, scale=0.01), ProvinceGenerator(seed=77, scale=0.01, anomalies=False)
+    s, days, lam = on.expected(start, end)
+    _, _, base = off.expected(start, end)
+    labelled = np.zeros(lam.shape, bool)
+    labels = on.labels(start, end)
+    assert len(labels) >= 15 and set(labels["type"]) == {"spike", "level_shift", "emerging", "surge"}
+    changed = ~np.isclose(lam, base)
+    for ev in labels.itertuples():
+        col = "category_l2" if ev.category_level == "l2" else "category_l1"
+        region = "district_code" if ev.region_level == "district" else "city_code"
+        rows = (s[col] == ev.category).to_numpy() & (s[region] == ev.region).to_numpy()
+        cols = (days >= pd.Timestamp(ev.start)) & (days <= pd.Timestamp(ev.end))
+        labelled[np.ix_(rows, cols)] = True
+        assert changed[np.ix_(rows, cols)].any(), ev  # and every label moved its series
+    assert not (changed & ~labelled).any()  # nothing planted without a label
