@@ -30,6 +30,9 @@ _SQRT2 = math.sqrt(2.0)
 GRID = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0, 12.0, 14.0, 17.0, 20.0, 24.0, 28.0,
         34.0, 40.0, 48.0, 56.0, 68.0, 80.0, 100.0, 120.0, 150.0, 180.0, 220.0, 270.0, 330.0, 400.0, 500.0, 1000.0)
 _LOG_GRID = tuple(math.log(g) for g in GRID)
+_G0 = GRID[0]
+_NG = len(GRID)
+_bisect_right = bisect.bisect_right
 MIN_P = 1e-300
 
 
@@ -68,9 +71,11 @@ class _Side:
             count[i] += 1
             logsum[i] += lu
         last = self.last
-        while last + 1 < len(GRID) and count[last + 1] >= min_count:
+        if last + 1 < _NG and count[last + 1] >= min_count:
             last += 1
-        self.last = last
+            while last + 1 < _NG and count[last + 1] >= min_count:
+                last += 1
+            self.last = last
 
 
 class OnlineTail:
@@ -101,10 +106,47 @@ class OnlineTail:
         self._prior_grid = [prior(g) for g in GRID]
 
     def judge(self, z: float) -> float:
-        """``pvalue(z)``, then ``learn(z)``: the out-of-sample step of a stream."""
-        p = self.pvalue(z)
-        self.learn(z)
-        return p
+        """``pvalue(z)``, then ``learn(z)``: the out-of-sample step of a stream, the two inlined
+        (score-csv calls this once a row; the same arithmetic as ``pvalue`` and ``learn``)."""
+        if z >= 0:
+            side, u, at_zero = self.up_, z, (0.5 if self.two_sided else 1.0)
+        elif self.two_sided:
+            side, u, at_zero = self.down_, -z, 0.5
+        else:
+            self.n_ += 1
+            self.down_.learn(-z, self.min_count)
+            return 1.0
+        w = self.prior_weight
+        count, prior = side.count, self._prior_grid
+        denom = self.n_ + w
+        self.n_ += 1
+        if u < _G0:  # inside the body: no counts change, a linear blend to the first threshold
+            p = at_zero + ((count[0] + w * prior[0]) / denom - at_zero) * u / _G0
+        else:
+            j = _bisect_right(GRID, u) - 1
+            lu = math.log(u)
+            last = side.last
+            if j < last:
+                lo = (count[j] + w * prior[j]) / denom
+                hi = (count[j + 1] + w * prior[j + 1]) / denom
+                p = lo * (hi / lo) ** ((lu - _LOG_GRID[j]) / (_LOG_GRID[j + 1] - _LOG_GRID[j]))
+            else:
+                s_last = (count[last] + w * prior[last]) / denom
+                hill = side.logsum[last] - count[last] * _LOG_GRID[last]
+                xi = (hill + self.prior_alpha_weight / self.prior_alpha) / (count[last] + self.prior_alpha_weight)
+                p = s_last * math.exp(-(lu - _LOG_GRID[last]) / xi)
+                p = p if p > MIN_P else MIN_P
+            logsum = side.logsum  # learn: every threshold at or below u counts it
+            for i in range(j + 1):
+                count[i] += 1
+                logsum[i] += lu
+            if last + 1 < _NG and count[last + 1] >= self.min_count:
+                last += 1
+                while last + 1 < _NG and count[last + 1] >= self.min_count:
+                    last += 1
+                side.last = last
+        p = p * 2.0 if self.two_sided else p
+        return p if p < 1.0 else 1.0
 
     def learn(self, z: float) -> None:
         self.n_ += 1
