@@ -290,8 +290,8 @@ def bench_detect(url: str, label: str) -> None:
     t = time.perf_counter()
     series, days, counts = gen.counts(first, end)
     with engine.connect() as conn:  # the warehouse is kept between runs while it covers the days needed
-        have = conn.execute(text("SELECT min(ds) FROM daily_counts")).scalar_one()
-    if have is None or pd.Timestamp(have).date() > first:
+        have, last = conn.execute(text("SELECT min(ds), max(ds) FROM daily_counts")).one()
+    if have is None or pd.Timestamp(have).date() > first or pd.Timestamp(last).date() < end:  # or a load cut short
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM daily_counts"))
         rows = load_counts(engine, series, days, counts)

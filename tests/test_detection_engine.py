@@ -482,3 +482,28 @@ def test_backtest_cli_rejects_periods_and_settings_it_cannot_replay(small_wareho
     assert r.exit_code == 2 and "budget: an alert budget must be above zero" in r.output
     r = CliRunner().invoke(main, ["backtest", "--labels", labels, "--sweep", "level_shift.hh=3"], env=env)
     assert r.exit_code == 2 and "level_shift has no parameter 'hh'" in r.output
+
+
+def test_load_counts_writes_every_level_alike_on_both_databases(engine):
+    """The counts-only loader (COPY on PostgreSQL, executemany elsewhere) writes each level's
+    sums with nulls where they belong, and a second load of the same days replaces them."""
+    from sqlalchemy import func, select
+
+    from warehouse.aggregate import load_counts, read_counts
+    from warehouse.schema import daily_counts
+
+    series, idx, counts = _district_counts("2025-03-31", days=40, seed=5)
+    n = load_counts(engine, series, idx, counts, chunk_days=15)
+    assert load_counts(engine, series, idx, counts, chunk_days=15) == n  # replaced, not doubled
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(daily_counts)).scalar_one() == n
+        assert conn.execute(select(func.sum(daily_counts.c.n_tickets)).where(
+            daily_counts.c.region_level == "province", daily_counts.c.category_level == "all")).scalar_one() == counts.sum()
+        assert conn.execute(select(func.count()).select_from(daily_counts).where(
+            daily_counts.c.region_level == "province", daily_counts.c.city_code.is_not(None))).scalar_one() == 0
+    d = read_counts(engine, "district", "l2")
+    one = (series["district_code"] == DISTRICTS[0]) & (series["category_l2"] == list(CATS)[0])
+    got = d[(d["region_code"] == DISTRICTS[0]) & (d["category_code"] == list(CATS)[0])].set_index("ds")["y"]
+    want = pd.Series(counts[one.to_numpy()][0], index=idx)
+    assert got.reindex(idx, fill_value=0).astype(int).tolist() == want.tolist()
+    assert (d["city_code"] == CITY).all()

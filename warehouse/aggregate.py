@@ -10,6 +10,7 @@ n_overdue counts, as of the aggregation, tickets closed after their deadline or 
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Iterable
 
 import numpy as np
@@ -208,8 +209,15 @@ def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, co
         sql = f"INSERT INTO daily_counts ({', '.join(cols)}) VALUES ({', '.join([mark] * len(cols))})"
         with engine.begin() as conn:
             conn.execute(delete(daily_counts).where(daily_counts.c.ds.between(bdays[0].date(), bdays[-1].date())))
-            # straight to the driver's executemany: row dicts and bind processing cost more than the insert
-            # (columns as lists, zipped: iterating pandas' string arrays element by element is slow)
-            conn.exec_driver_sql(sql, list(zip(*(rows[c].tolist() for c in cols))))
+            if engine.dialect.driver == "psycopg2":  # COPY: some 20x faster than executemany on PostgreSQL
+                buf = io.StringIO()
+                rows[cols].to_csv(buf, index=False, header=False)
+                buf.seek(0)
+                with conn.connection.dbapi_connection.cursor() as cur:
+                    cur.copy_expert(f"COPY daily_counts ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", buf)
+            else:
+                # straight to the driver's executemany: row dicts and bind processing cost more than the
+                # insert (columns as lists, zipped: iterating pandas' string arrays one by one is slow)
+                conn.exec_driver_sql(sql, list(zip(*(rows[c].tolist() for c in cols))))
         written += len(rows)
     return written
