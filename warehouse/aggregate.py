@@ -115,8 +115,16 @@ def read_counts(engine: Engine, region_level: str, category_level: str, start: d
     with engine.connect() as conn:
         cur = conn.connection.driver_connection.cursor()
         try:
-            cur.execute(str(compiled), params)
-            df = pd.DataFrame(cur.fetchall(), columns=RAW_COLUMNS)
+            if engine.dialect.driver == "psycopg2":  # COPY out as CSV: some 3x faster than fetching tuples
+                buf = io.BytesIO()
+                cur.copy_expert(b"COPY (" + cur.mogrify(str(compiled), params) + b") TO STDOUT WITH (FORMAT csv)", buf)
+                buf.seek(0)
+                df = pd.read_csv(buf, names=RAW_COLUMNS, header=None, keep_default_na=False, na_values={"city_code": [""]},
+                                 dtype={c: str for c in RAW_COLUMNS[1:7]} | {"y": "int64"})
+                df["city_code"] = df["city_code"].astype(object).where(df["city_code"].notna(), None)
+            else:
+                cur.execute(str(compiled), params)
+                df = pd.DataFrame(cur.fetchall(), columns=RAW_COLUMNS)
         finally:
             cur.close()
     df["ds"] = pd.to_datetime(df["ds"])
@@ -220,4 +228,7 @@ def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, co
                 # insert (columns as lists, zipped: iterating pandas' string arrays one by one is slow)
                 conn.exec_driver_sql(sql, list(zip(*(rows[c].tolist() for c in cols))))
         written += len(rows)
+    if engine.dialect.name == "postgresql":  # fresh statistics: the planner picks the series index
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ANALYZE daily_counts")
     return written
