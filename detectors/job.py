@@ -20,7 +20,7 @@ from detectors.calibration import CALIBRATION_WEEKS
 from detectors.engine import MIN_COOLDOWN, Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
-from hotline.reference import DEFAULT_CONFIG_DIR, load_reference
+from hotline.reference import DEFAULT_CONFIG_DIR, City, load_reference
 from warehouse.aggregate import read_counts
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import anomalies
@@ -60,11 +60,8 @@ def load_panel(engine: Engine, start: dt.date, end: dt.date, scope: str, level: 
 
 def districts_of(ref, scope: str) -> list[str] | None:
     """A configured city's district codes (None for a province or an unknown code)."""
-    for prov in ref.regions.provinces:
-        for city in prov.cities:
-            if city.code == scope:
-                return [d.code for d in city.districts]
-    return None
+    city = ref.regions.by_code.get(scope)
+    return [d.code for d in city.districts] if isinstance(city, City) else None
 
 
 def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,

@@ -71,11 +71,9 @@ class _Side:
             count[i] += 1
             logsum[i] += lu
         last = self.last
-        if last + 1 < _NG and count[last + 1] >= min_count:
+        while last + 1 < _NG and count[last + 1] >= min_count:
             last += 1
-            while last + 1 < _NG and count[last + 1] >= min_count:
-                last += 1
-            self.last = last
+        self.last = last
 
 
 class OnlineTail:
@@ -140,11 +138,9 @@ class OnlineTail:
             for i in range(j + 1):
                 count[i] += 1
                 logsum[i] += lu
-            if last + 1 < _NG and count[last + 1] >= self.min_count:
+            while last + 1 < _NG and count[last + 1] >= self.min_count:
                 last += 1
-                while last + 1 < _NG and count[last + 1] >= self.min_count:
-                    last += 1
-                side.last = last
+            side.last = last
         p = p * 2.0 if self.two_sided else p
         return p if p < 1.0 else 1.0
 

@@ -295,3 +295,24 @@ def test_with_the_chinese_calendar_a_holiday_is_its_own_season_not_a_drop(tmp_pa
     assert plain.loc[golden, "anomaly_score"].max() > out.loc[golden, "anomaly_score"].max()
     with pytest.raises(ScoreCsvError, match="calendar 'XX'"):
         _run(tmp_path, df, "bad.csv", calendar="XX")
+
+
+@pytest.mark.parametrize("two_sided", [True, False])
+def test_the_inlined_stream_step_is_pvalue_then_learn(two_sided):
+    """OnlineTail.judge (score-csv's once-a-row step, inlined for speed) states the same p and
+    learns the same counts as pvalue followed by learn, in the body, between the grid's thresholds
+    and beyond its last one, on both sides."""
+    from detectors.online import _cusum_prior
+    from detectors.tails import OnlineTail
+
+    rng = np.random.default_rng(3)
+    z = np.concatenate([rng.standard_t(2, 6000), rng.standard_normal(2000) * 8, [0.0, 0.5, -0.5, 1e3, -1e3, 1e6]])
+    make = (lambda: OnlineTail()) if two_sided else (lambda: OnlineTail(two_sided=False, prior=_cusum_prior))
+    fast, slow = make(), make()
+    for v in z.tolist():
+        p = slow.pvalue(v)
+        slow.learn(v)
+        assert fast.judge(v) == pytest.approx(p, rel=1e-12, abs=0)
+    for a, b in ((fast.up_, slow.up_), (fast.down_, slow.down_)):
+        assert a.count == b.count and a.last == b.last and a.logsum == pytest.approx(b.logsum)
+    assert fast.up_.last > 5 and fast.n_ == slow.n_ == len(z)
