@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import zoneinfo
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ import pandas as pd
 from hotline.calendar import deadlines_for
 from hotline.pii import caller_keys, mask_series, mask_text
 from hotline.reference import UNMAPPED, Reference
+from warehouse.schema import quarantine as _quarantine_table
+from warehouse.schema import tickets as _tickets_table
 
 CANONICAL_COLUMNS = [
     "ticket_id", "source", "received_at", "received_date", "channel", "request_type",
@@ -53,6 +56,24 @@ TIMESTAMP_FIELDS = ("received_at", "closed_at", "deadline_at", "updated_at")
 REQUIRED = ("ticket_id", "received_at")
 # A clock a few minutes fast at the source is not an error; a ticket from tomorrow is.
 FUTURE_TOLERANCE = pd.Timedelta(minutes=10)
+# Column limits come from the warehouse schema (characters), checked before the write so that
+# one over-long value quarantines its row instead of failing the batch on PostgreSQL.
+LIMITS = {c.name: c.type.length for c in _tickets_table.columns
+          if getattr(c.type, "length", None) and c.name in CANONICAL_COLUMNS}
+_QUARANTINE_LIMITS = {c.name: c.type.length for c in _quarantine_table.columns if getattr(c.type, "length", None)}
+# Control characters other than tab and line breaks: NUL cannot be stored in PostgreSQL text and
+# the rest are garbage from a broken export; a row carrying one is quarantined.
+CONTROL_CHARS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+# Free text and name-like columns: PII is masked before anything is stored.
+MASKED_COLUMNS = ("content", "department", "category_raw")
+# A timestamp carrying its own offset (or Z) after the time of day.
+_HAS_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _show(v: Any, width: int = 40) -> str:
+    """A source value for a quarantine reason: its repr, cut to ``width`` characters."""
+    r = repr(v)
+    return r if len(r) <= width else r[:width - 1] + "…"
 
 
 class SourceFormatError(ValueError):
@@ -134,8 +155,12 @@ class TicketMapper:
     def check_columns(self, columns: list[str], source_file: str | None) -> list[str]:
         """Raise naming the file and the missing required columns; return notes for optional ones."""
         have = set(columns)
-        missing = [c for c, req in self.source_columns().items() if req and c not in have]
         where = source_file or self.source
+        twice = sorted({c for c in columns if columns.count(c) > 1})
+        if twice:
+            raise SourceFormatError(f"{where}: line 1 (header): column(s) {', '.join(repr(c) for c in twice)} "
+                                    f"appear more than once; rename or drop one and re-export")
+        missing = [c for c, req in self.source_columns().items() if req and c not in have]
         if missing:
             raise SourceFormatError(
                 f"{where}: line 1 (header): required column(s) {', '.join(repr(m) for m in missing)} "
@@ -150,6 +175,7 @@ class TicketMapper:
         # CSV sources carry each record's line number and a note on a wrong field count
         lines = raw.pop("__line__") if "__line__" in raw.columns else None
         malformed = raw.pop("__malformed__") if "__malformed__" in raw.columns else None
+        encoding = raw.pop("__encoding__") if "__encoding__" in raw.columns else None
         notes = self.check_columns(list(raw.columns), batch.source_file)
         out = pd.DataFrame(index=raw.index)
         problems: list[tuple[pd.Series, str, str, Any]] = []
@@ -166,6 +192,18 @@ class TicketMapper:
 
         if malformed is not None:
             flag(malformed.fillna("") != "", "malformed_row", "row", lambda i: "row: " + malformed[i].astype(str))
+        if encoding is not None:
+            flag(encoding.fillna("") != "", "bad_encoding", "row", lambda i: "row: " + encoding[i].astype(str))
+        # control bytes in any column the mapping reads
+        for c in self.source_columns():
+            if c in raw.columns and raw[c].dtype == object:
+                v = raw[c]
+                hit = v.map(lambda x: isinstance(x, str)).astype(bool)
+                if hit.any():
+                    hit &= v.where(hit, "").astype("string").str.contains(CONTROL_CHARS, regex=True).fillna(False)
+                flag(hit, "control_char", c,
+                     lambda i, c=c, v=v: v[i].map(lambda x: f"column {c!r}: control character "
+                                                            f"{_first_control(x)} in the value"))
 
         # plain fields
         for fld in ("ticket_id", "channel", "request_type", "street_code", "content", "department",
@@ -187,7 +225,7 @@ class TicketMapper:
                 mapped = keyed.map(m)
                 unknown = mapped.isna() & ~blank
                 flag(unknown, "bad_enum", fld,
-                     lambda i, c=spec["column"], f=fld, k=keyed: k[i].map(lambda v: f"{f}: value {v!r} in column {c!r} is not in the mapping"))
+                     lambda i, c=spec["column"], f=fld, k=keyed: k[i].map(lambda v: f"{f}: value {_show(v)} in column {c!r} is not in the mapping"))
                 out[fld] = mapped.astype("object").where(~blank & ~unknown, None)
             else:
                 out[fld] = keyed
@@ -205,7 +243,7 @@ class TicketMapper:
             blank = src.isna() if pd.api.types.is_datetime64_any_dtype(src) else _blank(src)
             bad = parsed.isna() & ~blank
             flag(bad, "bad_timestamp", fld,
-                 lambda i, c=spec["column"], f=fld, v=src: v[i].map(lambda x: f"{f}: cannot parse {x!r} in column {c!r} as a timestamp"))
+                 lambda i, c=spec["column"], f=fld, v=src: v[i].map(lambda x: f"{f}: cannot parse {_show(x)} in column {c!r} as a timestamp"))
             if not spec.get("optional", False) and fld not in REQUIRED:
                 flag(blank, "missing_field", fld, f"{fld}: required column {spec['column']!r} is empty")
             out[fld] = parsed
@@ -240,7 +278,7 @@ class TicketMapper:
                 continue
             v = out[fld]
             badv = v.notna() & ~v.isin(allowed)
-            flag(badv, "bad_enum", fld, lambda i, v=v, f=fld, a=allowed: v[i].map(lambda x: f"{f}: {x!r} is not one of {', '.join(a)}"))
+            flag(badv, "bad_enum", fld, lambda i, v=v, f=fld, a=allowed: v[i].map(lambda x: f"{f}: {_show(x)} is not one of {', '.join(a)}"))
         if self.fields.get("channel") is None:
             out["channel"] = "other"
 
@@ -279,10 +317,20 @@ class TicketMapper:
         # booleans and personal data
         out["is_repeat"] = out["is_repeat"].map(_truthy).fillna(False).astype(bool)
         out["resolved"] = out["resolved"].map(_truthy).astype("object")
-        out["content"] = mask_series(out["content"]).astype("object").where(out["content"].notna(), None)
+        for c in MASKED_COLUMNS:
+            out[c] = mask_series(out[c]).astype("object").where(out[c].notna(), None)
         out["caller_key"] = caller_keys(out.pop("caller_phone"), self.salt)
         out["source"] = self.source
         out["received_date"] = out["received_at"].dt.tz_convert(self.tz).dt.date
+
+        # column limits of the warehouse (after masking: a masked value is what is stored)
+        for c, limit in LIMITS.items():
+            v = out[c]
+            if v.dtype != object and not pd.api.types.is_string_dtype(v):
+                continue
+            length = v.map(lambda x: len(x) if isinstance(x, str) else 0)
+            flag(length > limit, "too_long", c,
+                 lambda i, c=c, n=length, lim=limit: n[i].map(lambda k: f"{c}: {k} characters, the warehouse holds at most {lim}"))
 
         bad_mask = pd.Series(False, index=raw.index)
         for mask, *_ in problems:
@@ -299,9 +347,9 @@ class TicketMapper:
                 else pd.Series(np.arange(batch.first_row, batch.first_row + n), index=raw.index))
         first_row = ids.map(self.seen)
         flag(dup_in_batch, "duplicate_id", "ticket_id",
-             lambda i: ids[i].map(lambda v: f"ticket_id {v!r} appears more than once in the batch; the latest version was kept"))
+             lambda i: ids[i].map(lambda v: f"ticket_id {_show(v, 70)} appears more than once in the batch; the latest version was kept"))
         flag(dup_in_run, "duplicate_id", "ticket_id",
-             lambda i: pd.Series([f"ticket_id {v!r} already read at row {r}" for v, r in zip(ids[i], first_row[i])], index=i))
+             lambda i: pd.Series([f"ticket_id {_show(v, 70)} already read at row {r}" for v, r in zip(ids[i], first_row[i])], index=i))
         bad_mask |= dup_in_batch | dup_in_run
         good_ids = ids[~bad_mask]
         self.seen.update(zip(good_ids, rows[~bad_mask]))
@@ -322,9 +370,22 @@ class TicketMapper:
             return src.dt.tz_localize(self.tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
         s = src.astype("string").str.strip()
         s = s.where(s != "", None)
+        if fmt is None:
+            # One rule for every row alike: a value with an offset (or Z) is read as such; a naive
+            # value is local time in the mapping's time zone (the region's, Asia/Shanghai by
+            # default), even beside values that carry an offset.
+            aware = s.str.contains(_HAS_OFFSET, regex=True).fillna(False).astype(bool)
+            if aware.any() and not aware[s.notna()].all():
+                parts = [self._parse_part(s[aware], None), self._parse_part(s[~aware], None)]
+                unit = "us" if any(p.dt.unit != "ns" for p in parts) else "ns"
+                return pd.concat([p.dt.as_unit(unit) for p in parts]).reindex(s.index)
+        return self._parse_part(s, fmt)
+
+    def _parse_part(self, s: pd.Series, fmt: str | None) -> pd.Series:
+        """Strings that are all naive or all carry an offset (or a custom format) to UTC."""
         try:
             parsed = pd.to_datetime(s, format=fmt or "ISO8601", errors="coerce")
-        except (ValueError, TypeError):  # mixed offsets or mixed naive/aware values
+        except (ValueError, TypeError):  # mixed offsets
             parsed = pd.to_datetime(s, format="mixed", errors="coerce", utc=True)
         if isinstance(parsed.dtype, pd.DatetimeTZDtype):
             return parsed.dt.tz_convert("UTC")
@@ -335,7 +396,7 @@ class TicketMapper:
         has_d = d.notna()
         known_d = d.isin(self._district_city.keys())
         flag(has_d & ~known_d, "unknown_region", "district_code",
-             lambda i: d[i].map(lambda v: f"district_code: {v!r} is not a district in config/regions"))
+             lambda i: d[i].map(lambda v: f"district_code: {_show(v)} is not a district in config/regions"))
         parent_city = d.map(self._district_city)
         c = out["city_code"].astype("object")
         city = c.where(c.notna(), parent_city)
@@ -343,7 +404,7 @@ class TicketMapper:
              lambda i: pd.Series([f"district_code {dv} is not in city {cv}" for dv, cv in zip(d[i], c[i])], index=i))
         known_c = city.isin(self._city_province.keys())
         flag(city.notna() & ~known_c, "unknown_region", "city_code",
-             lambda i: city[i].map(lambda v: f"city_code: {v!r} is not a city in config/regions"))
+             lambda i: city[i].map(lambda v: f"city_code: {_show(v)} is not a city in config/regions"))
         flag(city.isna() & ~(has_d & ~known_d), "missing_field", "city_code",
              "city_code: no city or district given")
         prov = out["province_code"].astype("object")
@@ -385,7 +446,7 @@ class TicketMapper:
             code = code.where(~unmapped, UNMAPPED)
         else:
             flag(unmapped, "unknown_category", "category",
-                 lambda i, c=spec["column"]: raw_val[i].map(lambda v: f"category: {v!r} in column {c!r} is not mapped to the taxonomy"))
+                 lambda i, c=spec["column"]: raw_val[i].map(lambda v: f"category: {_show(v)} in column {c!r} is not mapped to the taxonomy"))
         out["category_l2"] = code
         out["category_l1"] = code.map(lambda c: c.split(".")[0] if isinstance(c, str) else None)
         out["category_raw"] = raw_val.str.slice(0, 255).astype("object").where(raw_val != "", None)
@@ -407,13 +468,16 @@ class TicketMapper:
             first = reasons[i][0]
             rawrow = {c: (mask_text(v) if isinstance(v := _jsonable(raw.at[i, c]), str) and c != id_col else v)
                       for c in cols}
+            tid = out.at[i, "ticket_id"]
             recs.append({
-                "source_file": source_file,
+                "source_file": _cut(source_file, _QUARANTINE_LIMITS["source_file"]),
                 "source_row": int(rows.loc[i]),
-                "ticket_id": out.at[i, "ticket_id"] if isinstance(out.at[i, "ticket_id"], str) else None,
-                "field": first[1],
+                # an id the warehouse cannot hold, or one with control bytes, stays in raw only
+                "ticket_id": tid if isinstance(tid, str) and len(tid) <= _QUARANTINE_LIMITS["ticket_id"]
+                and not _has_control(tid) else None,
+                "field": _cut(first[1], _QUARANTINE_LIMITS["field"]),
                 "reason_code": first[0],
-                "reason": "; ".join(r[2] for r in reasons[i]),
+                "reason": mask_text("; ".join(r[2] for r in reasons[i])),
                 "raw": json.dumps(rawrow, ensure_ascii=False, default=str),
             })
         return pd.DataFrame(recs, columns=QUARANTINE_COLUMNS)
@@ -426,6 +490,22 @@ def problems_for(problems, fld: str, n: int) -> pd.Series:
         if f == fld:
             acc = mask if acc is None else acc | mask
     return acc if acc is not None else pd.Series(False, index=range(n))
+
+
+def _cut(v: str | None, limit: int) -> str | None:
+    return v if v is None or len(v) <= limit else v[:limit - 1] + "…"
+
+
+_CONTROL_RE = re.compile(CONTROL_CHARS)
+
+
+def _has_control(v: str) -> bool:
+    return _CONTROL_RE.search(v) is not None
+
+
+def _first_control(v: Any) -> str:
+    m = _CONTROL_RE.search(v) if isinstance(v, str) else None
+    return f"U+{ord(m.group()):04X} at character {m.start() + 1}" if m else "?"
 
 
 def _truthy(v: Any) -> Any:

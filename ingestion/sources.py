@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import gzip
@@ -20,36 +21,109 @@ from sqlalchemy import MetaData, Table, create_engine, select
 from ingestion.canonical import Batch, SourceFormatError
 
 CHUNK_ROWS = 100_000
-ENCODINGS_TRIED = ("utf-8-sig", "gb18030")
 
 
-def _position(data: bytes, offset: int) -> tuple[int, int]:
-    """1-based line and column of a byte offset."""
-    line = data.count(b"\n", 0, offset) + 1
-    col = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
-    return line, col
-
-
-def decode_csv_bytes(data: bytes, path: str, encoding: str = "auto") -> tuple[str, str]:
-    """Decode a CSV file's bytes; ``auto`` tries UTF-8 then GB18030 (a superset of GBK).
-
-    Raises :class:`SourceFormatError` naming the file, line and column of the first byte that
-    does not decode.
-    """
-    tried = ENCODINGS_TRIED if encoding == "auto" else (encoding,)
-    first_error: UnicodeDecodeError | None = None
-    for enc in tried:
+def _kind(line: bytes) -> str:
+    """What one line of bytes decodes as: ascii, utf-8, gb18030 or neither."""
+    if line.isascii():
+        return "ascii"
+    for enc in ("utf-8", "gb18030"):
         try:
-            return data.decode(enc), enc
-        except UnicodeDecodeError as exc:
-            first_error = first_error or exc
+            line.decode(enc)
+            return enc
+        except UnicodeDecodeError:
+            pass
+    return "neither"
+
+
+def _bad_byte(line: bytes, enc: str) -> str:
+    """"column C: byte 0xNN" of the first byte of a line that does not decode."""
+    try:
+        line.decode(enc)
+    except UnicodeDecodeError as exc:
+        return f"column {exc.start + 1}: byte 0x{line[exc.start]:02x}"
+    return "?"
+
+
+def decode_csv_lines(data: bytes, path: str, encoding: str = "auto") -> tuple[str, str, dict[int, str]]:
+    """Decode a CSV file's bytes line by line: (text, the file's encoding, {line: why} for the
+    lines that are not valid in it).
+
+    The file's encoding is UTF-8 when it all decodes so; otherwise each line is tried alone. A
+    file whose non-ASCII lines are all GB18030 is GB18030; when both kinds occur (a UTF-8 export
+    with GBK rows appended), the rows' majority decides, and every line in the other encoding is
+    reported instead of being loaded garbled (GB18030 decodes UTF-8 bytes without an error:
+    "é" would load as "茅"). A header that is not valid in the file's encoding is an error naming
+    the first line of the other kind. An explicit ``encoding`` is the file's; lines not valid in
+    it are reported.
+    """
+    if encoding != "auto":
+        try:
+            "".encode(encoding)
         except LookupError:
             raise SourceFormatError(f"{path}: unknown encoding {encoding!r}") from None
-    assert first_error is not None
-    line, col = _position(data, first_error.start)
-    raise SourceFormatError(
-        f"{path}: line {line}, column {col}: byte 0x{data[first_error.start]:02x} is not valid "
-        f"{' or '.join(tried)}; pass --encoding (e.g. gb18030 for GBK exports)")
+        try:
+            return data.decode(encoding), encoding, {}
+        except UnicodeDecodeError:
+            pass
+    else:
+        try:
+            return data.decode("utf-8-sig"), "utf-8-sig", {}
+        except UnicodeDecodeError:
+            pass
+    lines = data.split(b"\n")
+    if lines[0].startswith(b"\xef\xbb\xbf"):
+        lines[0] = lines[0][3:]
+    kinds = [_kind(ln) for ln in lines]
+    if encoding == "auto":
+        rows = collections.Counter(k for k in kinds[1:] if k in ("utf-8", "gb18030"))
+        if rows:
+            enc = max(("utf-8", "gb18030"), key=lambda e: (rows[e], e == kinds[0]))
+        else:
+            enc = kinds[0] if kinds[0] in ("utf-8", "gb18030") else "utf-8"
+    else:
+        enc = encoding
+
+    def valid(i: int) -> bool:
+        if kinds[i] == "ascii" or kinds[i] == enc:
+            return True
+        if encoding == "auto":  # a non-ASCII line valid as UTF-8 is UTF-8, even if GB18030 reads it too
+            return False
+        try:
+            lines[i].decode(enc)
+            return True
+        except UnicodeDecodeError:
+            return False
+
+    def name(e: str) -> str:
+        return "UTF-8" if e.startswith("utf-8") else "GB18030 (GBK)" if e == "gb18030" else e.upper()
+
+    label = name(enc)
+
+    def why(i: int) -> str:
+        k, where = kinds[i], _bad_byte(lines[i], enc)
+        mixed = k in ("utf-8", "gb18030") and k != enc
+        if where == "?":  # GB18030 reads it, but it is UTF-8
+            return f"the line is {name(k)} but the file is {label}: the file mixes encodings"
+        return (f"{where} is not valid {label}, the file's encoding"
+                + (f"; the line is {name(k)}: the file mixes encodings" if mixed else ""))
+
+    if not valid(0):
+        first_other = next((i for i in range(1, len(lines)) if kinds[i] not in ("ascii", "neither") and valid(i)), None)
+        where = f" while the rows are (first non-ASCII row at line {first_other + 1})" if first_other else ""
+        raise SourceFormatError(
+            f"{path}: line 1 (header), {_bad_byte(lines[0], enc)} is not valid {label}{where}"
+            f"{'; the header is ' + name(kinds[0]) if kinds[0] in ('utf-8', 'gb18030') else ''}: "
+            f"re-export the file in one encoding, or pass --encoding")
+    bad: dict[int, str] = {}
+    out = []
+    for i, ln in enumerate(lines):
+        if valid(i):
+            out.append(ln.decode(enc))
+        else:
+            bad[i + 1] = why(i)  # kept for quarantine as it reads in its own encoding, never loaded
+            out.append(ln.decode(kinds[i] if kinds[i] in ("utf-8", "gb18030") else enc, errors="replace"))
+    return "\n".join(out), enc, bad
 
 
 class CsvSource:
@@ -70,7 +144,7 @@ class CsvSource:
                 raw = gzip.decompress(raw)
             except (OSError, EOFError) as exc:
                 raise SourceFormatError(f"{self.path}: corrupt gzip data: {exc}") from None
-        text, self.detected_encoding = decode_csv_bytes(raw, str(self.path), self.encoding)
+        text, self.detected_encoding, bad_lines = decode_csv_lines(raw, str(self.path), self.encoding)
         reader = csv.reader(io.StringIO(text, newline=""))
         try:
             header = next(reader)
@@ -79,9 +153,17 @@ class CsvSource:
         except csv.Error as exc:
             raise SourceFormatError(f"{self.path}: line 1: {exc}") from None
         header = [h.strip() for h in header]
+        seen: dict[str, int] = {}
+        for pos, h in enumerate(header, 1):
+            if h in seen:
+                raise SourceFormatError(f"{self.path}: line 1 (header): column {h!r} appears twice (columns "
+                                        f"{seen[h]} and {pos}); rename or drop one and re-export")
+            seen[h] = pos
         width = len(header)
         rows: list[list[str]] = []
         lines: list[int] = []
+        encoding_notes: list[str] = []
+        last_line = reader.line_num
         while True:
             try:
                 row = next(reader)
@@ -96,16 +178,22 @@ class CsvSource:
                 row = (row + [""] * width)[:width] + [f"{len(row)} fields, header has {width}"]
             else:
                 row = row + [""]
+            if bad_lines:  # a record spans the lines after the previous one, up to this one
+                span = [ln for ln in range(last_line + 1, reader.line_num + 1) if ln in bad_lines]
+                encoding_notes.append("; ".join(f"line {ln}: {bad_lines[ln]}" for ln in span))
+            last_line = reader.line_num
             rows.append(row)
             lines.append(reader.line_num)
             if len(rows) >= self.chunk_rows:
-                yield self._batch(header, rows, lines)
-                rows, lines = [], []
+                yield self._batch(header, rows, lines, encoding_notes)
+                rows, lines, encoding_notes = [], [], []
         if rows:
-            yield self._batch(header, rows, lines)
+            yield self._batch(header, rows, lines, encoding_notes)
 
-    def _batch(self, header: list[str], rows: list[list[str]], lines: list[int]) -> Batch:
+    def _batch(self, header: list[str], rows: list[list[str]], lines: list[int], encoding_notes: list[str]) -> Batch:
         frame = pd.DataFrame(rows, columns=header + ["__malformed__"], dtype="object")
+        if encoding_notes:  # rows with bytes not valid in the file's encoding: quarantined, not loaded garbled
+            frame["__encoding__"] = encoding_notes
         frame["__line__"] = lines
         return Batch(frame, str(self.path), lines[0])
 

@@ -49,7 +49,7 @@ def test_unreadable_file_exits_2_with_the_file_line_and_column(tmp_path):
     bad.write_bytes("工单编号,受理时间\n".encode("gbk") + b"\xff\xfe\xfd,x\n")
     r = CliRunner().invoke(main, ["ingest", "csv", str(bad), "--mapping", "generator", "--encoding", "utf-8",
                                   "--db", f"sqlite:///{tmp_path / 'w.db'}"])
-    assert r.exit_code == 2 and "bad.csv: line 1, column 1" in r.output
+    assert r.exit_code == 2 and "bad.csv: line 1 (header), column 1: byte 0xb9 is not valid UTF-8" in r.output
 
 
 def test_unknown_mapping_lists_the_known_ones(tmp_path):

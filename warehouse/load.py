@@ -192,12 +192,22 @@ def _safe_id(run_id: str) -> str:
 
 
 def insert_quarantine(engine: Engine, bad: pd.DataFrame, run_id: str, source: str) -> int:
+    """Append quarantine rows; a problem already on record (same source, file, row and reason,
+    e.g. from an earlier load of the same file) is not appended again. Returns the rows added."""
     if bad.empty:
         return 0
     now = dt.datetime.now(dt.timezone.utc)
     rows = [{**{k: (None if v is None or (isinstance(v, float) and v != v) else v) for k, v in r.items()},
              "run_id": run_id, "source": source, "quarantined_at": now}
             for r in bad.to_dict("records")]
+    files = sorted({r["source_file"] for r in rows if r["source_file"] is not None})
+    q = quarantine.c
     with engine.begin() as conn:
-        conn.execute(insert(quarantine), rows)
+        known: set[tuple] = set()
+        for part in (files[i:i + 500] for i in range(0, len(files), 500)):
+            known |= set(map(tuple, conn.execute(select(q.source_file, q.source_row, q.reason).where(
+                q.source == source, q.source_file.in_(part))).all()))
+        rows = [r for r in rows if (r["source_file"], r["source_row"], r["reason"]) not in known]
+        if rows:
+            conn.execute(insert(quarantine), rows)
     return len(rows)
