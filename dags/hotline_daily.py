@@ -79,9 +79,13 @@ def hotline_daily():
         from hotline.settings import load_settings
         from ingestion.daily import ingest_day
 
+        from hotline.callbacks import report_abandoned_runs
+
         day = _day(get_current_context())
         summary = ingest_day(load_settings(), day, aggregate=False, publish=False)
         print(f"ingest {day}: read {summary.read}, staged {summary.loaded}, quarantined {summary.quarantined}")
+        if n := report_abandoned_runs():  # runs a killed process left "running" (the operators are told once)
+            print(f"{n} abandoned run(s) in the last 7 days reported to the operators (hotline runs)")
         return {"day": day.isoformat(), "run_id": summary.run_id, "read": summary.read, "loaded": summary.loaded,
                 "quarantined": summary.quarantined}
 
@@ -112,8 +116,9 @@ def hotline_daily():
         from hotline.settings import load_settings
         from warehouse.db import connect
 
-        res = publish_and_aggregate(connect(load_settings().db_url), validated["run_id"],
-                                    dt.date.fromisoformat(validated["day"]))
+        s = load_settings()
+        res = publish_and_aggregate(connect(s.db_url), validated["run_id"], dt.date.fromisoformat(validated["day"]),
+                                    s.lock_wait_seconds)
         print(f"published: new {res['inserted']}, updated {res['updated']}; aggregated {res['days_aggregated']} days")
         return {**validated, **res}
 

@@ -20,8 +20,9 @@ from data_quality.feed_health import feed_health
 from data_quality.tickets_batch import SUITE, validate_batch, validate_frame
 from data_quality.verdict import Verdict, save
 from hotline.reference import Reference
-from warehouse.aggregate import aggregate_run
-from warehouse.load import publish_run
+from warehouse.aggregate import aggregate_in
+from warehouse.load import publish_in
+from warehouse.locks import DEFAULT_WAIT_SECONDS, WRITE_LOCK, day_lock, run_lock
 from warehouse.runs import finish_run, latest_run, new_run_id, start_run
 from warehouse.schema import pipeline_runs, quarantine, staged_tickets, tickets
 
@@ -57,9 +58,25 @@ def validate_staged(engine: Engine, ref: Reference, var_dir: Path, run_id: str, 
     return _record(engine, v, var_dir)
 
 
-def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date) -> dict[str, Any]:
-    res = publish_run(engine, run_id)
-    n = aggregate_run(engine, res.touched_dates, day)
+def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date,
+                          wait_seconds: float = DEFAULT_WAIT_SECONDS) -> dict[str, Any]:
+    """Merge the audited batch into tickets and recompute the days it touched, in one
+    transaction under the day's lock and the warehouse's write lock: a second run of the same
+    day waits (or stops with a message naming the holder after ``wait_seconds``), and a failure
+    leaves the batch staged, so the retry recomputes what it must."""
+    rid = new_run_id("aggregate")
+    with day_lock(engine, day, wait_seconds):
+        start_run(engine, rid, "aggregate", day, {"ingest_run_id": run_id})
+        try:
+            with run_lock(engine, WRITE_LOCK, wait_seconds), engine.begin() as conn:
+                res = publish_in(conn, run_id)
+                days = sorted(res.touched_dates)
+                n = aggregate_in(conn, days)
+        except Exception as exc:
+            finish_run(engine, rid, "failed", {"days_aggregated": 0}, f"{type(exc).__name__}: {exc}")
+            raise
+        finish_run(engine, rid, "success", {"days_aggregated": n, "first": days[0].isoformat() if days else None,
+                                            "last": days[-1].isoformat() if days else None})
     return {"inserted": res.inserted, "updated": res.updated, "unchanged": res.unchanged, "days_aggregated": n}
 
 

@@ -1243,7 +1243,7 @@ def runs(ctx, city, last, db_url, as_json):
                      f"quarantined {t['quarantined']}; {r['series_forecast']} series forecast, {r['anomalies']} anomalies, "
                      f"{r['notices']} notices, {r['lists']} overdue lists; 红 {r['red']} 黄 {r['yellow']}")
         lines.append(f"    {st}")
-        lines += [f"    failed: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]
+        lines += [f"    {f['status']}: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]
     _emit({"runs": res}, as_json, lines)
 
 if __name__ == "__main__":

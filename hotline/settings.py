@@ -10,6 +10,7 @@ Precedence: explicit argument > environment variable > config/hotline.yaml > bui
 | config_dir    | HOTLINE_CONFIG_DIR      | <project>/config               |
 | caller_salt   | HOTLINE_CALLER_SALT     | a demo salt (warns: set it in production) |
 | lookback_days | HOTLINE_LOOKBACK_DAYS   | 7                              |
+| lock_wait_seconds | HOTLINE_LOCK_WAIT_SECONDS | 900: how long a second run of the same day waits for the first |
 | source.anchor | HOTLINE_DEMO_DAY        | none: the day the demo's planted events are dated from |
 | (the file)    | HOTLINE_SETTINGS        | <config_dir>/hotline.yaml      |
 """
@@ -34,6 +35,7 @@ class Settings:
     config_dir: Path
     caller_salt: str
     lookback_days: int = 7
+    lock_wait_seconds: float = 900.0
     source: dict[str, Any] = field(default_factory=dict)  # the daily DAG's source
     forecasting: dict[str, Any] = field(default_factory=dict)  # forecasting.job.ForecastSettings
 
@@ -67,6 +69,7 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
         config_dir=config_dir,
         caller_salt=salt,
         lookback_days=int(env.get("HOTLINE_LOOKBACK_DAYS", doc.get("lookback_days", 7))),
+        lock_wait_seconds=float(env.get("HOTLINE_LOCK_WAIT_SECONDS", doc.get("lock_wait_seconds", 900))),
         source={**dict(doc.get("source") or {}),
                 **({"anchor": env["HOTLINE_DEMO_DAY"]} if env.get("HOTLINE_DEMO_DAY") else {})},
         forecasting=dict(doc.get("forecasting") or {}),

@@ -13,6 +13,7 @@ from ingestion.canonical import TicketMapper
 from ingestion.pipeline import IngestSummary, ingest
 from ingestion.sources import CsvSource, GeneratorSource, SqlSource
 from warehouse.db import connect, migrate
+from warehouse.locks import day_lock
 
 
 def day_window(day: dt.date, lookback_days: int, tz: str) -> tuple[dt.datetime, dt.datetime]:
@@ -62,6 +63,8 @@ def ingest_day(settings: Settings, day: dt.date, *, aggregate: bool = True, run_
     migrate(engine)
     src, mapping = source_for_day(settings, day)
     mapper = TicketMapper(mapping, load_reference(settings.config_dir), settings.caller_salt, now=now)
-    return ingest(engine, src, mapper, logical_date=day, aggregate=aggregate, run_id=run_id, publish=publish,
-                  params={"day": day.isoformat(), "lookback_days": settings.lookback_days,
-                          "kind": (settings.source or {}).get("kind", "generator")})
+    # a second run of the same day waits for this one (or stops with a message naming the holder)
+    with day_lock(engine, day, settings.lock_wait_seconds):
+        return ingest(engine, src, mapper, logical_date=day, aggregate=aggregate, run_id=run_id, publish=publish,
+                      params={"day": day.isoformat(), "lookback_days": settings.lookback_days,
+                              "kind": (settings.source or {}).get("kind", "generator")})

@@ -51,7 +51,7 @@ def test_daily_runs_summarise_each_day_newest_first_with_retries_and_failures(en
     assert new["status"] == "failed"
     assert new["stages"]["ingest"] == {"status": "success", "scopes": 1, "runs": 2, "seconds": 4.0}  # the retry won
     assert new["tickets"]["read"] == 120
-    assert new["failures"] == [{"stage": "detect", "scope": "440100", "message": "ValueError: no history"}]
+    assert new["failures"] == [{"stage": "detect", "scope": "440100", "status": "failed", "message": "ValueError: no history"}]
     assert "propose" not in new["stages"]
     assert [r["day"] for r in daily_runs(engine, last=1)] == ["2026-11-25"]
 
@@ -90,3 +90,73 @@ def test_cli_runs_json_and_text(tmp_path):
     assert "failed: detect 440100 ValueError: no history" in r.output
     bad = CliRunner().invoke(main, ["runs", "--db", url, "--last", "0"])
     assert bad.exit_code != 0 and "--last must be at least 1" in bad.output
+
+
+def _start_in_a_process(url, run_id, stage="ingest"):
+    """A process that records a run as started and then works (sleeps) until it is killed."""
+    import subprocess
+    import sys
+
+    code = ("import datetime, time\nfrom warehouse.db import connect\nfrom warehouse.runs import start_run\n"
+            f"start_run(connect({url!r}), {run_id!r}, {stage!r}, datetime.date(2026, 11, 25), {{}})\n"
+            "print('started', flush=True)\ntime.sleep(120)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert p.stdout.readline().strip() == b"started"
+    return p
+
+
+def _status(engine, run_id):
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        return conn.execute(select(pipeline_runs.c.status, pipeline_runs.c.message).where(
+            pipeline_runs.c.run_id == run_id)).one()
+
+
+def test_a_run_left_running_by_a_killed_process_is_marked_abandoned_by_the_next_run(engine):
+    from warehouse.runs import abandoned_runs, start_run
+
+    url = engine.url.render_as_string(hide_password=False)
+    killed = _start_in_a_process(url, "ingest-killed")
+    alive = _start_in_a_process(url, "ingest-alive")
+    other = _start_in_a_process(url, "forecast-killed", stage="forecast")
+    try:
+        killed.kill(), killed.wait(), other.kill(), other.wait()
+        assert _status(engine, "ingest-killed").status == "running"  # what the log said forever before
+        gone = start_run(engine, "ingest-next", "ingest", dt.date(2026, 11, 26), {})
+        assert [r["run_id"] for r in gone] == ["ingest-killed"]
+        status, message = _status(engine, "ingest-killed")
+        assert status == "abandoned" and f"process {killed.pid}" in message and "ingest-next" in message
+        assert _status(engine, "ingest-alive").status == "running"  # its process is at work: left alone
+        assert _status(engine, "forecast-killed").status == "running"  # another stage's next run will see it
+        found = abandoned_runs(engine, dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+        assert [r["run_id"] for r in found] == ["ingest-killed"]
+    finally:
+        alive.kill(), alive.wait()
+
+
+def test_an_abandoned_run_shows_in_hotline_runs_and_is_reported_to_the_operators_once(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from hotline.callbacks import report_abandoned_runs
+    from hotline.cli import main
+    from warehouse.db import connect, migrate
+    from warehouse.runs import start_run
+    from warehouse.schema import notifications
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    eng = connect(url)
+    migrate(eng)
+    p = _start_in_a_process(url, "ingest-killed")
+    p.kill(), p.wait()
+    start_run(eng, "ingest-next", "ingest", dt.date(2026, 11, 25), {})
+    r = CliRunner().invoke(main, ["runs", "--db", url])
+    assert r.exit_code == 0 and "ingest 0.0s x2 RUNNING" in r.output, r.output
+    assert "abandoned: ingest  abandoned: process" in r.output
+    monkeypatch.setenv("HOTLINE_DB_URL", url)
+    monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path / "var"))
+    assert report_abandoned_runs() == 1 and report_abandoned_runs() == 1
+    with eng.connect() as conn:
+        rows = conn.execute(select(notifications.c.receiver, notifications.c.subject)).all()
+    assert len(rows) == 1 and rows[0].receiver.startswith("operators:") and "运行中断" in rows[0].subject

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, literal, or_, select
+from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, insert, literal, or_, select
 
 from hotline.reference import ALL_CATEGORIES
+from warehouse.locks import WRITE_LOCK, run_lock
 from warehouse.schema import COUNT_COLUMNS, UTCDateTime, daily_counts, tickets
 
 REGION_COLUMNS = {"province": tickets.c.province_code, "city": tickets.c.city_code,
@@ -56,32 +57,42 @@ def aggregate_days(engine: Engine, days: Iterable[dt.date], now: dt.datetime | N
     days = sorted(set(days))
     if not days:
         return 0
+    with run_lock(engine, WRITE_LOCK), engine.begin() as conn:
+        return aggregate_in(conn, days, now)
+
+
+def aggregate_in(conn: Connection, days: Iterable[dt.date], now: dt.datetime | None = None) -> int:
+    """:func:`aggregate_days` inside the caller's transaction, which holds the warehouse's write
+    lock (``warehouse.locks.WRITE_LOCK``): two at once would each delete and re-insert the same
+    days' counts."""
+    days = sorted(set(days))
+    if not days:
+        return 0
     now = now or dt.datetime.now(dt.timezone.utc)
     now_param = bindparam("now", value=now, type_=UTCDateTime)
     counts = _count_exprs(now_param)
     target_cols = ["ds", "region_level", "region_code", "category_level", "category_code",
                    "province_code", "city_code", *COUNT_COLUMNS, "aggregated_at"]
-    with engine.begin() as conn:
-        for lo, hi in _ranges(days):
-            conn.execute(delete(daily_counts).where(daily_counts.c.ds.between(lo, hi)))
-            for rlevel, rcol in REGION_COLUMNS.items():
-                for clevel, ccol in CATEGORY_COLUMNS.items():
-                    city_col = {"province": literal(None, type_=tickets.c.city_code.type),
-                                "city": tickets.c.city_code, "district": tickets.c.city_code}[rlevel]
-                    cat_col = ccol if ccol is not None else literal(ALL_CATEGORIES)
-                    group = [tickets.c.received_date, rcol, tickets.c.province_code]
-                    if rlevel != "province":
-                        group.append(tickets.c.city_code)
-                    if ccol is not None:
-                        group.append(ccol)
-                    sel = (select(tickets.c.received_date, literal(rlevel), rcol, literal(clevel), cat_col,
-                                  tickets.c.province_code, city_col, *counts,
-                                  bindparam("agg_at", value=now, type_=UTCDateTime))
-                           .where(tickets.c.received_date.between(lo, hi))
-                           .group_by(*group))
-                    if rlevel == "district":
-                        sel = sel.where(tickets.c.district_code.is_not(None))
-                    conn.execute(insert(daily_counts).from_select(target_cols, sel))
+    for lo, hi in _ranges(days):
+        conn.execute(delete(daily_counts).where(daily_counts.c.ds.between(lo, hi)))
+        for rlevel, rcol in REGION_COLUMNS.items():
+            for clevel, ccol in CATEGORY_COLUMNS.items():
+                city_col = {"province": literal(None, type_=tickets.c.city_code.type),
+                            "city": tickets.c.city_code, "district": tickets.c.city_code}[rlevel]
+                cat_col = ccol if ccol is not None else literal(ALL_CATEGORIES)
+                group = [tickets.c.received_date, rcol, tickets.c.province_code]
+                if rlevel != "province":
+                    group.append(tickets.c.city_code)
+                if ccol is not None:
+                    group.append(ccol)
+                sel = (select(tickets.c.received_date, literal(rlevel), rcol, literal(clevel), cat_col,
+                              tickets.c.province_code, city_col, *counts,
+                              bindparam("agg_at", value=now, type_=UTCDateTime))
+                       .where(tickets.c.received_date.between(lo, hi))
+                       .group_by(*group))
+                if rlevel == "district":
+                    sel = sel.where(tickets.c.district_code.is_not(None))
+                conn.execute(insert(daily_counts).from_select(target_cols, sel))
     return len(days)
 
 
@@ -158,24 +169,6 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
     out["y"] = out["y"].astype(int)
     return out[["series_id", "ds", "y", "region_level", "region_code", "category_level", "category_code",
                 "province_code", "city_code"]]
-
-
-def aggregate_run(engine: Engine, days: Iterable[dt.date], logical_date: dt.date | None = None) -> int:
-    """:func:`aggregate_days` recorded in the run log as its own stage."""
-    from warehouse.runs import finish_run, new_run_id, start_run
-
-    days = sorted(set(days))
-    run_id = new_run_id("aggregate")
-    start_run(engine, run_id, "aggregate", logical_date, {"days": len(days)})
-    try:
-        n = aggregate_days(engine, days)
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", {"days_aggregated": 0}, f"{type(exc).__name__}: {exc}")
-        raise
-    finish_run(engine, run_id, "success", {"days_aggregated": n,
-                                           "first": days[0].isoformat() if days else None,
-                                           "last": days[-1].isoformat() if days else None})
-    return n
 
 
 def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, counts: np.ndarray,

@@ -172,16 +172,17 @@ def stage_batch(engine: Engine, df: pd.DataFrame, run_id: str) -> int:
     return len(df)
 
 
-def publish_run(engine: Engine, run_id: str) -> UpsertResult:
-    """Write-audit-publish, last step: merge a run's staged batch into tickets and clear it."""
-    with engine.begin() as conn:
-        n = conn.execute(select(func.count()).select_from(staged_tickets).where(
-            staged_tickets.c.ingest_run_id == run_id)).scalar_one()
-        if n == 0:
-            return UpsertResult(0, 0, 0, set())
-        src = f"(SELECT * FROM staged_tickets WHERE ingest_run_id = '{_safe_id(run_id)}')"
-        res = _merge(conn, src, n)
-        conn.execute(delete(staged_tickets).where(staged_tickets.c.ingest_run_id == run_id))
+def publish_in(conn: Connection, run_id: str) -> UpsertResult:
+    """Write-audit-publish, last step: merge a run's staged batch into tickets and clear it,
+    inside the caller's transaction (which also recomputes the touched days' counts, so that a
+    failure leaves the batch staged and a retry recomputes what it must)."""
+    n = conn.execute(select(func.count()).select_from(staged_tickets).where(
+        staged_tickets.c.ingest_run_id == run_id)).scalar_one()
+    if n == 0:
+        return UpsertResult(0, 0, 0, set())
+    src = f"(SELECT * FROM staged_tickets WHERE ingest_run_id = '{_safe_id(run_id)}')"
+    res = _merge(conn, src, n)
+    conn.execute(delete(staged_tickets).where(staged_tickets.c.ingest_run_id == run_id))
     return res
 
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import socket
 import uuid
 from typing import Any
 
@@ -9,16 +12,64 @@ from sqlalchemy import Engine, insert, select, update
 
 from warehouse.schema import ingest_watermarks, pipeline_runs
 
+log = logging.getLogger(__name__)
+
 
 def new_run_id(stage: str) -> str:
     return f"{stage}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
-def start_run(engine: Engine, run_id: str, stage: str, logical_date: dt.date | None, params: dict[str, Any]) -> None:
+# A run on another host cannot be checked for a live process: left "running" this long, it is abandoned.
+STALE_AFTER = dt.timedelta(hours=24)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # somebody else's process: alive
+        return True
+    return True
+
+
+def start_run(engine: Engine, run_id: str, stage: str, logical_date: dt.date | None,
+              params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Record a run as started (with this host and process id). Runs of the same stage left
+    "running" by a process that is gone (killed, or the machine restarted) are marked
+    "abandoned" first; they are returned and logged, and the daily DAG reports them to the
+    operators (:func:`abandoned_runs`)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    host = socket.gethostname()[:128]
+    p = pipeline_runs.c
     with engine.begin() as conn:
+        running = [dict(r) for r in conn.execute(select(p.run_id, p.logical_date, p.started_at, p.host, p.pid).where(
+            p.stage == stage, p.status == "running")).mappings()]
+        gone = [r for r in running
+                if (r["host"] == host and r["pid"] is not None and r["pid"] != os.getpid() and not _alive(r["pid"]))
+                or ((r["host"] != host or r["pid"] is None) and now - r["started_at"] > STALE_AFTER)]
+        for r in gone:
+            why = (f"abandoned: process {r['pid']} on {r['host']} is gone (killed, or the machine restarted); "
+                   f"found by run {run_id}" if r["host"] == host else
+                   f"abandoned: still 'running' after {STALE_AFTER} (process {r['pid']} on {r['host']}); "
+                   f"found by run {run_id}")
+            conn.execute(update(pipeline_runs).where(p.run_id == r["run_id"], p.status == "running").values(
+                status="abandoned", finished_at=now, message=why))
+            r["message"] = why
+            log.warning("%s %s (%s): %s", stage, r["run_id"], r["logical_date"], why)
         conn.execute(insert(pipeline_runs).values(
-            run_id=run_id, stage=stage, logical_date=logical_date, started_at=dt.datetime.now(dt.timezone.utc),
-            status="running", params=params))
+            run_id=run_id, stage=stage, logical_date=logical_date, started_at=now, status="running", params=params,
+            host=host, pid=os.getpid()))
+    return gone
+
+
+def abandoned_runs(engine: Engine, since: dt.datetime) -> list[dict[str, Any]]:
+    """Runs marked abandoned since ``since`` (for the operators' notice), oldest first."""
+    p = pipeline_runs.c
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(
+            select(p.run_id, p.stage, p.logical_date, p.started_at, p.finished_at, p.message).where(
+                p.status == "abandoned", p.finished_at >= since).order_by(p.finished_at)).mappings()]
 
 
 def finish_run(engine: Engine, run_id: str, status: str, metrics: dict[str, Any] | None = None,
@@ -93,6 +144,7 @@ def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[d
                 continue
             secs = [_seconds(r) for r in runs]
             status = ("failed" if any(r["status"] == "failed" for r in runs) else
+                      "abandoned" if any(r["status"] == "abandoned" for r in runs) else
                       "running" if any(r["status"] == "running" for r in runs) else "success")
             stages[st] = {"status": status, "scopes": len(runs), "runs": attempts[st],
                           "seconds": round(sum(x for x in secs if x is not None), 3)}
@@ -104,14 +156,18 @@ def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[d
         started = min((r["started_at"] for r in latest.values()), default=None)
         finished = max((r["finished_at"] for r in latest.values() if r["finished_at"]), default=None)
         out.append({
-            "day": str(day), "status": "failed" if "failed" in statuses else "running" if "running" in statuses
-            else "success", "started_at": started.isoformat() if started else None,
+            "day": str(day), "status": "failed" if "failed" in statuses else "abandoned" if "abandoned" in statuses
+            else "running" if "running" in statuses else "success", "started_at": started.isoformat() if started else None,
             "wall_seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
             "stages": stages,
             "tickets": {k: metric("ingest", k) for k in ("read", "loaded", "quarantined")},
             "series_forecast": metric("forecast", "series"), "anomalies": metric("detect", "anomalies"),
             "notices": metric("notify", "notices"), "lists": metric("lights", "lists_queued"),
             "red": metric("lights", "red"), "yellow": metric("lights", "yellow"),
-            "failures": [{"stage": r["stage"], "scope": (r["params"] or {}).get("scope"), "message": r["message"]}
-                         for r in latest.values() if r["status"] == "failed"]})
+            # the latest run's failure per stage and scope, and every run a killed process abandoned
+            "failures": [{"stage": r["stage"], "scope": (r["params"] or {}).get("scope"), "status": r["status"],
+                          "message": r["message"]}
+                         for r in mine if (r["status"] == "failed" and latest.get(
+                             (r["stage"], str((r["params"] or {}).get("scope", "")))) is r)
+                         or r["status"] == "abandoned"]})
     return out

@@ -208,10 +208,12 @@ pipeline_runs = Table(
     Column("logical_date", Date),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime),
-    Column("status", String(16), nullable=False),  # running, success, failed
+    Column("status", String(16), nullable=False),  # running, success, failed, halted, abandoned
     Column("params", JSON),
     Column("metrics", JSON),
     Column("message", Text),
+    Column("host", String(128)),  # where the run's process ran, and its pid: a run left "running"
+    Column("pid", Integer),       # by a killed process is marked abandoned by the next run of its stage
     Index("ix_pipeline_runs_stage", "stage", "started_at"),
 )
 
