@@ -4,7 +4,14 @@ webhooks and a generic JSON webhook.
 Secrets (SMTP passwords, robot tokens and signing secrets) never live in config or code: a
 channel names an Airflow connection (``conn_id``, read from ``AIRFLOW_CONN_<ID>`` as a URI or
 JSON, or from Airflow's own store inside a task) or environment variables (``url_env``,
-``secret_env``, ``password_env``). Error messages show URLs with their tokens replaced by ***.
+``secret_env``, ``password_env``). Whatever is stored or printed about a delivery (errors,
+receipts) goes through :func:`redact`: every query value, user:password@ and token-like path
+segments as ***.
+
+A delivery ends one of four ways: delivered; refused (:class:`DeliveryError`: the receiver
+answered no, or the message could not be built); :class:`Unreachable` (no connection: nothing
+was sent); :class:`OutcomeUnknown` (the request went out and no answer came in time: the
+receiver may well have it, so it is not sent again in the same run).
 """
 from __future__ import annotations
 
@@ -30,14 +37,30 @@ class DeliveryError(Exception):
     """A notice could not be delivered this time; the message is safe to log (no secrets)."""
 
 
-_SECRET_QUERY = re.compile(r"((?:access_token|token|key|sign|secret|timestamp)=)[^&\s]+", re.I)
+class Unreachable(DeliveryError):
+    """No connection to the receiver (refused, no route, connect timeout): nothing was sent."""
+
+
+class OutcomeUnknown(DeliveryError):
+    """The request was sent and no answer came in time (read timeout, connection dropped): the
+    receiver may have the notice; the next attempt waits for the next run."""
+
+
+# Every query value (?password=, &sig=, ...), and secret-named values wherever they stand.
+# A value runs to the next & # or space (or a ": " our messages put after a URL).
+_VALUE = r"[^&#\s]+?(?=[&#\s]|:\s|$)"
+_QUERY_VALUE = re.compile(r"([?&][^=&#\s/]+=)" + _VALUE)
+_SECRET_VALUE = re.compile(
+    r"(\b(?:access_token|token|key|sign|sig|signature|secret|password|passwd|pwd|timestamp)=)" + _VALUE, re.I)
 _USERINFO = re.compile(r"(//)[^/@\s]+@")
 _PATH_TOKEN = re.compile(r"(?<=/)[A-Za-z0-9_\-]{16,}(?![A-Za-z0-9_\-])")  # Feishu's hook id, Slack-style paths
 
 
-def redact(text: str) -> str:
-    """Text safe to log: URL query tokens, user:password@ and token-like path segments as ***."""
-    return _PATH_TOKEN.sub("***", _USERINFO.sub(r"\1***@", _SECRET_QUERY.sub(r"\1***", str(text))))
+def redact(text: object) -> str:
+    """Text safe to store, log or print: every URL query value, user:password@ and token-like
+    path segments as *** (``https://u:p@h/send?password=x&sig=y`` -> ``https://***@h/send?password=***&sig=***``)."""
+    text = _SECRET_VALUE.sub(r"\1***", _QUERY_VALUE.sub(r"\1***", str(text)))
+    return _PATH_TOKEN.sub("***", _USERINFO.sub(r"\1***@", text))
 
 
 @dataclass(frozen=True)
@@ -142,12 +165,19 @@ def webhook_signature(secret: str, timestamp_s: int, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), f"{timestamp_s}.".encode() + body, hashlib.sha256).hexdigest()
 
 
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_MAYBE_SENT = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> httpx.Response:
     try:
         return httpx.post(url, content=body, headers={"Content-Type": "application/json; charset=utf-8", **headers},
                           timeout=timeout)
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__} posting to {redact(url)}: {redact(str(exc))}") from None
+        cls = Unreachable if isinstance(exc, _NOT_SENT) else OutcomeUnknown if isinstance(exc, _MAYBE_SENT) \
+            else DeliveryError
+        what = f" (no answer within {timeout:g} s: outcome unknown)" if isinstance(exc, httpx.ReadTimeout) else ""
+        raise cls(f"{type(exc).__name__} posting to {redact(url)}{what}: {redact(exc)}") from None
 
 
 def _check(resp: httpx.Response, url: str, code_key: str | None) -> None:
@@ -235,9 +265,13 @@ def _send_email(spec: Mapping[str, Any], name: str, notice: Mapping[str, Any], s
     msg["Message-ID"] = f"<{notice['dedup_key']}@hotline-early-warning>"
     msg.set_content(payload["text"])
     msg.add_alternative(payload["html"], subtype="html")
+    cls = smtplib.SMTP_SSL if ssl else smtplib.SMTP
     try:
-        cls = smtplib.SMTP_SSL if ssl else smtplib.SMTP
-        with cls(host, int(port or (465 if ssl else 25)), timeout=timeout) as smtp:
+        smtp = cls(host, int(port or (465 if ssl else 25)), timeout=timeout)
+    except OSError as exc:  # refused, no route, connect timeout, a refusing greeting: nothing sent
+        raise Unreachable(f"SMTP {host}:{port}: {type(exc).__name__}: {redact(exc)}") from None
+    try:
+        with smtp:
             smtp.ehlo()
             if not ssl and starttls != "false" and (starttls == "true" or smtp.has_extn("starttls")):
                 smtp.starttls()
@@ -245,8 +279,10 @@ def _send_email(spec: Mapping[str, Any], name: str, notice: Mapping[str, Any], s
             if user and password:
                 smtp.login(str(user), password)
             refused = smtp.send_message(msg)
+    except (TimeoutError, smtplib.SMTPServerDisconnected) as exc:  # the message may have gone
+        raise OutcomeUnknown(f"SMTP {host}:{port}: {type(exc).__name__}: {redact(exc)}") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise DeliveryError(f"SMTP {host}:{port}: {type(exc).__name__}: {exc}") from None
+        raise DeliveryError(f"SMTP {host}:{port}: {type(exc).__name__}: {redact(exc)}") from None
     # Some recipients refused, others accepted: sending again would reach the others twice.
     note = f"; refused {sorted(refused)}" if refused else ""
     return f"SMTP {host}:{port} accepted for {len(spec['to']) - len(refused)} recipient(s){note}"

@@ -160,12 +160,18 @@ class InhibitRule:
 
 @dataclass(frozen=True)
 class Delivery:
+    """How the outbox is delivered. ``attempts_per_run`` caps the tries of one notice in one run
+    (a timeout ends them at one: the receiver may have it); ``circuit_breaker_after``
+    consecutive timeouts or connection failures on one channel skip its other notices for the
+    run; ``timeout_seconds`` (a channel may set its own) bounds each request."""
+
     attempts_per_run: int = 3
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 60.0
     retry_after: dt.timedelta = dt.timedelta(minutes=30)
     give_up_after_attempts: int = 20
     timeout_seconds: float = 10.0
+    circuit_breaker_after: int = 2
 
 
 @dataclass(frozen=True)
@@ -234,6 +240,7 @@ class AlertsConfig:
                 retry_after=parse_duration(d.get("retry_after", "30m"), f"{path}: delivery.retry_after"),
                 give_up_after_attempts=int(d.get("give_up_after_attempts", 20)),
                 timeout_seconds=float(d.get("timeout_seconds", 10.0)),
+                circuit_breaker_after=max(int(d.get("circuit_breaker_after", 2)), 1),
             )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: delivery: {exc}") from None

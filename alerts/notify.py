@@ -8,10 +8,14 @@
    after ``group_wait``, new alerts in a notified group after ``group_interval``, the same alerts
    again after ``repeat_interval``.
 4. Each due notice is rendered per channel and queued in the outbox under a dedup key (day,
-   office, channel, group and the alerts it carries): running a day twice queues nothing new.
+   office, channel, group and the alerts it carries): running a day twice, or two runs at once,
+   queue nothing new (INSERT ... ON CONFLICT (dedup_key) DO NOTHING).
 5. The outbox is delivered: every due row, today's and any left from earlier runs, with retries
-   and exponential backoff; what still fails waits for the next run (``delivery.retry_after``),
-   and after ``give_up_after_attempts`` it is marked failed for an operator to see and requeue.
+   and exponential backoff; a timeout is not retried in the same run (the receiver may have the
+   notice), and a channel that keeps timing out or refusing connections is skipped for the rest
+   of the run (a circuit breaker). What still fails waits for the next run
+   (``delivery.retry_after``), and after ``give_up_after_attempts`` it is marked failed for an
+   operator to see and requeue. Errors and receipts are stored redacted (no URL secrets).
 """
 from __future__ import annotations
 
@@ -24,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from alerts.channels import DeliveryError, Secrets, redact, send
+from alerts.channels import DeliveryError, OutcomeUnknown, Secrets, Unreachable, redact, send
 from alerts.config import AlertsConfig, parse_matchers
 from alerts.model import _event, _jsonable, event_row, recorded_on, sync_alerts, utc
 from detectors.engine import SEVERITY_RANK
@@ -280,10 +285,20 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
                        "lang": lang, "subject": msg.subject, "body": msg.markdown,
                        "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
                        "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": run_id}
-                row["id"] = conn.execute(insert(notifications).values(**row)).inserted_primary_key[0]
                 existing.add(key)
-                queued.append(row)
+                row["id"] = _insert_notice(conn, row)
+                if row["id"] is not None:
+                    queued.append(row)
     return queued
+
+
+def _insert_notice(conn, row: Mapping[str, Any]) -> int | None:
+    """Queue one outbox row unless its dedup key is there already, queued by another run maybe
+    this very moment (INSERT ... ON CONFLICT (dedup_key) DO NOTHING, on PostgreSQL and SQLite):
+    the row's id, or None."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(notifications).values(**row).on_conflict_do_nothing(index_elements=["dedup_key"])
+    return conn.execute(stmt.returning(notifications.c.id)).scalar()
 
 
 def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: AlertsConfig, ref: Reference,
@@ -321,8 +336,10 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
                    "severities": {}, "lang": lang, "subject": msg.subject, "body": msg.markdown,
                    "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
                    "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": it.get("run_id")}
-            ids.append(conn.execute(insert(notifications).values(**row)).inserted_primary_key[0])
             existing.add(key)
+            nid = _insert_notice(conn, row)
+            if nid is not None:
+                ids.append(nid)
     out: dict[str, Any] = {"queued": len(ids),
                            "offices_without_channel": sum(1 for it in items if not cfg.channels_of(it["receiver"]))}
     if ids:
@@ -333,39 +350,60 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
 def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Path, now: dt.datetime | None = None,
                 sleep: Callable[[float], None] = time.sleep, ids: Iterable[int] | None = None) -> dict[str, int]:
     """Deliver every outbox row that is due. Each row is claimed first (pending -> sending), so
-    two runs never send the same row; within a run a failing row is retried with exponential
-    backoff, then left pending for the next run, and marked failed after too many attempts."""
+    two runs never send the same row. Within a run a row is tried up to ``attempts_per_run``
+    times with exponential backoff, but once only when it timed out (the receiver may have it:
+    the next run sends it again, under the same dedup key); after ``circuit_breaker_after``
+    timeouts or connection failures in a row on one channel, that channel's other rows are not
+    tried this run ("circuit open: ..."). A row not delivered waits ``retry_after`` (doubling)
+    and is marked failed after ``give_up_after_attempts``. ``retrying`` counts the rows left
+    for a later run, those behind an open circuit included."""
     now = utc(now)
     n = notifications.c
     d = cfg.delivery
     with engine.begin() as conn:  # a crashed run's claims go back to the queue
         conn.execute(update(notifications).where(n.status == "sending", n.next_attempt_at < now - STALE_SENDING)
                      .values(status="pending"))
-    q = select(notifications).where(n.status == "pending", n.next_attempt_at <= now).order_by(n.id)
+    # the longest waiting first: notices left behind an open circuit go before those just tried
+    q = select(notifications).where(n.status == "pending", n.next_attempt_at <= now).order_by(n.next_attempt_at, n.id)
     if ids is not None:
         q = q.where(n.id.in_(list(ids)))
     with engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(q).mappings()]
     out = {"delivered": 0, "retrying": 0, "failed": 0}
+    down: dict[str, int] = {}  # channel -> timeouts and connection failures in a row, this run
+    opened: dict[str, str] = {}  # channel -> the error that opened its circuit
     for row in rows:
+        ch = row["channel"]
+        if ch in opened:  # not tried: stays queued, due on the next run
+            with engine.begin() as conn:
+                conn.execute(update(notifications).where(n.id == row["id"], n.status == "pending").values(
+                    last_error=f"circuit open: {opened[ch]}"))
+            out["retrying"] += 1
+            continue
         with engine.begin() as conn:
             claimed = conn.execute(update(notifications).where(
                 n.id == row["id"], n.status == "pending", n.next_attempt_at <= now,
                 n.attempts == row["attempts"]).values(status="sending", next_attempt_at=now)).rowcount
         if not claimed:
             continue
-        spec = cfg.channels.get(row["channel"])
+        spec = cfg.channels.get(ch)
+        timeout = float((spec or {}).get("timeout_seconds", d.timeout_seconds))
         attempts, error, receipt = row["attempts"], None, None
         for k in range(d.attempts_per_run):
             attempts += 1
             try:
                 if spec is None:
-                    raise DeliveryError(f"channel {row['channel']!r} is no longer configured")
-                receipt = send(spec, row["channel"], row, secrets, var_dir, d.timeout_seconds)
-                error = None
+                    raise DeliveryError(f"channel {ch!r} is no longer configured")
+                receipt = redact(send(spec, ch, row, secrets, var_dir, timeout))
+                error, down[ch] = None, 0
                 break
             except DeliveryError as exc:
-                error = str(exc)
+                error = redact(exc)
+                down[ch] = down.get(ch, 0) + 1 if isinstance(exc, (Unreachable, OutcomeUnknown)) else 0
+                if down[ch] >= d.circuit_breaker_after:
+                    opened[ch] = f"{down[ch]} timeouts or connection failures in a row on {ch}; last: {error}"
+                if isinstance(exc, OutcomeUnknown) or ch in opened:
+                    break
             except Exception as exc:  # noqa: BLE001 - a bad URL, a full disk: this row waits, the others go on
                 error = redact(f"{type(exc).__name__}: {exc}")
             if k + 1 < d.attempts_per_run:
@@ -375,17 +413,21 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
                     status="delivered", attempts=attempts, delivered_at=now, last_error=None))
                 _event(conn, now, row["ds"], None, "delivered", "pipeline",
-                       {"notification": row["id"], "channel": row["channel"], "receipt": receipt})
+                       {"notification": row["id"], "channel": ch, "receipt": receipt})
                 out["delivered"] += 1
             else:
                 give_up = attempts >= d.give_up_after_attempts
-                wait = min(d.retry_after * 2 ** max(attempts // max(d.attempts_per_run, 1) - 1, 0), dt.timedelta(days=1))
+                runs = math.ceil(attempts / max(d.attempts_per_run, 1))  # a run with a timeout counts as one
+                wait = min(d.retry_after * 2 ** max(runs - 1, 0), dt.timedelta(days=1))
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
                     status="failed" if give_up else "pending", attempts=attempts, last_error=error,
                     next_attempt_at=now + wait))
                 _event(conn, now, row["ds"], None, "delivery_failed", "pipeline",
-                       {"notification": row["id"], "channel": row["channel"], "error": error, "attempts": attempts,
+                       {"notification": row["id"], "channel": ch, "error": error, "attempts": attempts,
                         "gave_up": give_up})
+                if ch in opened:  # this row opened the circuit (the channel's later rows are not tried)
+                    _event(conn, now, row["ds"], None, "circuit_open", "pipeline",
+                           {"channel": ch, "error": opened[ch]})
                 out["failed" if give_up else "retrying"] += 1
     return out
 
@@ -447,7 +489,10 @@ def outbox(engine: Engine, status: str | None = None, day: dt.date | None = None
     if day:
         q = q.where(n.ds == day)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(q.order_by(n.id.desc()).limit(limit)).mappings()]
+        rows = [dict(r) for r in conn.execute(q.order_by(n.id.desc()).limit(limit)).mappings()]
+    for r in rows:  # rows stored before errors were redacted in full print safe too
+        r["last_error"] = redact(r["last_error"]) if r["last_error"] else r["last_error"]
+    return rows
 
 
 def history(engine: Engine, fp: str | None = None, silence_id: int | None = None) -> list[dict[str, Any]]:

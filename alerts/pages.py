@@ -16,7 +16,7 @@ from markupsafe import Markup
 from sqlalchemy import Engine, and_, func, select
 
 from alerts.config import AlertsConfig
-from alerts.render import alert_view
+from alerts.render import alert_view, inert_html
 from reports.html import page, table
 from reports.svg import series_chart
 from warehouse.schema import alert_events, anomalies, daily_counts, forecasts
@@ -66,7 +66,7 @@ def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str,
             hist = [dict(r) for r in conn.execute(select(alert_events.c.at, alert_events.c.ds, alert_events.c.action,
                                                          alert_events.c.actor).where(
                 alert_events.c.fingerprint == a["fingerprint"]).order_by(alert_events.c.id)).mappings()]
-        lines = "".join(f"<li>{Markup.escape(x)}</li>" for x in v.lines)
+        lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
         body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
                 f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
                 f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；红点：告警日（灰线为当日预期、阴影为正常范围）；"

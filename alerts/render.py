@@ -4,11 +4,18 @@ citizens said, a link to the chart), in each channel's own format.
 
 Every string that leaves goes through :func:`hotline.pii.mask_outgoing` once more, whatever was
 masked on ingest: a notice never carries a phone number, an ID number or a caller's name.
+
+Text we did not write (what citizens said, street names from the tickets, an analyst's reason)
+is made inert where it is placed into a message, by one function per format: :func:`inert_md`
+(robots' markdown, .md files), :func:`inert_html` (e-mail and pages) and :func:`inert_text`
+(plain text). Our own markup (bold titles, bullets, the link to the chart) is never escaped.
+JSON documents (.jsonl, the webhook's ``alerts``) carry the masked text as data, unescaped.
 """
 from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -32,6 +39,51 @@ OFFICE_NAMES = {
     "department": {"zh": "{city}{department}", "en": "{city_en} {department}"},
     "operators": {"zh": "{name}12345预警平台运维值班", "en": "{name_en} 12345 early-warning operations"},
 }
+
+
+# ---------------------------------------------------------------- text we did not write, made inert
+_LINK = re.compile(r"(?i)(?<![a-z])(?:(https?|ftp)://|(?=www\.))([^\s/?#]+)")
+_DEFANGED = {"http": "hxxp", "https": "hxxps", "ftp": "fxp"}
+_MD_SPECIAL = re.compile(r"[\\`*_\[\]()#!|~]")
+_MD_PLACEHOLDER = re.compile(r"\\\[([\u4e00-\u9fff]{1,8})\\\](?!:)")
+
+
+def defang(text: str) -> str:
+    """The one rule for links in text we did not write, in every format: a URL keeps its words but
+    loses its power, as security teams write them, so that no renderer (robots, mail clients,
+    markdown viewers) links it: the scheme is spelt with x and the host's dots are bracketed.
+    ``http://evil.example/x`` -> ``hxxp://evil[.]example/x``; ``www.evil.example`` ->
+    ``www[.]evil[.]example``."""
+    def sub(m: re.Match[str]) -> str:
+        scheme = f"{_DEFANGED[m[1].lower()]}://" if m[1] else ""
+        return scheme + m[2].replace(".", "[.]")
+    return _LINK.sub(sub, text)
+
+
+def inert_md(text: str) -> str:
+    """Text as markdown shows it, never as markup: one line (a line break could start a heading
+    or a list), URLs defanged, ``\\ ` * _ [ ] ( ) # ! | ~`` backslash-escaped, ``<`` and ``>`` as
+    ``&lt;`` ``&gt;`` (no tag, even where a robot ignores backslashes). The PII placeholders
+    (``[手机号]``, ``[姓名]``: CJK words in brackets) keep their brackets: with every ``(`` and
+    ``[`` after them escaped, and not followed by ``:``, they can be neither a link nor a link
+    definition."""
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m[0], defang(" ".join(str(text).splitlines())))
+    return _MD_PLACEHOLDER.sub(r"[\1]", text.replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def inert_html(text: str) -> str:
+    """Text for an HTML body: escaped (a tag shows as text) and URLs defanged (mail clients link
+    a bare URL)."""
+    return escape(defang(str(text)))
+
+
+def inert_text(text: str) -> str:
+    """Text for a plain-text body (e-mail, the webhook's ``text``): URLs defanged, as mail clients
+    link them, and ``<`` ``>`` as fullwidth ＜ ＞, so that a receiver pasting it into a page gets
+    no tag."""
+    return defang(str(text)).replace("<", "＜").replace(">", "＞")
+
+
 # Message size limits of the robots (bytes of the markdown text); longer notices are cut at an
 # alert boundary with a pointer to the rest.
 LIMITS = {"wecom": 4000, "dingtalk": 18000, "feishu": 28000}
@@ -167,10 +219,11 @@ def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]]
     for i, v in enumerate(views, 1):
         mark = SEVERITY_MARK.get(v.severity, "") if v.state == "firing" else "✅"
         link = f"\n- [{chart}]({v.link})" if v.link else ""
-        md_blocks.append(f"**{i}. {mark} {v.title}**\n" + "\n".join(f"- {x}" for x in v.lines) + link)
-        txt_blocks.append(f"{i}. {v.title}\n" + "\n".join(f"   {x}" for x in v.lines)
+        md_blocks.append(f"**{i}. {mark} {inert_md(v.title)}**\n" + "\n".join(f"- {inert_md(x)}" for x in v.lines)
+                         + link)
+        txt_blocks.append(f"{i}. {inert_text(v.title)}\n" + "\n".join(f"   {inert_text(x)}" for x in v.lines)
                           + (f"\n   {chart}: {v.link}" if v.link else ""))
-    md_head = f"### {subject}\n{head}\n"
+    md_head = f"### {inert_md(subject)}\n{inert_md(head)}\n"
     if limit_bytes:
         kept, size = [], len((md_head + footer).encode())
         for b in md_blocks:
@@ -194,9 +247,9 @@ def _html(subject: str, head: str, views: Sequence[AlertView], footer: str, char
     items = []
     for v in views:
         color = _SEV_COLOR.get(v.severity, "#555") if v.state == "firing" else "#2e7d32"
-        lis = "".join(f"<li>{escape(x)}</li>" for x in v.lines)
+        lis = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)
         link = f'<li><a href="{escape(v.link)}">{escape(chart)}</a></li>' if v.link else ""
-        items.append(f'<h3 style="color:{color};margin:12px 0 4px">{escape(v.title)}</h3><ul>{lis}{link}</ul>')
+        items.append(f'<h3 style="color:{color};margin:12px 0 4px">{inert_html(v.title)}</h3><ul>{lis}{link}</ul>')
     return (f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
             f"<title>{escape(subject)}</title></head><body style=\"font-family:'Noto Sans CJK SC','Microsoft YaHei',"
             f'sans-serif"><h2>{escape(subject)}</h2><p>{escape(head)}</p>{"".join(items)}'
@@ -207,20 +260,22 @@ def report_message(subject: str, lines: Sequence[str], tail: str = "", link: str
                    mask: bool = True) -> Message:
     """A notice that is not an alert (a proposal, a brief, a district's overdue list) in every
     channel's form: the subject, one bullet per line (lines starting with two spaces are nested),
-    an optional closing sentence and link. ``mask``: PII-mask every form (free text inside);
-    a list of ticket ids, categories and deadlines has none and must stay readable."""
-    def md_line(x: str) -> str:
-        return f"  - {x.strip()}" if x.startswith("  ") else f"- {x}"
+    an optional closing sentence and link (ours: the only live link). ``mask``: PII-mask the
+    subject, lines and tail (free text inside) before they are placed, each made inert for its
+    format; a list of ticket ids, categories and deadlines has no PII and must stay readable."""
+    if mask:
+        subject, tail, lines = mask_outgoing(subject), mask_outgoing(tail), [mask_outgoing(x) for x in lines]
 
-    md = (f"### {subject}\n" + "\n".join(md_line(x) for x in lines) + (f"\n\n{tail}" if tail else "")
-          + (f"\n\n[{link_text}]({link})" if link else ""))
-    text = (f"{subject}\n" + "\n".join(x if x.startswith("  ") else f"  {x}" for x in lines) + "\n"
-            + (f"{tail}\n" if tail else "") + (f"{link_text}: {link}\n" if link else ""))
-    body = (f"<h2>{escape(subject)}</h2><ul>" + "".join(f"<li>{escape(x.strip())}</li>" for x in lines)
-            + "</ul>" + (f"<p>{escape(tail)}</p>" if tail else "")
+    def md_line(x: str) -> str:
+        return f"  - {inert_md(x.strip())}" if x.startswith("  ") else f"- {inert_md(x)}"
+
+    md = (f"### {inert_md(subject)}\n" + "\n".join(md_line(x) for x in lines)
+          + (f"\n\n{inert_md(tail)}" if tail else "") + (f"\n\n[{inert_md(link_text)}]({link})" if link else ""))
+    text = (f"{inert_text(subject)}\n" + "\n".join(inert_text(x if x.startswith("  ") else f"  {x}") for x in lines)
+            + "\n" + (f"{inert_text(tail)}\n" if tail else "") + (f"{link_text}: {link}\n" if link else ""))
+    body = (f"<h2>{inert_html(subject)}</h2><ul>" + "".join(f"<li>{inert_html(x.strip())}</li>" for x in lines)
+            + "</ul>" + (f"<p>{inert_html(tail)}</p>" if tail else "")
             + (f'<p><a href="{escape(link)}">{escape(link_text)}</a></p>' if link else ""))
-    parts = (subject, md, text, body)
-    subject, md, text, body = (mask_outgoing(p) for p in parts) if mask else parts
     return Message(subject, md, text, body, [])
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from markupsafe import Markup, escape
 from sqlalchemy import Engine, select
 
+from alerts.render import defang, inert_html, inert_md
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 from proposals import panel
@@ -351,18 +352,21 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
 
 
 def render_markdown(v: View) -> str:
+    """The proposal in Markdown. Text we did not write (ticket texts, street names, an analyst's
+    name and reason in the head and notes) is placed through :func:`alerts.render.inert_md`."""
     t = T[v.lang]
+    md = inert_md
     lines = [f"# {v.title}", ""]
-    lines += [f"- **{k}**：{val}" if v.lang == "zh" else f"- **{k}**: {val}" for k, val in v.head.items()]
+    lines += [f"- **{k}**：{md(val)}" if v.lang == "zh" else f"- **{k}**: {md(val)}" for k, val in v.head.items()]
     lines += ["", f"## {t['why']}", *[f"- {x}" for x in v.why]]
     if v.districts:
         lines += ["", f"## {t['districts']}", "", "| | " + t["current"] + " | " + t["change"] + " |", "|---|---:|---:|"]
         lines += [f"| {d['name']} | {_n(d['tickets'])} | {_pct(d['change'])} |" for d in v.districts[:12]]
         colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
-        lines += ["", f"**{t['streets']}**{colon}" + (sep.join(f"{s} ({n})" for s, n in v.streets) if v.streets
+        lines += ["", f"**{t['streets']}**{colon}" + (sep.join(f"{md(s)} ({n})" for s, n in v.streets) if v.streets
                                                       else t["no_streets"])]
     if v.samples:
-        lines += ["", f"## {t['samples']}", *[f"- {s}" for s in v.samples]]
+        lines += ["", f"## {t['samples']}", *[f"- {md(s)}" for s in v.samples]]
     if v.lead:
         colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
         lines += ["", f"## {t['depts']}", f"- {t['lead']}{colon}{v.lead}",
@@ -386,17 +390,19 @@ def render_markdown(v: View) -> str:
                   f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | {_pct(f['change'])} {f['verdict']} |"
                   for f in v.followup]
     if v.notes:
-        lines += ["", f"## {t['method']}", *[f"- {n}" for n in v.notes]]
+        lines += ["", f"## {t['method']}", *[f"- {md(n)}" for n in v.notes]]
     return mask_outgoing("\n".join(lines) + "\n")
 
 
 def render_html(v: View, other_lang_href: str | None = None) -> str:
+    """The proposal as a page; text we did not write is escaped and its URLs defanged
+    (:mod:`alerts.render`), as in the notices."""
     t = T[v.lang]
     e = escape
     parts = [f"<h1>{e(v.title)}</h1>"]
     if other_lang_href:
         parts.append(f'<p class="meta"><a href="{e(other_lang_href)}">{"English" if v.lang == "zh" else "中文"}</a></p>')
-    parts.append(table([{"k": k, "v": val} for k, val in v.head.items()], [("k", ""), ("v", "")]))
+    parts.append(table([{"k": k, "v": defang(val)} for k, val in v.head.items()], [("k", ""), ("v", "")]))
     parts.append(f"<h2>{e(t['why'])}</h2><ul class=\"why\">" + "".join(f"<li>{e(x)}</li>" for x in v.why) + "</ul>")
     if v.charts:
         parts.append(f"<h2>{e(t['charts'])}</h2>" + "".join(f'<div class="chart">{c}</div>' for c in v.charts))
@@ -405,10 +411,10 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
             [{"name": d["name"], "tickets": d["tickets"], "change": _pct(d["change"])} for d in v.districts],
             [("name", ""), ("tickets", t["current"]), ("change", t["change"])]))
         colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
-        streets = sep.join(f"{s} ({n})" for s, n in v.streets) if v.streets else t["no_streets"]
+        streets = sep.join(f"{defang(s)} ({n})" for s, n in v.streets) if v.streets else t["no_streets"]
         parts.append(Markup("<p><b>{0}</b>{1}{2}</p>").format(t["streets"], colon, streets))
     if v.samples:
-        parts.append(f"<h2>{e(t['samples'])}</h2><ul>" + "".join(f"<li>{e(s)}</li>" for s in v.samples) + "</ul>")
+        parts.append(f"<h2>{e(t['samples'])}</h2><ul>" + "".join(f"<li>{inert_html(s)}</li>" for s in v.samples) + "</ul>")
     if v.lead:
         colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
         parts.append(f"<h2>{e(t['depts'])}</h2><ul><li>{e(t['lead'])}{colon}{e(v.lead)}</li><li>{e(t['coop'])}{colon}"
@@ -432,7 +438,7 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
               "verdict": f"{_pct(f['change'])} {f['verdict']}"} for f in v.followup],
             [("issue", ""), ("then", t["then"]), ("now", t["now"]), ("verdict", t["change"])]))
     if v.notes:
-        parts.append(f"<h2>{e(t['method'])}</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in v.notes) + "</ul>")
+        parts.append(f"<h2>{e(t['method'])}</h2><ul>" + "".join(f"<li>{inert_html(n)}</li>" for n in v.notes) + "</ul>")
     return page(v.title, "".join(str(p) for p in parts), lang="zh-CN" if v.lang == "zh" else "en")
 
 

@@ -161,3 +161,28 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+@dataclass
+class HangingRobotServer(RobotServer):
+    """A RobotServer whose paths under ``hang`` answer only after ``delay`` seconds (or at
+    stop()): a receiver slower than the client's timeout. ``arrivals`` records every request
+    when it arrives, (path, X-Hotline-Dedup-Key), so a request the client gave up on counts."""
+
+    hang: tuple[str, ...] = ("/webhook/slow",)
+    delay: float = 5.0
+    arrivals: list[tuple[str, str]] = field(default_factory=list)
+
+    def start(self) -> "HangingRobotServer":
+        self.released = threading.Event()
+        return super().start()
+
+    def stop(self) -> None:
+        self.released.set()
+        super().stop()
+
+    def answer(self, path: str, query: dict, headers: dict, body: bytes) -> tuple[int, dict]:
+        self.arrivals.append((path, headers.get("X-Hotline-Dedup-Key", "")))
+        if self.hang and path.startswith(self.hang):
+            self.released.wait(self.delay)
+        return super().answer(path, query, headers, body)
