@@ -21,6 +21,7 @@ from sqlalchemy import MetaData, Table, create_engine, select
 from ingestion.canonical import Batch, SourceFormatError
 
 CHUNK_ROWS = 100_000
+FIELD_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 def _kind(line: bytes) -> str:
@@ -145,6 +146,9 @@ class CsvSource:
             except (OSError, EOFError) as exc:
                 raise SourceFormatError(f"{self.path}: corrupt gzip data: {exc}") from None
         text, self.detected_encoding, bad_lines = decode_csv_lines(raw, str(self.path), self.encoding)
+        # a field may be long (a pasted document in the content); the default limit of 128 KiB would
+        # stop the whole file at one such row
+        csv.field_size_limit(max(csv.field_size_limit(), FIELD_SIZE_LIMIT))
         reader = csv.reader(io.StringIO(text, newline=""))
         try:
             header = next(reader)
