@@ -477,7 +477,7 @@ class TicketMapper:
                 and not _has_control(tid) else None,
                 "field": _cut(first[1], _QUARANTINE_LIMITS["field"]),
                 "reason_code": first[0],
-                "reason": mask_text("; ".join(r[2] for r in reasons[i])),
+                "reason": mask_reason("; ".join(r[2] for r in reasons[i]), tid),
                 "raw": json.dumps(rawrow, ensure_ascii=False, default=str),
             })
         return pd.DataFrame(recs, columns=QUARANTINE_COLUMNS)
@@ -490,6 +490,16 @@ def problems_for(problems, fld: str, n: int) -> pd.Series:
         if f == fld:
             acc = mask if acc is None else acc | mask
     return acc if acc is not None else pd.Series(False, index=range(n))
+
+
+def mask_reason(reason: str | None, ticket_id: Any = None) -> str | None:
+    """A quarantine reason with its PII masked but its ticket id kept (a long numeric id is not a
+    card number, and the operator needs it to find the row)."""
+    if reason is None:
+        return None
+    if not isinstance(ticket_id, str) or not ticket_id or ticket_id not in reason:
+        return mask_text(reason)
+    return ticket_id.join(mask_text(part) for part in reason.split(ticket_id))
 
 
 def _cut(v: str | None, limit: int) -> str | None:

@@ -121,3 +121,23 @@ def test_reingesting_a_file_keeps_one_quarantine_row_per_problem(engine, tmp_pat
     assert len(q) == 2  # ... the quarantine keeps one row per problem
     assert {r["reason_code"] for r in q} == {"duplicate_id", "bad_enum"}
     assert len({r["run_id"] for r in q}) == 1
+
+
+def test_quarantine_reasons_keep_the_ticket_id_and_old_unmasked_reasons_show_masked(engine, tmp_path, clean_rows,
+                                                                                     mapper_factory):
+    from sqlalchemy import insert
+
+    from warehouse.quarantine import quarantine_report
+
+    frame = pd.concat([clean_rows, clean_rows.iloc[[7]]], ignore_index=True)
+    _ingest(engine, _csv(tmp_path / "dup.csv", frame), mapper_factory)
+    tid = clean_rows.loc[7, "工单编号"]  # 17 digits: not a card number to the operator who needs it
+    assert tid in _quarantined(engine)[0]["reason"]
+    with engine.begin() as conn:  # a row written before reasons were masked at ingest
+        conn.execute(insert(quarantine).values(
+            run_id="old", source="generator", source_file="old.csv", source_row=2, reason_code="bad_enum",
+            field="channel", reason="channel: value '回电13812345678' in column '受理渠道' is not in the mapping",
+            quarantined_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)))
+    rep = quarantine_report(engine, run_id="old")
+    assert rep["reasons"][0]["examples"][0]["reason"] == (
+        "channel: value '回电[手机号]' in column '受理渠道' is not in the mapping")

@@ -10,6 +10,8 @@ from warehouse.schema import quarantine
 
 def quarantine_report(engine: Engine, run_id: str | None = None, samples: int = 3) -> dict[str, Any]:
     """``{"total": N, "reasons": [{"reason_code", "field", "rows", "examples": [...]}, ...]}``."""
+    from ingestion.canonical import mask_reason
+
     q = quarantine.c
     where = [q.run_id == run_id] if run_id else []
     with engine.connect() as conn:
@@ -22,5 +24,7 @@ def quarantine_report(engine: Engine, run_id: str | None = None, samples: int = 
                 select(q.source_file, q.source_row, q.ticket_id, q.reason, q.raw).where(
                     *where, q.reason_code == g["reason_code"], q.field == g["field"])
                 .order_by(q.id).limit(samples)).mappings().all()
-            reasons.append({**dict(g), "examples": [dict(e) for e in ex]})
+            # masked again on the way out: rows quarantined before reasons were masked at ingest
+            reasons.append({**dict(g), "examples": [{**dict(e), "reason": mask_reason(e["reason"], e["ticket_id"])}
+                                                    for e in ex]})
     return {"run_id": run_id, "total": sum(r["rows"] for r in reasons), "reasons": reasons}
