@@ -234,13 +234,14 @@ class SqlSource:
                 for part in result.partitions(self.chunk_rows):
                     frame = pd.DataFrame([tuple(r) for r in part], columns=cols)
                     for c in frame.columns:
-                        stamps = frame[c].map(lambda v: isinstance(v, dt.datetime))
+                        stamps = frame[c].map(lambda v: isinstance(v, dt.datetime) and not pd.isna(v))
                         if stamps.any():
                             aware = frame[c].map(lambda v: getattr(v, "tzinfo", None) is not None)
                             if aware[stamps].all():
                                 frame[c] = pd.to_datetime(frame[c], utc=True)
                             elif aware.any():  # naive beside aware: the mapper reads naive in the region's zone
-                                frame[c] = frame[c].map(lambda v: v.isoformat() if isinstance(v, dt.datetime) else v)
+                                frame[c] = frame[c].map(lambda v: v.isoformat() if isinstance(v, dt.datetime)
+                                                        and not pd.isna(v) else None if pd.isna(v) else v)
                             else:
                                 frame[c] = pd.to_datetime(frame[c])
                     yield Batch(frame, f"{engine.url.database}.{self.table_name}", row_no)

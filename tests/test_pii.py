@@ -3,7 +3,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.pii import caller_key, caller_keys, contains_pii, mask_series, mask_text
+from hotline.pii import (NAME_CUE, PII_PATTERNS, caller_key, caller_keys, contains_pii, mask_outgoing, mask_series,
+                         mask_text)
 
 mobiles = st.from_regex(r"1[3-9]\d{9}", fullmatch=True)
 id_numbers = st.builds(
@@ -41,3 +42,23 @@ def test_caller_key_is_stable_salted_and_ignores_formatting():
     assert "13812345678" not in caller_key("13812345678", "s1")
     keys = caller_keys(pd.Series(["13812345678", None, "13812345678"]), "s1")
     assert keys.iloc[0] == keys.iloc[2] and keys.iloc[1] is None
+
+
+def test_names_are_masked_in_stored_text_and_outgoing_text_alike():
+    # mask_outgoing used to eat the verb after a two-character name ("本人[姓名]映")
+    assert mask_text("本人赵六反映小区停水") == "本人[姓名]反映小区停水"
+    assert mask_outgoing("本人赵六反映小区停水") == "本人[姓名]反映小区停水"
+    assert mask_outgoing("我叫王小明，电话13812345678") == "我叫[姓名]，电话[手机号]"
+    assert mask_outgoing("我是居民，市民反映") == "我是居民，市民反映"
+    assert mask_outgoing(None) is None and NAME_CUE.search("联系人：张三").group(1) == "联系人"
+
+
+def test_documented_patterns_match_plain_forms_and_never_masked_text():
+    """data_quality checks stored content against PII_PATTERNS' mobile and id_number patterns."""
+    pats = {name: p for name, p, _ in PII_PATTERNS}
+    assert {"mobile", "id_number", "landline", "email", "bank_card"} <= set(pats)
+    raw = {"mobile": "电话138 1234 5678", "id_number": "身份证440106199001011235",
+           "landline": "座机(020)83456789", "email": "邮箱a@b.cn", "bank_card": "卡号6222 0212 3456 7890 128"}
+    for name, text in raw.items():
+        assert pats[name].search(text), name
+        assert not any(p.search(mask_text(text)) for p in pats.values()), name
