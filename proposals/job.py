@@ -15,12 +15,12 @@ from sqlalchemy import Engine, select, update
 from hotline.reference import Reference
 from proposals import panel
 from proposals.config import ProposalsConfig
-from proposals.rank import Scope, candidate_records, choose, rank_scope
+from proposals.rank import Scope, candidate_records, choose, score_scope
 from proposals.report import label
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import pipeline_runs, proposals
 
-CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "l1"), ("district", "l2"))
+CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"), ("district", "l2"))
 PROVINCE_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"), ("city", "l1"), ("city", "l2"))
 
 
@@ -45,6 +45,8 @@ class ScopeResult:
     override: dict[str, Any] | None = None
     report_paths: dict[str, Any] | None = None
     lost_override: dict[str, Any] | None = None  # an earlier override whose candidate is gone
+    sprouts: pd.DataFrame = field(default_factory=pd.DataFrame)  # 苗头: surges, new issues, peaks ahead
+    history: list[dict[str, Any]] = field(default_factory=list)  # every earlier choice, newest first
 
 
 @dataclass
@@ -56,6 +58,7 @@ class MonthData:
     coverage: pd.Series
     anomalies: pd.DataFrame
     region_parent: dict[str, str]
+    handling: pd.DataFrame | None = None
     _current: pd.DataFrame | None = None
 
     @property
@@ -90,10 +93,12 @@ def read_month(engine: Engine, month: pd.Period, ref: Reference, province_code: 
     parent = {**ref.regions.district_parent(), **ref.regions.city_parent()}
     return MonthData(month, monthly, panel.read_days(engine, month, province_code, day_levels),
                      panel.coverage(engine, first, month, province_code),
-                     panel.anomaly_counts(engine, month, province_code), parent)
+                     panel.anomaly_counts(engine, month, province_code), parent,
+                     panel.handling(engine, month - 11, month, province_code))
 
 
 def previous_choices(engine: Engine, scope: str, month: pd.Period, months: int) -> list[dict[str, Any]]:
+    """The scope's chosen issues of the ``months`` before ``month``, newest first."""
     first = (month - months).start_time.date()
     p = proposals.c
     with engine.connect() as conn:
@@ -117,9 +122,16 @@ def stored(engine: Engine, month: pd.Period, scope: str) -> dict[str, Any] | Non
 
 def rank_one(data: MonthData, scope: Scope, cfg: ProposalsConfig, ref: Reference, engine: Engine,
              override: str | None = None) -> ScopeResult:
-    ranked = rank_scope(data.monthly, data.daily, data.coverage, data.month, scope, cfg, data.anomalies,
-                        data.region_parent)
-    prev = previous_choices(engine, scope.code, data.month, int(cfg.scoring["cooldown_months"]))
+    sc = cfg.scoring
+    history = previous_choices(engine, scope.code, data.month,
+                               max(int(sc["returned_within_months"]), int(sc["cooldown_months"]), 12))
+    prev = [h for h in history if (data.month - pd.Period(h["month"], freq="M")).n <= int(sc["cooldown_months"])]
+    recent = [h["chosen"] for h in history if (data.month - pd.Period(h["month"], freq="M")).n <= 12]
+    depts = {code: c.department for code, c in ref.taxonomy.categories.items()}
+    scores = score_scope(data.monthly, data.daily, data.coverage, data.month, scope, cfg, data.anomalies,
+                         data.region_parent, previous=recent, earlier=[(h["month"], h["chosen"]) for h in history],
+                         lead_department=depts, handling=data.handling)
+    ranked = scores.candidates
     old = stored(engine, data.month, scope.code)
     ov = lost = None
     names = set(ranked["candidate"]) if not ranked.empty else set()
@@ -137,7 +149,8 @@ def rank_one(data: MonthData, scope: Scope, cfg: ProposalsConfig, ref: Reference
     tax_parent = {c: ref.taxonomy.parent(c) for c in ref.taxonomy.l2_codes()}
     choice = (choose(ranked, cfg, prev, tax_parent, data.region_parent, override) if not ranked.empty
               else {"model_choice": None, "chosen": None, "watch": [], "blocked": {}})
-    return ScopeResult(scope, data.month, ranked, choice, prev, ov, lost_override=lost)
+    return ScopeResult(scope, data.month, ranked, choice, prev, ov, lost_override=lost, sprouts=scores.sprouts,
+                       history=history)
 
 
 def save(engine: Engine, res: ScopeResult, cfg: ProposalsConfig, ref: Reference, run_id: str,
@@ -156,6 +169,9 @@ def save(engine: Engine, res: ScopeResult, cfg: ProposalsConfig, ref: Reference,
         c["blocked_by"] = res.choice["blocked"].get(c["candidate"])
         c["role"] = ("chosen" if c["candidate"] == chosen else "watch" if c["candidate"] in watch
                      else "held_back" if c["blocked_by"] else None)
+    for c in candidate_records(res.sprouts, int(cfg.scoring["sprouts"])):
+        c["role"] = "sprout"
+        cands.append(c)
     ov = override or res.override or res.lost_override or {}
     status = "overridden" if (override or res.override) else "override_lost" if res.lost_override else "proposed"
     reports = dict(reports or {})

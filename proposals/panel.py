@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 from sqlalchemy import Engine, and_, distinct, extract, func, or_, select
+from sqlalchemy import text as text_
 
 from hotline.pii import mask_outgoing
 from warehouse.schema import COUNT_COLUMNS, anomalies, daily_counts, tickets
@@ -136,3 +137,41 @@ def top_streets(engine: Engine, cid: tuple[str, str, str, str], month: pd.Period
          .group_by(t.street_code).order_by(func.count().desc()).limit(n))
     with engine.connect() as conn:
         return [(str(s), int(k)) for s, k in conn.execute(q)]
+
+
+def _handling_days(engine: Engine):
+    """Days from receipt to closing, as a SQL expression on this dialect."""
+    t = tickets.c
+    if engine.dialect.name == "sqlite":
+        return func.julianday(t.closed_at) - func.julianday(t.received_at)
+    if engine.dialect.name in ("mysql", "mariadb"):
+        return func.timestampdiff(text_("SECOND"), t.received_at, t.closed_at) / 86400.0
+    return extract("epoch", t.closed_at - t.received_at) / 86400.0
+
+
+def handling(engine: Engine, first: pd.Period, last: pd.Period, province_code: str) -> pd.DataFrame:
+    """``series_id, n_handled, handling_days`` (the sum of days from receipt to closing) of the
+    tickets received in the months ``first``..``last`` and closed, for the province, its cities and
+    districts, at every category level: what 'long handling times' are measured on."""
+    t = tickets.c
+    days = _handling_days(engine)
+    q = (select(t.city_code, t.district_code, t.category_l2, func.count(), func.sum(days))
+         .where(t.province_code == province_code, t.received_date >= first.start_time.date(),
+                t.received_date <= last.end_time.date(), t.closed_at.is_not(None), t.closed_at >= t.received_at)
+         .group_by(t.city_code, t.district_code, t.category_l2))
+    with engine.connect() as conn:
+        df = pd.DataFrame(conn.execute(q).all(), columns=["city", "district", "l2", "n_handled", "handling_days"])
+    if df.empty:
+        return pd.DataFrame(columns=["series_id", "n_handled", "handling_days"])
+    df["n_handled"] = df["n_handled"].astype(float)
+    df["handling_days"] = df["handling_days"].astype(float)
+    df["l1"] = df["l2"].str.split(".").str[0]
+    df["all"] = "*"
+    df["province"] = province_code
+    parts = []
+    for rl in ("province", "city", "district"):
+        for cl in ("all", "l1", "l2"):
+            g = df.dropna(subset=[rl]).groupby([rl, cl])[["n_handled", "handling_days"]].sum().reset_index()
+            g["series_id"] = rl + ":" + g[rl].astype(str) + "|" + cl + ":" + g[cl].astype(str)
+            parts.append(g[["series_id", "n_handled", "handling_days"]])
+    return pd.concat(parts, ignore_index=True)

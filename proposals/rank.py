@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from proposals.config import COMPONENTS, ProposalsConfig
+from proposals.config import COMPONENTS, MAX_OF, PRINCIPLES, ProposalsConfig
 
 RATES = {  # component -> (numerator, denominator, complement)
     "repeat": ("n_repeat", "n_tickets", False),
@@ -88,22 +88,59 @@ def _log_score(ratio: np.ndarray, full: float) -> np.ndarray:
     return np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)
 
 
+@dataclass
+class ScopeScores:
+    """A scope's candidates (best first) and its 苗头 watch list (surges, new issues, peaks ahead)."""
+    candidates: pd.DataFrame
+    sprouts: pd.DataFrame
+
+
 def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, month: pd.Period, scope: Scope,
                cfg: ProposalsConfig, anomaly_counts: pd.DataFrame | None = None,
-               parent_region: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Score every candidate of ``scope`` for the evidence ``month``.
+               parent_region: Mapping[str, str] | None = None, **kw: Any) -> pd.DataFrame:
+    """The scope's candidates, best first (see :func:`score_scope`)."""
+    return score_scope(monthly, daily, coverage, month, scope, cfg, anomaly_counts, parent_region, **kw).candidates
+
+
+def _share_score(share: np.ndarray, full: float, span: float) -> np.ndarray:
+    """A share of the scope's tickets on a log scale: the largest candidate's share scores 1, a
+    ``span``-th of it 0."""
+    if not full > 0:
+        return np.zeros(len(share))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.log(np.maximum(share, 1e-12) / full) / math.log(span) + 1.0
+    return np.clip(np.nan_to_num(s, nan=0.0), 0.0, 1.0)
+
+
+def score_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, month: pd.Period, scope: Scope,
+                cfg: ProposalsConfig, anomaly_counts: pd.DataFrame | None = None,
+                parent_region: Mapping[str, str] | None = None, previous: Sequence[str] = (),
+                earlier: Sequence[tuple[str, str]] = (), lead_department: Mapping[str, str] | None = None,
+                handling: pd.DataFrame | None = None) -> ScopeScores:
+    """Score the scope's candidates for the evidence ``month`` by the four principles.
 
     ``monthly``: one row per series and month (``series_id``, key columns, ``month`` as a monthly
-    Period, the count columns of daily_counts), covering the scope's own total (category ``*``),
-    its candidates and their sub-regions. ``daily``: ``series_id, ds, y`` for the days of
-    ``month``. ``coverage``: days with data per month. ``anomaly_counts``: ``region_level,
-    region_code, category_level, category_code, severity, n`` raised in the month.
-    Returns one row per eligible candidate, best first, with each component and its evidence.
+    Period, the count columns of daily_counts): the scope's total (category ``*``), its categories,
+    and the same for its sub-regions. ``daily``: ``series_id, ds, y`` for the days of ``month``.
+    ``coverage``: days with data per month. ``anomaly_counts``: ``region_level, region_code,
+    category_level, category_code, severity, n`` raised in the month. ``previous``: the scope's
+    last chosen issues, newest first (balance); ``earlier``: ``(month, candidate)`` of every earlier
+    choice (a problem returning after its campaign); ``lead_department``: category code -> 牵头部门;
+    ``handling``: ``series_id, n_handled, handling_days`` over the last 12 months.
+
+    A candidate is a category of the scope as a whole, present in several of its sub-regions.
+    Every component is in [0, 1]; a principle is the weighted mean of its known components; the
+    score is the principles' weighted mean (the outlook's share counted only as far as frequency
+    or hardness carries it) less the balance penalty.
     """
     sc = cfg.scoring
     parent_region = dict(parent_region or {})
     months = pd.period_range(month - (int(sc["history_months"]) - 1), month, freq="M")
+    year = [p for p in months if p > month - 12]
     m = monthly[monthly["month"].isin(months)]
+    empty = ScopeScores(pd.DataFrame(), pd.DataFrame())
+    if m.empty:
+        return empty
     keys = m.drop_duplicates("series_id").set_index("series_id")[
         ["region_level", "region_code", "category_level", "category_code"]]
     counts = m.pivot_table(index="series_id", columns="month", values="n_tickets", aggfunc="sum")
@@ -111,31 +148,32 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     avg = _daily(counts, coverage)
     days_m = float(coverage.get(month, 0) or 0)
     if days_m == 0:
-        return pd.DataFrame()
+        return empty
     total_id = candidate_id(scope.level, scope.code, "all", "*")
-    scope_total = float(counts.loc[total_id, month]) if total_id in counts.index else float(counts[month].sum())
+    levels = list(sc["candidate_levels"])
+    whole_mask = ((keys["region_level"] == scope.level) & (keys["region_code"] == scope.code))
+    cat_ok = keys["category_level"].isin(levels) & ~keys["category_code"].map(cfg.excluded)
+    child_mask = (keys["region_level"] == scope.child_level) & keys["region_code"].isin(scope.children)
+    scope_months = (counts.loc[total_id] if total_id in counts.index else
+                    counts[whole_mask & (keys["category_level"] == "all")].sum()).reindex(months).fillna(0.0)
+    scope_total = float(scope_months[month])
+    scope_year = float(scope_months[year].sum())
 
-    is_cand = (keys["category_level"].isin(["l1", "l2"])
-               & ~keys["category_code"].map(cfg.excluded)
-               & (((keys["region_level"] == scope.level) & (keys["region_code"] == scope.code))
-                  | ((keys["region_level"] == scope.child_level) & keys["region_code"].isin(scope.children))))
-    cands = keys[is_cand].copy()
-    v = counts.loc[cands.index, month].to_numpy(dtype=float)
-    eligible = (v >= float(sc["min_tickets"])) & (v >= float(sc["min_share_of_scope"]) * scope_total)
-    cands = cands[eligible]
-    if cands.empty:
-        return pd.DataFrame()
-    ids = cands.index
+    is_row = cat_ok & (whole_mask | child_mask)
+    rows = keys[is_row].copy()
+    v = counts.loc[rows.index, month].to_numpy(dtype=float)
+    keep = (v >= float(sc["min_tickets"])) & ((rows["region_level"] != scope.level).to_numpy()
+                                              | (v >= float(sc["min_share_of_scope"]) * scope_total))
+    rows = rows[keep]
+    if rows.empty:
+        return empty
+    ids = rows.index
+    whole = (rows["region_level"] == scope.level).to_numpy()
     v = counts.loc[ids, month].to_numpy(dtype=float)
     a = avg.loc[ids]
-    # the expectation of every series and month (candidates, their sub-regions), computed once
     expect, seasonal = _expectations(avg, month)
 
-    # growth: the month (and its peak fortnight) against what was expected of it: the same month
-    # last year scaled by how the 3 months before compare with the same 3 months a year before
-    # (seasonal naive with the level carried forward), or, without 15 months of history, the 3
-    # months before. The ratio is taken at its lower 2-sigma bound (counting noise and the usual
-    # month-to-month misses, `month_noise`), so a rise must be more than noise to score.
+    # --- outlook (未诉先办): the month against what was expected of it, the months ahead -------------
     recent = a[[month - k for k in (1, 2, 3)]].mean(axis=1, skipna=True).to_numpy()
     yoy = a[month - 12].to_numpy() if (month - 12) in a.columns else np.full(len(ids), np.nan)
     expected = expect.loc[ids, month].to_numpy()
@@ -152,80 +190,234 @@ def rank_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series, 
     for name, count, span in (("month", v, days_m), ("peak", peak, float(PEAK_WINDOW))):
         with np.errstate(invalid="ignore", divide="ignore"):
             raw = (count + 0.5) / (expected * span + 0.5)
-            # counting noise of the observed and of the months the expectation is made of (about
-            # twice a month's worth: last year's month and the two 3-month levels), and the usual misses
             noise = np.sqrt(1.0 / np.maximum(count, 1.0) + 2.0 / np.maximum(expected * days_m, 1.0) + sigma0 ** 2)
             ratios[name] = raw * np.exp(-2.0 * noise)
     out["growth_month"] = ratios["month"]
     out["growth_peak"] = ratios["peak"]
     out["growth_ratio"] = np.fmax(ratios["month"], np.nan_to_num(ratios["peak"], nan=0.0))
     out["peak_start"] = peak_start
-
-    comp = pd.DataFrame(index=ids, columns=list(COMPONENTS), dtype=float)
-    vmax = max(float(v.max()), 1.0)
-    comp["volume"] = np.log1p(v) / math.log1p(vmax)
-    comp["growth"] = _log_score(out["growth_ratio"].to_numpy(), float(sc["growth_full"]))
-
-    # persistence: months of the last N above what was expected of them (the same expectation as
-    # growth: a seasonal peak that comes every year is not "staying high"), by the set margin and
-    # by more than counting noise (per 30 days, Poisson)
-    n_p = int(sc["persistence_months"])
-    window = [month - k for k in range(n_p) if (month - k) in expect.columns]
-    e30 = expect.loc[ids, window] * 30.0
-    bar = (float(sc["persistence_level"]) * e30 + 2.0 * np.sqrt(e30.clip(lower=0)) + 2.0) / 30.0
-    high = (a[window] > bar) & a[window].notna() & bar.notna()
-    out["months_high"] = high.sum(axis=1).where(bar.notna().sum(axis=1) >= 3)
-    comp["persistence"] = (out["months_high"] / n_p).fillna(0.0)
-
-    # spread: sub-regions where the same category rose significantly (Poisson z) in the month
-    # districts are looked at in the peak fortnight only where the candidate itself surged in it
+    comp = pd.DataFrame(np.nan, index=ids, columns=list(COMPONENTS), dtype=float)
     surged = [p if g >= 1.1 else None for p, g in zip(peak_start, np.nan_to_num(ratios["peak"], nan=0.0))]
     out["regions_up"], out["regions_total"], out["focus"], out["focus_share"] = _spread(
-        cands, counts, expect[month], month, days_m, scope, float(sc["spread_z"]), daily, surged, sigma0)
-    comp["spread"] = (out["regions_up"] / max(len(scope.children), 1)).clip(0, 1)
+        rows, counts, expect[month], month, days_m, scope, float(sc["spread_z"]), daily, surged, sigma0)
+    n_children = max(len(scope.children), 1)
+    growth = pd.Series(_log_score(out["growth_ratio"].to_numpy(), float(sc["growth_full"])), index=ids)
+    out["anomaly_points"], out["anomalies"] = _anomalies(rows, anomaly_counts, sc["anomaly_weights"], parent_region)
+    fc = _seasonal_outlook(counts.loc[ids], coverage, month, [float(x) for x in sc["outlook_discount"]])
+    out = out.join(fc)
 
-    # rates against the scope's own, shrunk towards it for small candidates
-    cur = m[m["month"] == month].groupby("series_id")[["n_tickets", "n_closed", "n_overdue", "n_repeat", "n_rated",
+    # --- frequency (高频): share of the scope's tickets over 12 months and in the month; breadth -------
+    year_counts = counts.loc[ids, year].sum(axis=1).to_numpy()
+    out["tickets_year"] = year_counts
+    out["share_year"] = year_counts / scope_year if scope_year > 0 else np.nan
+    out["share_month"] = v / scope_total if scope_total > 0 else np.nan
+    level_of = rows["category_level"].to_numpy()
+    span = float(sc["frequency_range"])
+    all_whole = keys[whole_mask & cat_ok]
+    for lvl in levels:
+        ref_ids = all_whole.index[all_whole["category_level"] == lvl]
+        full_y = float(counts.loc[ref_ids, year].sum(axis=1).max()) / scope_year if len(ref_ids) and scope_year else 0.0
+        full_m = float(counts.loc[ref_ids, month].max()) / scope_total if len(ref_ids) and scope_total else 0.0
+        sel = level_of == lvl
+        comp.loc[ids[sel], "share_year"] = _share_score(out["share_year"].to_numpy()[sel], full_y, span)
+        comp.loc[ids[sel], "share_month"] = _share_score(out["share_month"].to_numpy()[sel], full_m, span)
+    present, n_with_data = _breadth(rows, counts, year, scope, float(sc["breadth_share"]),
+                                    float(sc["breadth_min_tickets"]))
+    out["breadth_regions"] = [",".join(p) for p in present]
+    out["breadth_n"] = [len(p) for p in present]
+    out["breadth_total"] = n_with_data
+    comp["breadth"] = np.where(whole, out["breadth_n"] / max(n_with_data, 1), 0.0)
+    need = min(int(sc["min_breadth"]), max(n_with_data, 1))
+
+    # --- continuity (持续): months of the last 12 at a high level, quarters, a problem returning -------
+    high = _high_months(counts, keys[whole_mask & cat_ok], year, coverage, float(sc["high_top"]),
+                        int(sc["high_top_min"]))
+    hi = high.reindex(index=ids).fillna(False).astype(bool)
+    out["months_high"] = hi.sum(axis=1).to_numpy()
+    comp["months_high"] = out["months_high"] / 12.0
+    quarters = [year[i:i + 3] for i in range(len(year) - 12, len(year), 3)] if len(year) >= 12 else []
+    out["quarters_high"] = (sum((hi[q].sum(axis=1) >= 2).astype(int) for q in quarters) if quarters
+                            else pd.Series(0, index=ids)).to_numpy()
+    comp["quarters_high"] = out["quarters_high"] / 4.0
+    recent_high = hi[[p for p in year if p > month - 3]].sum(axis=1) >= 2
+    cool = int(sc["cooldown_months"])
+    within = int(sc["returned_within_months"])
+    returned_from: list[str | None] = []
+    for cid, rh in zip(ids, recent_high):
+        hit = None
+        if rh:
+            for when, was in earlier:
+                gap = (month - pd.Period(when, freq="M")).n
+                if cool <= gap <= within and overlaps(cid, was, parent_region):
+                    hit = str(when)
+                    break
+        returned_from.append(hit)
+    out["returned_from"] = returned_from
+    comp["returned"] = [1.0 if r else 0.0 for r in returned_from]
+
+    # --- hard (难点): rates over 12 months against the scope's, shrunk towards it for small candidates --
+    cur = m[m["month"].isin(year)].groupby("series_id")[["n_tickets", "n_closed", "n_overdue", "n_repeat", "n_rated",
                                                         "n_unsatisfied", "n_resolved"]].sum()
-    tot = cur.loc[total_id] if total_id in cur.index else cur.sum()
+    tot = cur.loc[total_id] if total_id in cur.index else cur.reindex(keys.index[whole_mask]).sum()
     cc = cur.reindex(ids).fillna(0.0)
     k = float(sc["rate_prior_tickets"])
-    detail = tot["n_closed"] > 0 or tot["n_rated"] > 0  # counts-only history has no ticket detail: rates unknown
     for comp_name, (num, den, complement) in RATES.items():
-        if not detail:
-            out[f"{comp_name}_rate"] = np.nan
-            out[f"{comp_name}_scope_rate"] = np.nan
-            comp[comp_name] = 0.0
-            continue
+        out[f"{comp_name}_rate"] = np.nan
+        out[f"{comp_name}_scope_rate"] = np.nan
+        if not tot[den] > 0 or (complement and not tot["n_closed"] > 0):
+            continue  # the source does not report it (counts-only history): unknown, not zero
         n_num = cc[num] if not complement else cc[den] - cc[num]
         p0_num = tot[num] if not complement else tot[den] - tot[num]
-        p0 = p0_num / tot[den] if tot[den] > 0 else np.nan
+        p0 = p0_num / tot[den]
         rate = (n_num + k * p0) / (cc[den] + k)
         out[f"{comp_name}_rate"] = np.where(cc[den] > 0, n_num / cc[den].where(cc[den] > 0), np.nan)
         out[f"{comp_name}_scope_rate"] = p0
-        if p0 and p0 > 0 and np.isfinite(p0):
+        if p0 > 0 and np.isfinite(p0):
             comp[comp_name] = ((rate / p0 - 1.0) / (float(sc["rate_full"]) - 1.0)).clip(0, 1).where(cc[den] > 0, 0.0)
-        else:
-            comp[comp_name] = 0.0
+    out["handling_days"] = np.nan
+    out["handling_scope_days"] = np.nan
+    if handling is not None and not handling.empty:
+        h = handling.set_index("series_id")
+        if total_id in h.index and h.loc[total_id, "n_handled"] > 0:
+            d0 = float(h.loc[total_id, "handling_days"] / h.loc[total_id, "n_handled"])
+            hh = h.reindex(ids).fillna(0.0)
+            shrunk = (hh["handling_days"] + k * d0) / (hh["n_handled"] + k)
+            out["handling_days"] = (hh["handling_days"] / hh["n_handled"].where(hh["n_handled"] > 0)).to_numpy()
+            out["handling_scope_days"] = d0
+            if d0 > 0:
+                comp["long_handling"] = ((shrunk / d0 - 1.0) / (float(sc["handling_full"]) - 1.0)).clip(0, 1)
 
-    # anomalies raised in the month on the candidate or inside it (sub-regions, sub-categories)
-    out["anomaly_points"], out["anomalies"] = _anomalies(cands, anomaly_counts, sc["anomaly_weights"],
-                                                        parent_region)
-    comp["anomalies"] = 1.0 - np.exp(-out["anomaly_points"] / 3.0)
-
-    # forecast: the seasonal ratio of the next 1-3 months to this one, from the previous years
-    fc = _seasonal_outlook(counts.loc[ids], coverage, month, [float(x) for x in sc["outlook_discount"]])
-    out = out.join(fc)
+    # --- outlook components: a rise counts for the scope only where it is broad ------------------
+    # several sub-regions rose, and no one of them holds most of the excess
+    broad = (((out["regions_up"].to_numpy() >= need)
+              & (out["focus_share"].fillna(0.0).to_numpy() <= float(sc["max_focus_share"])))
+             | ~whole | (n_children < 2))
+    out["rise_broad"] = broad
+    comp["growth"] = np.where(broad, growth.to_numpy(), 0.0)
     comp["forecast"] = _log_score(out["outlook_effective"].to_numpy(), float(sc["forecast_full"]))
+    out["spread"] = (out["regions_up"] / n_children).clip(0, 1)  # evidence, shown with the rise
 
-    comp = comp.fillna(0.0).astype(float)
-    w = pd.Series(cfg.weights)
-    out["score"] = (comp[list(COMPONENTS)] * w[list(COMPONENTS)]).sum(axis=1) / w.sum()
+    # --- principles, the gate on the outlook, balance ---------------------------------------------
+    groups = {}
+    for p, names in PRINCIPLES.items():
+        w = pd.Series(cfg.components[p]).reindex(list(names)).fillna(0.0)
+        vals = comp[list(names)]
+        if p in MAX_OF:
+            groups[p] = vals.mul(w, axis=1).max(axis=1, skipna=True).clip(upper=1.0)
+            continue
+        den = vals.notna().mul(w, axis=1).sum(axis=1)
+        groups[p] = (vals.fillna(0.0).mul(w, axis=1).sum(axis=1) / den.where(den > 0))
+    gate = (np.fmax(groups["frequency"].fillna(0.0), groups["hard"].fillna(0.0)) / float(sc["outlook_gate"])).clip(0, 1)
+    out["gate"] = gate
+    W = pd.Series(cfg.principles)
+    num = pd.Series(0.0, index=ids)
+    den = pd.Series(0.0, index=ids)
+    for p in PRINCIPLES:
+        g = groups[p] * (gate if p == "outlook" else 1.0)
+        known = groups[p].notna() & (W[p] > 0)
+        num += (g.fillna(0.0) * W[p]).where(known, 0.0)
+        den += known.astype(float) * W[p]
+        out[f"p_{p}"] = groups[p]
+    for p in PRINCIPLES:
+        g = groups[p] * (gate if p == "outlook" else 1.0)
+        out[f"contrib_{p}"] = (g * W[p] / den.where(den > 0)).where(groups[p].notna())
+    out["score_base"] = num / den.where(den > 0)
+    dept_of = dict(lead_department or {})
+    pen, why = _balance(ids, previous, dept_of, cfg.balance)
+    out["balance_penalty"] = pen
+    out["balance_reason"] = why
+    out["score"] = (out["score_base"].fillna(0.0) - out["balance_penalty"]).clip(lower=0.0)
     for c in COMPONENTS:
         out[f"c_{c}"] = comp[c]
-    out = out.join(cands)
+    out = out.join(rows)
     out.index.name = "candidate"
-    return out.sort_values(["score", "tickets"], ascending=[False, False]).reset_index()
+    out["eligible"] = whole & (out["breadth_n"].to_numpy() >= need)
+    out = out.reset_index()
+    cands = out[out["eligible"]].sort_values(["score", "tickets"], ascending=[False, False]).reset_index(drop=True)
+    return ScopeScores(cands, _sprouts(out, scope, cfg, need))
+
+
+def _breadth(rows: pd.DataFrame, counts: pd.DataFrame, year: Sequence[pd.Period], scope: Scope, ratio: float,
+             min_tickets: float) -> tuple[list[list[str]], int]:
+    """Per row: the sub-regions where its category is a notable problem over the last 12 months
+    (its share of the sub-region's tickets at least ``ratio`` times the scope's share, and at least
+    ``min_tickets``); and how many sub-regions have tickets at all."""
+    yr = counts[list(year)].sum(axis=1)
+    child_tot = {c: float(yr.get(candidate_id(scope.child_level, c, "all", "*"), 0.0)) for c in scope.children}
+    with_data = [c for c, n in child_tot.items() if n > 0]
+    scope_tot = float(yr.get(candidate_id(scope.level, scope.code, "all", "*"), sum(child_tot.values())))
+    out = []
+    for cid, level, cl, cc in zip(rows.index, rows["region_level"], rows["category_level"], rows["category_code"]):
+        if level != scope.level or scope_tot <= 0:
+            out.append([])
+            continue
+        share = float(yr.get(cid, 0.0)) / scope_tot
+        present = []
+        for c in with_data:
+            n = float(yr.get(candidate_id(scope.child_level, c, cl, cc), 0.0))
+            if n >= min_tickets and n / child_tot[c] >= ratio * share:
+                present.append(c)
+        out.append(present)
+    return out, len(with_data)
+
+
+def _high_months(counts: pd.DataFrame, whole: pd.DataFrame, year: Sequence[pd.Period], coverage: pd.Series,
+                 top: float, top_min: int) -> pd.DataFrame:
+    """Whether each of the scope's categories was at a high level in each of the last 12 months:
+    among the top ``top`` share (at least ``top_min``) of the scope's categories of its level by
+    tickets that month. Months the warehouse covers less than half of are not high."""
+    out = pd.DataFrame(False, index=whole.index, columns=list(year))
+    for lvl, grp in whole.groupby("category_level"):
+        c = counts.reindex(index=grp.index, columns=list(year)).fillna(0.0)
+        n = max(int(top_min), int(math.ceil(top * len(grp))))
+        rank = c.rank(axis=0, ascending=False, method="min")
+        ok = pd.Series([float(coverage.get(p, 0) or 0) >= 0.5 * p.days_in_month for p in year], index=list(year))
+        out.loc[grp.index] = (rank <= n) & (c > 0) & ok
+    return out
+
+
+def _balance(ids: pd.Index, previous: Sequence[str], dept_of: Mapping[str, str],
+             weights: Mapping[str, float]) -> tuple[list[float], list[str | None]]:
+    """The penalty for sharing a lead department or a category family with the scope's last chosen
+    issues (newest first), and the reason as ``dept:N|family:N``."""
+    last = [p for p in previous if p][: int(weights["last_choices"])]
+    depts = [dept_of.get(parse_id(p)[3]) for p in last]
+    fams = [parse_id(p)[3].split(".")[0] for p in last]
+    pen, why = [], []
+    for cid in ids:
+        cc = parse_id(cid)[3]
+        nd = sum(1 for d in depts if d and d == dept_of.get(cc))
+        nf = sum(1 for f in fams if f == cc.split(".")[0])
+        pen.append(nd * float(weights["same_department"]) + nf * float(weights["same_family"]))
+        why.append(f"dept:{nd}|family:{nf}" if nd or nf else None)
+    return pen, why
+
+
+def _sprouts(out: pd.DataFrame, scope: Scope, cfg: ProposalsConfig, need: int) -> pd.DataFrame:
+    """The 苗头 watch list: surges beyond noise, issues new this month and seasonal peaks ahead.
+    A rise concentrated in one sub-region is listed under that sub-region (for a city, its
+    district; the province leaves one city's rise to that city's own proposal)."""
+    sc = cfg.scoring
+    whole = out["region_level"] == scope.level
+    # new: fewer tickets in the 12 months before than one a month (or a 20th of this month's)
+    before = out["tickets_year"] - out["tickets"]
+    emerging = before < np.maximum(12.0, 0.05 * out["tickets"])
+    surge = out["growth_ratio"].fillna(0) >= float(sc["sprout_growth"])
+    peak = whole & (out["outlook_ratio"].fillna(0) >= float(sc["sprout_outlook"]))
+    broad = out["rise_broad"] & whole
+    if scope.level == "province":
+        show = whole & (((emerging | surge) & broad) | peak)
+    else:
+        show = (~whole & (emerging | surge)) | (whole & (emerging | surge) & broad) | peak
+    s = out[show].copy()
+    if s.empty:
+        return s
+    s["sprout_kind"] = np.where(emerging[show], "emerging", np.where(surge[show], "surge", "peak_ahead"))
+    s["excess"] = (s["tickets"] - s["expected_daily"].fillna(0) * s["tickets"] / s["daily_avg"].where(
+        s["daily_avg"] > 0)).fillna(s["tickets"])
+    order = {"emerging": 0, "surge": 0, "peak_ahead": 1}
+    s = s.assign(_o=s["sprout_kind"].map(order)).sort_values(["_o", "excess"], ascending=[True, False])
+    return s.drop(columns="_o").head(int(sc["sprouts"])).reset_index(drop=True)
 
 
 EPS = 1.0 / 30.0  # one ticket a month keeps empty months finite on the log scale
@@ -429,6 +621,8 @@ def candidate_records(ranked: pd.DataFrame, limit: int) -> list[dict[str, Any]]:
                 v = None if not np.isfinite(v) else round(float(v), 6)
             elif isinstance(v, np.integer):
                 v = int(v)
+            elif isinstance(v, np.bool_):
+                v = bool(v)
             clean[k] = v
         recs.append(clean)
     return recs

@@ -172,36 +172,44 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
 
 
 def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, counts: np.ndarray,
-                chunk_days: int = 31) -> int:
-    """Write daily_counts (ticket counts only; the other measures 0) straight from district x
-    level-2 counts, rolled up to every level of both hierarchies, replacing those days. For
-    province-scale detector backtests, where building every ticket would take hours."""
+                chunk_days: int = 31, measures: dict[str, np.ndarray] | None = None) -> int:
+    """Write daily_counts (ticket counts only; the other measures 0 unless given in ``measures``,
+    arrays shaped like ``counts`` by column name) straight from district x level-2 counts, rolled up
+    to every level of both hierarchies, replacing those days. For province-scale detector
+    backtests, where building every ticket would take hours."""
+    measures = dict(measures or {})
+    unknown = sorted(set(measures) - set(COUNT_COLUMNS[1:]))
+    if unknown:
+        raise ValueError(f"load_counts: unknown measure(s) {unknown}; known: {list(COUNT_COLUMNS[1:])}")
     prov = series["city_code"].str[:2] + "0000"
     now = dt.datetime.now(dt.timezone.utc)
     regions = {"province": prov, "city": series["city_code"], "district": series["district_code"]}
     cats = {"all": pd.Series("*", index=series.index), "l1": series["category_l1"], "l2": series["category_l2"]}
     written = 0
     for lo in range(0, len(days), chunk_days):
-        block = counts[:, lo:lo + chunk_days]
         bdays = days[lo:lo + chunk_days]
+        blocks = {"n_tickets": counts[:, lo:lo + chunk_days],
+                  **{k: np.asarray(v)[:, lo:lo + chunk_days] for k, v in measures.items()}}
         parts = []
         for rl, rcode in regions.items():
             for cl, ccode in cats.items():
                 key = pd.DataFrame({"region_code": rcode.to_numpy(), "category_code": ccode.to_numpy(),
                                     "province_code": prov.to_numpy(),
                                     "city_code": None if rl == "province" else series["city_code"].to_numpy()})
-                g = pd.concat([key, pd.DataFrame(block, columns=bdays)], axis=1).groupby(
-                    ["region_code", "category_code", "province_code", "city_code"], dropna=False).sum()
-                long = g.stack().rename("n_tickets").reset_index().rename(columns={"level_4": "ds"})
+                cols_long = []
+                for name, block in blocks.items():
+                    g = pd.concat([key, pd.DataFrame(block, columns=bdays)], axis=1).groupby(
+                        ["region_code", "category_code", "province_code", "city_code"], dropna=False).sum()
+                    cols_long.append(g.stack().rename(name))
+                long = pd.concat(cols_long, axis=1).reset_index().rename(columns={"level_4": "ds"})
                 long = long[long["n_tickets"] > 0]
                 parts.append(long.assign(region_level=rl, category_level=cl))
         rows = pd.concat(parts, ignore_index=True)
         sqlite = engine.dialect.name == "sqlite"
         ds = pd.to_datetime(rows["ds"])
         rows["ds"] = ds.dt.strftime("%Y-%m-%d") if sqlite else ds.dt.date
-        rows["n_tickets"] = rows["n_tickets"].astype(int)
-        for c in COUNT_COLUMNS[1:]:
-            rows[c] = 0
+        for c in COUNT_COLUMNS:
+            rows[c] = rows[c].astype(int) if c in rows else 0
         # as UTCDateTime stores it: naive UTC text on SQLite, timestamptz elsewhere
         rows["aggregated_at"] = now.replace(tzinfo=None).isoformat(" ") if sqlite else now
         rows["city_code"] = rows["city_code"].astype(object).where(rows["city_code"].notna(), None)
