@@ -1004,17 +1004,26 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
 @click.option("--reason", "override_reason", default=None, help="Why (kept with the proposal).")
 @click.option("--top", type=int, default=None, help="Candidates to print per scope (default: 10 for one city, 3 otherwise).")
 @click.option("--deliver", is_flag=True, help="Queue and deliver each scope's proposal to its office (config/alerts.yaml).")
+@click.option("--explain", is_flag=True, help="Print each principle's contribution to every candidate's score, "
+                                              "and the chosen issue's evidence, principle by principle.")
 @db_option
 @json_option
 @click.pass_context
-def propose(ctx, month, cities, province_only, override, override_by, override_reason, top, deliver, db_url, as_json):
-    """每月一题: rank the month's candidate issues (every score component shown), choose one per
-    city and for the province, store them and write the proposal (HTML and Markdown, zh and en)."""
+def propose(ctx, month, cities, province_only, override, override_by, override_reason, top, deliver, explain, db_url,
+            as_json):
+    """每月一题: rank the month's candidate issues by the four principles (high frequency,
+    continuity, hard problems, balance) and the outlook, choose one per city and for the province,
+    store them and write the proposal (HTML and Markdown, zh and en) with its 苗头 watch list."""
+    import math
+
     from hotline.reference import load_reference
-    from proposals.config import COMPONENTS, ProposalsConfig, ProposalsConfigError
+    from proposals.config import COMPONENTS, PRINCIPLES, ProposalsConfig, ProposalsConfigError
     from proposals.job import ProposalError, parse_month
     from proposals.job import propose as run
-    from proposals.report import label
+    from proposals.report import PRINCIPLE_NAMES, evidence_lines, label
+
+    def num(x):
+        return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 3)
 
     s, engine = _warehouse(ctx, db_url)
     ref = load_reference(s.config_dir)
@@ -1034,21 +1043,40 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
         lines.append(f"{name} ({r.scope.code}) {r.month}: " + (f"{label(chosen, ref, 'zh')} [{chosen}] ({how})"
                                                                   if chosen else "no candidate"))
         recs = []
+        P = PRINCIPLE_NAMES["zh"]
         for i, row in enumerate(r.ranked.head(max(top, 0)).to_dict("records"), 1):
-            comps = {c: round(float(row[f"c_{c}"]), 3) for c in COMPONENTS}
+            comps = {c: num(row[f"c_{c}"]) for c in COMPONENTS}
+            contrib = {p: num(row[f"contrib_{p}"]) for p in PRINCIPLES}
             recs.append({"rank": i, "candidate": row["candidate"], "name": label(row["candidate"], ref, "zh"),
                          "score": round(float(row["score"]), 4), "tickets": int(row["tickets"]), "components": comps,
+                         "principles": contrib, "balance_penalty": num(row["balance_penalty"]),
                          "blocked_by": r.choice["blocked"].get(row["candidate"])})
-            shown = " ".join(f"{c}={v:.2f}" for c, v in comps.items())
             flag = f" (held back: chosen {recs[-1]['blocked_by']})" if recs[-1]["blocked_by"] else ""
-            lines.append(f"  {i:>2}. {row['score']:.3f} {recs[-1]['name']} [{row['candidate']}] "
-                         f"{int(row['tickets'])} tickets: {shown}{flag}")
+            head = f"  {i:>2}. {row['score']:.3f} {recs[-1]['name']} [{row['candidate']}] {int(row['tickets'])} tickets"
+            if explain:
+                parts = [f"{P[p]}({p}) {'—' if v is None else f'{v:+.3f}'}" for p, v in contrib.items()]
+                pen = recs[-1]["balance_penalty"] or 0.0
+                lines.append(f"{head}{flag}")
+                lines.append(f"      = {' '.join(parts)} {P['balance']}(balance) {-pen:+.3f}")
+            else:
+                shown = " ".join(f"{c}={'—' if v is None else f'{v:.2f}'}" for c, v in comps.items())
+                lines.append(f"{head}: {shown}{flag}")
+        if explain and chosen and not r.ranked.empty:
+            row = r.ranked.set_index("candidate", drop=False).loc[chosen].to_dict()
+            lines.append(f"  {label(chosen, ref, 'zh')}：")
+            lines += [f"    {x}" for x in evidence_lines(row, name, ref, "zh", r.month)]
+        sprouts = [{"candidate": x["candidate"], "name": label(x["candidate"], ref, "zh"), "kind": x["sprout_kind"],
+                    "tickets": int(x["tickets"]), "growth_ratio": num(x["growth_ratio"]),
+                    "outlook_ratio": num(x["outlook_ratio"])} for x in r.sprouts.to_dict("records")] \
+            if not r.sprouts.empty else []
+        if sprouts:
+            lines.append("  苗头 sprouts: " + "; ".join(f"{x['name']} ({x['kind']}, {x['tickets']})" for x in sprouts))
         rep = (r.report_paths or {}).get("default", {})
         if rep:
             lines.append(f"  proposal: {rep.get('html')} | {rep.get('md')}")
         payload.append({"scope": r.scope.code, "name": name, "month": str(r.month), "chosen": chosen,
                         "model_choice": r.choice["model_choice"], "override": r.override is not None,
-                        "watch": r.choice["watch"], "candidates": recs, "reports": r.report_paths})
+                        "watch": r.choice["watch"], "candidates": recs, "sprouts": sprouts, "reports": r.report_paths})
     if deliver:
         from alerts.config import AlertsConfig
         from proposals.deliver import deliver_proposals

@@ -32,8 +32,9 @@ def read_monthly(engine: Engine, first: pd.Period, last: pd.Period, province_cod
          .where(c.province_code == province_code, c.ds >= first.start_time.date(), c.ds <= last.end_time.date(),
                 _level_filter(levels))
          .group_by(c.region_level, c.region_code, c.city_code, c.category_level, c.category_code, y, m))
+    names = ["region_level", "region_code", "city_code", "category_level", "category_code", "y", "m", *COUNT_COLUMNS]
     with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(q).mappings().all())
+        df = pd.DataFrame(conn.execute(q).all(), columns=names)
     if df.empty:
         return pd.DataFrame(columns=["series_id", "region_level", "region_code", "city_code", "category_level",
                                      "category_code", "month", *COUNT_COLUMNS])

@@ -209,6 +209,10 @@ def score_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series,
     # --- frequency (高频): share of the scope's tickets over 12 months and in the month; breadth -------
     year_counts = counts.loc[ids, year].sum(axis=1).to_numpy()
     out["tickets_year"] = year_counts
+    prev_year = [month - k for k in range(12, 24)]
+    covered = all(float(coverage.get(q, 0) or 0) >= 0.9 * q.days_in_month for q in prev_year + list(year))
+    out["tickets_prev_year"] = (counts.reindex(index=ids, columns=prev_year).fillna(0.0).sum(axis=1).to_numpy()
+                                if covered and len(year) == 12 else np.nan)
     out["share_year"] = year_counts / scope_year if scope_year > 0 else np.nan
     out["share_month"] = v / scope_total if scope_total > 0 else np.nan
     level_of = rows["category_level"].to_numpy()

@@ -5,7 +5,7 @@ chosen in earlier months. Written to var/reports/proposals/<month>/<scope>.<lang
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from alerts.render import defang, inert_html, inert_md
 from hotline.pii import mask_outgoing
 from hotline.reference import Reference
 from proposals import panel
-from proposals.config import COMPONENTS, ProposalsConfig
+from proposals.config import COMPONENTS, PRINCIPLES, ProposalsConfig
 from proposals.rank import candidate_id, parse_id
 from reports.html import page, table
 from reports.svg import bar_chart, series_chart
@@ -29,7 +29,7 @@ LANGS = ("zh", "en")
 T = {
     "zh": {
         "doc": "每月一题建议", "data": "数据月份", "for": "建议专项治理月份", "issue": "建议选题", "score": "综合得分",
-        "why": "为什么是现在", "charts": "图表", "districts": "涉及区域", "streets": "集中街道", "samples": "典型诉求（已脱敏）",
+        "why": "为什么选它：四项原则", "charts": "图表", "districts": "涉及区域", "streets": "集中街道", "samples": "典型诉求（已脱敏）",
         "depts": "责任部门", "lead": "牵头部门", "coop": "配合部门", "actions": "建议举措", "measures": "跟踪指标",
         "watch": "备选问题（观察名单）", "components": "评分构成", "followup": "往期选题跟踪", "method": "方法说明",
         "override": "分析员改选", "model": "模型推荐", "blocked": "近期已选、未见恶化，本月不再推荐",
@@ -39,10 +39,13 @@ T = {
         "candidate": "候选", "rank": "名次", "current": "本月", "target": "目标", "then": "选题当月", "now": "本月",
         "change": "变化", "improved": "有所下降，未达目标", "worse": "未改善", "met": "达到目标", "observed": "月诉求量", "band": "预测区间",
         "expected": "预测", "focus": "集中于",
+        "sprouts": "苗头（观察名单：激增、新发与季节高峰）", "kind": "类型", "principles": "选题原则",
+        "sprout_none": "本月没有需要单列的苗头。", "earlier": "往期同类专项",
+        "sprout_note": "苗头由每日预警跟进；仅集中在单一区域的上升不作为本级每月一题候选，列于此处供所在地研判。",
     },
     "en": {
         "doc": "Issue of the month proposal", "data": "Data month", "for": "Governance month", "issue": "Proposed issue",
-        "score": "Score", "why": "Why now", "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
+        "score": "Score", "why": "Why this issue: the four principles", "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
         "samples": "Sample requests (personal data masked)", "depts": "Departments", "lead": "Lead department",
         "coop": "Cooperating departments", "actions": "Suggested actions", "measures": "Measures to track",
         "watch": "Runner-ups (watch list)", "components": "Score components", "followup": "Follow-up of earlier issues",
@@ -57,12 +60,42 @@ T = {
         "improved": "down, short of the target",
         "worse": "not improved", "met": "target met", "observed": "Monthly requests", "band": "Outlook range", "expected": "Outlook",
         "focus": "concentrated in",
+        "sprouts": "Sprouts to watch (surges, new issues, seasonal peaks ahead)", "kind": "Kind",
+        "principles": "Principles", "sprout_none": "No sprout to list this month.", "earlier": "Earlier campaigns",
+        "sprout_note": "Sprouts are followed by the daily warnings; a rise in one area only is not this scope's "
+                       "candidate and is listed here for that area.",
     },
 }
 COMPONENT_NAMES = {
-    "zh": {"volume": "体量", "growth": "增长", "persistence": "持续性", "spread": "扩散", "repeat": "重复诉求",
-           "unresolved": "未解决", "unsatisfied": "不满意", "overdue": "超期", "anomalies": "异常预警", "forecast": "前瞻预测"},
+    "zh": {"share_year": "全年占比", "share_month": "本月占比", "breadth": "覆盖面", "months_high": "高位月数",
+           "quarters_high": "高位季度", "returned": "专项后反弹", "repeat": "重复诉求", "unresolved": "未解决",
+           "unsatisfied": "不满意", "overdue": "超期", "long_handling": "办理时长", "growth": "本月上升",
+           "forecast": "前瞻高峰"},
     "en": {c: c for c in COMPONENTS},
+}
+PRINCIPLE_NAMES = {
+    "zh": {"frequency": "高频", "continuity": "持续", "hard": "难点", "outlook": "趋势（未诉先办）", "balance": "均衡扣分"},
+    "en": {"frequency": "frequency", "continuity": "continuity", "hard": "hard", "outlook": "outlook",
+           "balance": "balance penalty"},
+}
+SPROUT_KINDS = {"zh": {"surge": "激增", "emerging": "新发", "peak_ahead": "高峰将至"},
+                "en": {"surge": "surge", "emerging": "new", "peak_ahead": "peak ahead"}}
+PRINCIPLES_TEXT = {
+    "zh": ("选题遵循北京市公布的每月一题四项原则：高频（全年和本月占本级诉求的比重、在多少个下辖区域是突出问题）、"
+           "持续（近 12 个月有几个月位居本级前列、几个季度处于高位、专项治理后是否反弹）、"
+           "难点（重复诉求、未解决、不满意、超期和办理时长，与本级全部诉求的水平相比）、"
+           "均衡（与近 6 次选题同一牵头部门或同一大类的候选扣分，避免同一部门月月牵头）。"
+           "趋势（本月多地同时上升，或往年同期规律预示的高峰）体现未诉先办，但只有在高频或难点达到一定程度时才全额计入，"
+           "单一区县的突发激增不能单独把候选推到首位，列入苗头由所在地跟进。"),
+    "en": ("The choice follows Beijing's published principles for the issue of the month: high frequency (the "
+           "problem's share of the scope's requests over the year and in the month, and in how many areas it is a "
+           "notable problem), continuity (months of the last 12 among the scope's top problems, quarters at a high "
+           "level, a return after an earlier campaign), hard problems (repeat, unresolved, unsatisfied, overdue and "
+           "handling time against the level of all the scope's requests) and balance (a candidate sharing the lead "
+           "department or family of the last 6 choices loses points). The outlook (a rise in several areas now, or a "
+           "seasonal peak ahead) is acting before the requests come, but it counts in full only once frequency or "
+           "hardness is high enough: one county's sudden surge cannot carry a candidate to the top and is listed "
+           "among the sprouts for its own area."),
 }
 
 
@@ -94,6 +127,10 @@ class View:
     components: list[dict[str, Any]] = field(default_factory=list)
     followup: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    contributions: list[dict[str, Any]] = field(default_factory=list)
+    sprouts: list[dict[str, Any]] = field(default_factory=list)
+    earlier: list[str] = field(default_factory=list)
+    principles: str = ""
 
 
 def _place(code: str, ref: Reference, lang: str) -> str:
@@ -120,22 +157,82 @@ def _text(row: Mapping[str, Any], key: str) -> str | None:
     return str(v) if isinstance(v, str) or hasattr(v, "isoformat") else None
 
 
+def _names(codes: Any, ref: Reference, lang: str, most: int = 6) -> str:
+    codes = [c for c in str(codes or "").split(",") if c]
+    sep = "、" if lang == "zh" else ", "
+    shown = sep.join(_place(c, ref, lang) for c in codes[:most])
+    return shown + (("等" if lang == "zh" else ", ...") if len(codes) > most else "")
+
+
 def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lang: str, month: pd.Period) -> list[str]:
-    """Why a candidate ranks where it does, in words, from a ranked row or a stored candidate."""
+    """Why a candidate ranks where it does, in words, principle by principle, from a ranked row or
+    a stored candidate: the month's volume first, then 高频, 持续, 难点, 趋势 and 均衡."""
     out = []
     zh = lang == "zh"
+    P = PRINCIPLE_NAMES[lang]
+    tag = (lambda p: f"【{P[p]}】") if zh else (lambda p: f"[{P[p]}] ")
     n, avg = _num(row, "tickets") or 0.0, _num(row, "daily_avg") or 0.0
     out.append(f"{month} 月共 {_n(n)} 件，日均 {_n(avg)} 件。" if zh else f"{_n(n)} requests in {month} ({_n(avg)} a day).")
+
+    # 高频
+    ny, sy, sm = _num(row, "tickets_year"), _num(row, "share_year"), _num(row, "share_month")
+    if ny is not None and sy is not None:
+        line = (f"{tag('frequency')}近 12 个月 {_n(ny)} 件，占{scope_label}诉求的 {_pct(sy)}；本月占 {_pct(sm)}。" if zh else
+                f"{tag('frequency')}{_n(ny)} requests over 12 months, {_pct(sy)} of {scope_label}'s; {_pct(sm)} this month.")
+        prev = _num(row, "tickets_prev_year")
+        if prev:
+            line += (f"较上一年同期 {(ny / prev - 1) * 100:+.0f}%。" if zh else f" {(ny / prev - 1) * 100:+.0f}% on the year before.")
+        out.append(line)
+    bn, bt = _num(row, "breadth_n"), _num(row, "breadth_total")
+    if bn is not None and bt and bt > 1:
+        names = _names(row.get("breadth_regions"), ref, lang)
+        out.append(f"在 {int(bn)}/{int(bt)} 个下辖区域是突出问题{'：' + names if names else ''}。" if zh else
+                   f"A notable problem in {int(bn)} of {int(bt)} areas{': ' + names if names else ''}.")
+    # 持续
+    mh, qh = _num(row, "months_high"), _num(row, "quarters_high")
+    if mh is not None:
+        out.append(f"{tag('continuity')}近 12 个月中有 {int(mh)} 个月位居{scope_label}前列，{int(qh or 0)}/4 个季度处于高位。" if zh else
+                   f"{tag('continuity')}Among {scope_label}'s top problems in {int(mh)} of the last 12 months; "
+                   f"high in {int(qh or 0)} of 4 quarters.")
+    back = _text(row, "returned_from")
+    if back:
+        out.append(f"曾于 {back} 列为每月一题，近 3 个月又有 2 个月以上处于高位：专项治理后反弹。" if zh else
+                   f"Chosen in {back}; high again in 2 or more of the last 3 months: back after its campaign.")
+    # 难点
+    rate_names = {"repeat": ("重复诉求率", "repeat rate"), "unresolved": ("未解决率", "unresolved rate"),
+                  "unsatisfied": ("不满意率", "unsatisfied rate"), "overdue": ("超期率", "overdue rate")}
+    known, hard = False, []
+    for k, (z, e) in rate_names.items():
+        r, p0 = _num(row, f"{k}_rate"), _num(row, f"{k}_scope_rate")
+        if p0 is not None:
+            known = True
+        if r is not None and p0 and r > p0 * 1.1:
+            hard.append(f"{z} {_pct(r)}（{scope_label} {_pct(p0)}）" if zh else f"{e} {_pct(r)} ({scope_label} {_pct(p0)})")
+    d, d0 = _num(row, "handling_days"), _num(row, "handling_scope_days")
+    if d0 is not None:
+        known = True
+        if d is not None and d > d0 * 1.1:
+            hard.append(f"平均办理 {d:.1f} 天（{scope_label} {d0:.1f} 天）" if zh else
+                        f"handled in {d:.1f} days on average ({scope_label} {d0:.1f})")
+    if hard:
+        out.append(tag("hard") + ("；".join(hard) + "，均为近 12 个月。" if zh else "; ".join(hard) + ", over 12 months."))
+    elif known:
+        out.append(f"{tag('hard')}办理指标与{scope_label}整体水平相当。" if zh else
+                   f"{tag('hard')}Handled about as well as {scope_label}'s requests overall.")
+    else:
+        out.append(f"{tag('hard')}数据源未提供办理结果，本项未计入。" if zh else
+                   f"{tag('hard')}The source gives no handling outcomes: not scored.")
+    # 趋势
     br, by, ex = _num(row, "base_recent"), _num(row, "base_last_year"), _num(row, "expected_daily")
     if br is not None and br < 0.2 and (by is None or by < 0.2):
-        out.append("此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）：新出现的问题。" if zh else
-                   "Almost none before (under 0.2 a day in the previous three months and a year ago): a new issue.")
+        out.append(f"{tag('outlook')}此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）：新出现的问题。" if zh else
+                   f"{tag('outlook')}Almost none before (under 0.2 a day in the previous three months and a year ago): a new issue.")
     elif ex is not None and ex > 0:
         seasonal = row.get("expected_basis") == "seasonal"
         basis = (("去年同月按近三个月水平调整" if seasonal else "前三个月平均") if zh else
                  ("last year's same month at this year's level" if seasonal else "the previous three months"))
-        out.append(f"本月预期日均 {_n(ex)} 件（{basis}），实际为预期的 {avg / ex:.2f} 倍。" if zh else
-                   f"Expected {_n(ex)} a day ({basis}); actual {avg / ex:.2f}x that.")
+        out.append(f"{tag('outlook')}本月预期日均 {_n(ex)} 件（{basis}），实际为预期的 {avg / ex:.2f} 倍。" if zh else
+                   f"{tag('outlook')}Expected {_n(ex)} a day ({basis}); actual {avg / ex:.2f}x that.")
     g = _num(row, "growth_ratio")
     if g is not None and g > 1.0:
         peak = _text(row, "peak_start")
@@ -146,9 +243,6 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
         else:
             out.append(f"扣除随机波动后，本月仍为预期的 {g:.2f} 倍以上。" if zh else
                        f"At least {g:.2f}x the expected once noise is allowed for.")
-    mh = _num(row, "months_high")
-    if mh:
-        out.append(f"近 6 个月中有 {int(mh)} 个月高于常态水平。" if zh else f"Above its usual level in {int(mh)} of the last 6 months.")
     up, total = _num(row, "regions_up"), _num(row, "regions_total")
     if up and total and total > 1:
         out.append(f"{int(up)}/{int(total)} 个下辖区域显著上升。" if zh else
@@ -157,12 +251,9 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     if focus and share is not None and share >= 0.5:
         out.append(f"增量的 {_pct(share)} 集中在{_place(focus, ref, lang)}。" if zh else
                    f"{_pct(share)} of the rise is in {_place(focus, ref, lang)}.")
-    rate_names = {"repeat": ("重复诉求率", "repeat rate"), "unresolved": ("未解决率", "unresolved rate"),
-                  "unsatisfied": ("不满意率", "unsatisfied rate"), "overdue": ("超期率", "overdue rate")}
-    for k, (z, e) in rate_names.items():
-        r, p0 = _num(row, f"{k}_rate"), _num(row, f"{k}_scope_rate")
-        if r is not None and p0 and r > p0 * 1.1:
-            out.append(f"{z} {_pct(r)}，高于{scope_label}平均 {_pct(p0)}。" if zh else f"{e} {_pct(r)} against {_pct(p0)} in {scope_label}.")
+    if g is not None and g > 1.2 and row.get("rise_broad") is False:
+        out.append("上升集中在个别区域，不计入本级趋势分（见苗头）。" if zh else
+                   "The rise is in one area only: not scored for this scope (see the sprouts).")
     days = _num(row, "anomalies")
     if days:
         out.append(f"本月有 {int(days)} 天检测到上升异常。" if zh else
@@ -172,6 +263,33 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
         when = month + int(_num(row, "outlook_month") or 1)
         out.append(f"按往年同期规律，预计 {when} 将达到本月的 {o:.1f} 倍：宜在高峰到来前提前部署（未诉先办）。" if zh else
                    f"Past years' pattern puts {when} at {o:.1f}x this month: act before the peak.")
+    gate = _num(row, "gate")
+    if gate is not None and gate < 1.0 and (_num(row, "p_outlook") or 0) > 0.2:
+        out.append(f"高频、难点程度不足，趋势分仅计入 {gate:.0%}。" if zh else
+                   f"Neither frequent nor hard enough: the outlook counts at {gate:.0%}.")
+    # 均衡
+    pen, why = _num(row, "balance_penalty"), _text(row, "balance_reason")
+    if pen and why:
+        nd, nf = (int(x.split(":")[1]) for x in why.split("|"))
+        out.append(f"{tag('balance')}近期选题中 {nd} 次同一牵头部门、{nf} 次同一大类，扣 {pen:.2f} 分。" if zh else
+                   f"{tag('balance')}{nd} recent choice(s) with the same lead department and {nf} in the same "
+                   f"family: {pen:.2f} off.")
+    return out
+
+
+def principle_rows(rows: Sequence[Mapping[str, Any]], ref: Reference, lang: str) -> list[dict[str, Any]]:
+    """Each candidate's contribution per principle to its score (what ``--explain`` prints)."""
+    P = PRINCIPLE_NAMES[lang]
+    out = []
+    for r in rows:
+        rec = {"candidate": label(r["candidate"], ref, lang)}
+        for p in PRINCIPLES:
+            v = _num(r, f"contrib_{p}")
+            rec[P[p]] = "—" if v is None else f"{v:.3f}"
+        pen = _num(r, "balance_penalty") or 0.0
+        rec[P["balance"]] = f"-{pen:.3f}" if pen else "0"
+        rec["score" if lang == "en" else "综合得分"] = f"{_num(r, 'score') or 0:.3f}"
+        out.append(rec)
     return out
 
 
@@ -265,6 +383,53 @@ def _followup(engine: Engine, scope: str, data: Any, ref: Reference, lang: str,
     return out
 
 
+def sprout_rows(sprouts: pd.DataFrame | None, scope: Any, ref: Reference, lang: str) -> list[dict[str, Any]]:
+    """The 苗头 list as rows: where and what, the kind, this month against the expected, and why."""
+    if sprouts is None or sprouts.empty:
+        return []
+    zh = lang == "zh"
+    out = []
+    for r in sprouts.to_dict("records"):
+        kind = r.get("sprout_kind")
+        ex = _num(r, "expected_daily")
+        avg = _num(r, "daily_avg") or 0.0
+        if kind == "peak_ahead":
+            o = _num(r, "outlook_ratio") or 0.0
+            note = (f"往年同期规律：{int(_num(r, 'outlook_month') or 1)} 个月后约为本月的 {o:.1f} 倍" if zh else
+                    f"past years: {o:.1f}x this month in {int(_num(r, 'outlook_month') or 1)} month(s)")
+        elif kind == "emerging":
+            note = "此前一年几乎没有此类诉求" if zh else "almost none in the year before"
+        else:
+            g = _num(r, "growth_ratio") or 0.0
+            note = (f"扣除波动后至少为预期的 {g:.1f} 倍" if zh else f"at least {g:.1f}x the expected beyond noise")
+            if r.get("region_level") == scope.level:
+                up, tot = _num(r, "regions_up"), _num(r, "regions_total")
+                if up and tot:
+                    note += (f"，{int(up)}/{int(tot)} 个下辖区域上升" if zh else f", rising in {int(up)} of {int(tot)} areas")
+        out.append({"candidate": label(r["candidate"], ref, lang), "kind": SPROUT_KINDS[lang].get(kind, kind),
+                    "tickets": _n(_num(r, "tickets")),
+                    "ratio": f"{avg / ex:.1f}x" if ex and ex > 0 and kind != "peak_ahead" else "—", "why": note})
+    return out
+
+
+def earlier_campaigns(chosen: str, history: Sequence[Mapping[str, Any]], row: Mapping[str, Any],
+                      region_parent: Mapping[str, str], ref: Reference, lang: str) -> list[str]:
+    """Earlier choices of the same problem in this scope, with the daily volume then and now."""
+    from proposals.rank import overlaps
+
+    out = []
+    now = _num(row, "daily_avg")
+    for h in history:
+        if not h.get("chosen") or not overlaps(chosen, h["chosen"], region_parent):
+            continue
+        then = _num(h, "daily_avg")
+        change = f"{(now / then - 1) * 100:+.0f}%" if now is not None and then else "—"
+        out.append(f"{h['month']} 选题“{label(h['chosen'], ref, lang)}”：当时日均 {_n(then)} 件，本月 {_n(now)} 件（{change}）。"
+                   if lang == "zh" else
+                   f"{h['month']}: {label(h['chosen'], ref, lang)} chosen at {_n(then)} a day; {_n(now)} a day now ({change}).")
+    return out
+
+
 def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: Reference, lang: str,
                complete: bool = True) -> View:
     t = T[lang]
@@ -326,28 +491,41 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
                            "target": (f"{tgt:+.0%}" if mdef["key"] in ("volume", "repeat_rate", "overdue_rate")
                                       else f"{tgt * 100:+.0f} 个百分点" if lang == "zh" else f"{tgt * 100:+.0f} points")})
     names_c = COMPONENT_NAMES[lang]
-    for i, cid in enumerate([chosen, *res.choice["watch"]]):
+    shown = [chosen, *res.choice["watch"]]
+    v.contributions = principle_rows([ranked.loc[c].to_dict() for c in shown], ref, lang)
+    for i, cid in enumerate(shown):
         r = ranked.loc[cid]
         rec = {"candidate": label(cid, ref, lang), t["rank"]: int(res.ranked.index[res.ranked["candidate"] == cid][0]) + 1,
                t["score"]: round(float(r["score"]), 3), t["current"]: int(r["tickets"])}
-        rec.update({names_c[c]: round(float(r[f"c_{c}"]), 2) for c in COMPONENTS})
+        rec.update({names_c[c]: "—" if not np.isfinite(float(r[f"c_{c}"])) else round(float(r[f"c_{c}"]), 2)
+                    for c in COMPONENTS})
         v.components.append(rec)
         if i:
+            lines = evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3]
             v.watch.append({"candidate": label(cid, ref, lang), "score": round(float(r["score"]), 3),
                             "tickets": float(r["tickets"]),
-                            "why": "；".join(x.rstrip("。") for x in evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3])
-                            + "。" if lang == "zh" else " ".join(evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3])})
+                            "why": "；".join(x.rstrip("。") for x in lines) + "。" if lang == "zh" else " ".join(lines)})
+    v.sprouts = sprout_rows(res.sprouts, res.scope, ref, lang)
+    v.earlier = earlier_campaigns(chosen, getattr(res, "history", []), row, data.region_parent, ref, lang)
     for cid, when in res.choice["blocked"].items():
         v.notes.append(f"{label(cid, ref, lang)}：{when} {t['blocked']}" if lang == "zh" else
                        f"{label(cid, ref, lang)}: {when}, {t['blocked']}")
     vol_target = next((float(m.get("target", -0.2)) for m in cfg.measures if m.get("key") == "volume"), -0.2)
     v.followup = _followup(engine, res.scope.code, data, ref, lang, vol_target)
-    weights = "，".join(f"{names_c[c]} {w:g}" for c, w in cfg.weights.items() if w) if lang == "zh" else \
-        ", ".join(f"{c} {w:g}" for c, w in cfg.weights.items() if w)
-    v.notes.append(("得分为各分项（0-1）的加权平均，权重见 config/proposals.yaml：" + weights + "。前瞻预测按往年同期月度比例推算。")
-                   if lang == "zh" else ("The score is the weighted mean of the components (0-1), weights in "
-                                         "config/proposals.yaml: " + weights + ". The outlook applies past years' "
-                                         "month-to-month ratios to this month."))
+    v.principles = PRINCIPLES_TEXT[lang]
+    P = PRINCIPLE_NAMES[lang]
+    sep = "，" if lang == "zh" else ", "
+    weights = sep.join(f"{P[p]} {w:g}" for p, w in cfg.principles.items())
+    bal = cfg.balance
+    v.notes.append((f"得分 = 各原则得分（0-1）按权重（{weights}）加权平均，减去均衡扣分（同一牵头部门每次 {bal['same_department']:g}、"
+                    f"同一大类每次 {bal['same_family']:g}，看近 {int(bal['last_choices'])} 次选题）；数据源未提供的分项不计入。"
+                    "权重与分项见 config/proposals.yaml 和 docs/PROPOSALS.md。前瞻预测按往年同期月度比例推算。")
+                   if lang == "zh" else
+                   (f"Score = the principles (0-1) weighted ({weights}), less the balance penalty "
+                    f"({bal['same_department']:g} per recent choice with the same lead department, "
+                    f"{bal['same_family']:g} per one in the same family, over the last {int(bal['last_choices'])}); "
+                    "a component the source cannot give is left out. Weights and components: config/proposals.yaml "
+                    "and docs/PROPOSALS.md. The outlook applies past years' month-to-month ratios to this month."))
     return v
 
 
@@ -359,6 +537,8 @@ def render_markdown(v: View) -> str:
     lines = [f"# {v.title}", ""]
     lines += [f"- **{k}**：{md(val)}" if v.lang == "zh" else f"- **{k}**: {md(val)}" for k, val in v.head.items()]
     lines += ["", f"## {t['why']}", *[f"- {x}" for x in v.why]]
+    if v.earlier:
+        lines += ["", f"**{t['earlier']}**", *[f"- {x}" for x in v.earlier]]
     if v.districts:
         lines += ["", f"## {t['districts']}", "", "| | " + t["current"] + " | " + t["change"] + " |", "|---|---:|---:|"]
         lines += [f"| {d['name']} | {_n(d['tickets'])} | {_pct(d['change'])} |" for d in v.districts[:12]]
@@ -379,9 +559,21 @@ def render_markdown(v: View) -> str:
     if v.watch:
         lines += ["", f"## {t['watch']}", *[f"- {w['candidate']}（{w['score']}）：{w['why']}" if v.lang == "zh" else
                                               f"- {w['candidate']} ({w['score']}): {w['why']}" for w in v.watch]]
+    lines += ["", f"## {t['sprouts']}", ""]
+    if v.sprouts:
+        lines += [f"| {t['candidate']} | {t['kind']} | {t['current']} | × | {t['why']} |", "|---|---|---:|---:|---|"]
+        lines += [f"| {r['candidate']} | {r['kind']} | {r['tickets']} | {r['ratio']} | {r['why']} |" for r in v.sprouts]
+        lines += ["", t["sprout_note"]]
+    else:
+        lines += [t["sprout_none"]]
+    if v.contributions:
+        keys = [k for k in v.contributions[0] if k != "candidate"]
+        lines += ["", f"## {t['components']}", "", "| " + " | ".join([t["candidate"], *keys]) + " |",
+                  "|" + "---|" * (len(keys) + 1)]
+        lines += ["| " + " | ".join([c["candidate"], *[str(c[k]) for k in keys]]) + " |" for c in v.contributions]
     if v.components:
         keys = [k for k in v.components[0] if k not in ("candidate",)]
-        lines += ["", f"## {t['components']}", "", "| " + " | ".join([t["candidate"], *keys]) + " |",
+        lines += ["", "", "| " + " | ".join([t["candidate"], *keys]) + " |",
                   "|" + "---|" * (len(keys) + 1)]
         lines += ["| " + " | ".join([c["candidate"], *[str(c[k]) for k in keys]]) + " |" for c in v.components]
     if v.followup:
@@ -389,8 +581,10 @@ def render_markdown(v: View) -> str:
         lines += [f"| {f['month']} {f['issue']} | {_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · {_pct(f['then_sat'])} "
                   f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | {_pct(f['change'])} {f['verdict']} |"
                   for f in v.followup]
-    if v.notes:
-        lines += ["", f"## {t['method']}", *[f"- {md(n)}" for n in v.notes]]
+    if v.notes or v.principles:
+        lines += ["", f"## {t['method']}", *([f"- **{t['principles']}**：{v.principles}" if v.lang == "zh" else
+                                              f"- **{t['principles']}**: {v.principles}"] if v.principles else []),
+                  *[f"- {md(n)}" for n in v.notes]]
     return mask_outgoing("\n".join(lines) + "\n")
 
 
@@ -404,6 +598,8 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
         parts.append(f'<p class="meta"><a href="{e(other_lang_href)}">{"English" if v.lang == "zh" else "中文"}</a></p>')
     parts.append(table([{"k": k, "v": defang(val)} for k, val in v.head.items()], [("k", ""), ("v", "")]))
     parts.append(f"<h2>{e(t['why'])}</h2><ul class=\"why\">" + "".join(f"<li>{e(x)}</li>" for x in v.why) + "</ul>")
+    if v.earlier:
+        parts.append(f"<p><b>{e(t['earlier'])}</b></p><ul>" + "".join(f"<li>{e(x)}</li>" for x in v.earlier) + "</ul>")
     if v.charts:
         parts.append(f"<h2>{e(t['charts'])}</h2>" + "".join(f'<div class="chart">{c}</div>' for c in v.charts))
     if v.districts:
@@ -427,9 +623,17 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
     if v.watch:
         parts.append(f"<h2>{e(t['watch'])}</h2>" + table(v.watch, [("candidate", t["candidate"]), ("score", t["score"]),
                                                                    ("tickets", t["current"]), ("why", t["why"])]))
+    parts.append(f"<h2>{e(t['sprouts'])}</h2>" + (table(v.sprouts, [("candidate", t["candidate"]), ("kind", t["kind"]),
+                                                                   ("tickets", t["current"]), ("ratio", "×"),
+                                                                   ("why", t["why"])])
+                                                    + f"<p class=\"meta\">{e(t['sprout_note'])}</p>" if v.sprouts
+                                                    else f"<p>{e(t['sprout_none'])}</p>"))
+    if v.contributions:
+        parts.append(f"<h2>{e(t['components'])}</h2>" + table(v.contributions, [(k, k if k != "candidate" else t["candidate"])
+                                                                                for k in v.contributions[0]]))
     if v.components:
         keys = list(v.components[0])
-        parts.append(f"<h2>{e(t['components'])}</h2>" + table(v.components, [(k, k if k != "candidate" else t["candidate"])
+        parts.append(table(v.components, [(k, k if k != "candidate" else t["candidate"])
                                                                              for k in keys]))
     if v.followup:
         parts.append(f"<h2>{e(t['followup'])}</h2>" + table(
@@ -437,8 +641,11 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
               f"{_pct(f['then_sat'])}", "now": f"{_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])}",
               "verdict": f"{_pct(f['change'])} {f['verdict']}"} for f in v.followup],
             [("issue", ""), ("then", t["then"]), ("now", t["now"]), ("verdict", t["change"])]))
-    if v.notes:
-        parts.append(f"<h2>{e(t['method'])}</h2><ul>" + "".join(f"<li>{inert_html(n)}</li>" for n in v.notes) + "</ul>")
+    if v.notes or v.principles:
+        parts.append(f"<h2>{e(t['method'])}</h2><ul>"
+                     + (f"<li><b>{e(t['principles'])}</b>{'：' if v.lang == 'zh' else ': '}{e(v.principles)}</li>"
+                        if v.principles else "")
+                     + "".join(f"<li>{inert_html(n)}</li>" for n in v.notes) + "</ul>")
     return page(v.title, "".join(str(p) for p in parts), lang="zh-CN" if v.lang == "zh" else "en")
 
 

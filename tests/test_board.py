@@ -80,7 +80,8 @@ def test_board_opens_in_chromium_with_alerts_charts_and_chinese(board):
         assert browser.evaluate("document.querySelectorAll('#alert-charts svg.chart').length") == 2
         assert browser.evaluate("document.querySelectorAll('#alert-charts svg.chart g.alert').length") >= 2
         assert browser.evaluate("document.querySelectorAll('#forecast svg.chart polygon.band').length") >= 1
-        assert "深圳市·" in browser.evaluate("document.querySelector('#proposal').innerText")
+        # the province's issue is a province-wide problem (每月一题 scope rules), not one city's
+        assert "广东省·" in browser.evaluate("document.querySelector('#proposal').innerText")
         resources = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
         assert all(r.startswith(("file:", "data:")) for r in resources), resources
         # Chinese glyphs are drawn with a CJK font: the heading, the table and the chart texts
