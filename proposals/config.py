@@ -47,12 +47,19 @@ class ProposalsConfigError(ValueError):
     pass
 
 
-def _weights(doc: Any, path: str, where: str, known: tuple[str, ...] | list[str]) -> dict[str, float]:
+def _only_known(doc: Any, path: str, where: str, known: Any, what: str = "a mapping", hint: str = "") -> None:
+    """``doc`` is a mapping whose keys are all in ``known``; else a ConfigError naming the file,
+    the place and the keys it knows."""
+    at = f"{path}: {where}: " if where else f"{path}: "
     if not isinstance(doc, dict):
-        raise ProposalsConfigError(f"{path}: {where}: expected a mapping of name: weight, got {doc!r}")
+        raise ProposalsConfigError(f"{at}expected {what}, got {doc!r}")
     unknown = sorted(set(doc) - set(known))
     if unknown:
-        raise ProposalsConfigError(f"{path}: {where}: unknown key(s) {unknown}; known: {list(known)}")
+        raise ProposalsConfigError(f"{at}unknown key(s) {unknown}{hint}; known: {sorted(known)}")
+
+
+def _weights(doc: Any, path: str, where: str, known: tuple[str, ...] | list[str]) -> dict[str, float]:
+    _only_known(doc, path, where, known, "a mapping of name: weight")
     out = {}
     for k, v in doc.items():
         try:
@@ -90,20 +97,15 @@ class ProposalsConfig:
     @classmethod
     def from_dict(cls, doc: dict[str, Any], path: str = "proposals.yaml") -> "ProposalsConfig":
         known = {"language", "principles", "components", "balance", "scoring", "cooperating", "actions", "measures"}
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            hint = " (`weights` became `principles` and `components`: see docs/PROPOSALS.md)" if "weights" in unknown else ""
-            raise ProposalsConfigError(f"{path}: unknown key(s) {unknown}{hint}; known: {sorted(known)}")
+        hint = (" (`weights` became `principles` and `components`: see docs/PROPOSALS.md)"
+                if isinstance(doc, dict) and "weights" in doc else "")
+        _only_known(doc, path, "", known, hint=hint)
         principles = {**DEFAULT_PRINCIPLES, **_weights(doc.get("principles") or {}, path, "principles",
                                                         tuple(PRINCIPLES))}
         if sum(principles.values()) <= 0:
             raise ProposalsConfigError(f"{path}: principles: not all zero")
         comp_doc = doc.get("components") or {}
-        if not isinstance(comp_doc, dict):
-            raise ProposalsConfigError(f"{path}: components: expected a mapping by principle")
-        bad = sorted(set(comp_doc) - set(PRINCIPLES))
-        if bad:
-            raise ProposalsConfigError(f"{path}: components: unknown principle(s) {bad}; known: {list(PRINCIPLES)}")
+        _only_known(comp_doc, path, "components", PRINCIPLES, "a mapping by principle")
         components = {}
         for p, names in PRINCIPLES.items():
             given = _weights(comp_doc.get(p) or {}, path, f"components.{p}", names)
@@ -113,9 +115,7 @@ class ProposalsConfig:
             components[p] = w
         balance = {**DEFAULT_BALANCE, **_weights(doc.get("balance") or {}, path, "balance", tuple(DEFAULT_BALANCE))}
         scoring_doc = doc.get("scoring") or {}
-        unknown = sorted(set(scoring_doc) - set(DEFAULT_SCORING))
-        if unknown:
-            raise ProposalsConfigError(f"{path}: scoring: unknown key(s) {unknown}")
+        _only_known(scoring_doc, path, "scoring", DEFAULT_SCORING)
         scoring = {**DEFAULT_SCORING, **scoring_doc}
         levels = scoring["candidate_levels"]
         if not isinstance(levels, list) or not levels or set(levels) - {"l1", "l2"}:

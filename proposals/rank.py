@@ -268,8 +268,10 @@ def score_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series,
     for comp_name, (num, den, complement) in RATES.items():
         out[f"{comp_name}_rate"] = np.nan
         out[f"{comp_name}_scope_rate"] = np.nan
-        if not tot[den] > 0 or (complement and not tot["n_closed"] > 0):
-            continue  # the source does not report it (counts-only history): unknown, not zero
+        if not tot[den] > 0 or (complement and not (tot["n_closed"] > 0 and tot[num] > 0)):
+            # the source does not report it (counts-only history, or no closed ticket of the scope
+            # ever marked resolved: a source without the field): unknown, not zero
+            continue
         n_num = cc[num] if not complement else cc[den] - cc[num]
         p0_num = tot[num] if not complement else tot[den] - tot[num]
         p0 = p0_num / tot[den]
@@ -586,11 +588,18 @@ def choose(ranked: pd.DataFrame, cfg: ProposalsConfig, previous: Sequence[Mappin
     sc = cfg.scoring
     blocked: dict[str, str] = {}
     now_avg = dict(zip(ranked["candidate"], ranked["daily_avg"]))
-    # a previous choice holds back everything overlapping it, unless that issue itself worsened
+    now_n = dict(zip(ranked["candidate"], ranked["tickets"])) if "tickets" in ranked else {}
+    # a previous choice holds back everything overlapping it, unless that issue itself worsened:
+    # its daily volume up by worsened_ratio at the lower 2-sigma bound of the two months' counting
+    # noise (110 -> 139 tickets is not worse; 100 -> 200 is)
     holding = []
     for p in previous:
         then, now = float(p.get("daily_avg") or 0), now_avg.get(p.get("chosen"))
-        worsened = bool(then) and now is not None and now >= float(sc["worsened_ratio"]) * then
+        worsened = False
+        if then and now is not None:
+            n_now, n_then = float(now_n.get(p.get("chosen")) or 0), float(p.get("tickets") or 0)
+            noise = math.sqrt(1.0 / max(n_now, 1.0) + (1.0 / n_then if n_then > 0 else 0.0))
+            worsened = now / then * math.exp(-2.0 * noise) >= float(sc["worsened_ratio"])
         if p.get("chosen") and not worsened:
             holding.append(p)
     for cid in ranked["candidate"]:

@@ -29,7 +29,7 @@ LANGS = ("zh", "en")
 T = {
     "zh": {
         "doc": "每月一题建议", "data": "数据月份", "for": "建议专项治理月份", "issue": "建议选题", "score": "综合得分",
-        "why": "为什么选它：四项原则", "charts": "图表", "districts": "涉及区域", "streets": "集中街道", "samples": "典型诉求（已脱敏）",
+        "why": "为什么选它：四项原则", "basis": "依据", "charts": "图表", "districts": "涉及区域", "streets": "集中街道", "samples": "典型诉求（已脱敏）",
         "depts": "责任部门", "lead": "牵头部门", "coop": "配合部门", "actions": "建议举措", "measures": "跟踪指标",
         "watch": "备选问题（观察名单）", "components": "评分构成", "followup": "往期选题跟踪", "method": "方法说明",
         "override": "分析员改选", "model": "模型推荐", "blocked": "近期已选、未见恶化，本月不再推荐",
@@ -45,7 +45,7 @@ T = {
     },
     "en": {
         "doc": "Issue of the month proposal", "data": "Data month", "for": "Governance month", "issue": "Proposed issue",
-        "score": "Score", "why": "Why this issue: the four principles", "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
+        "score": "Score", "why": "Why this issue: the four principles", "basis": "Evidence", "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
         "samples": "Sample requests (personal data masked)", "depts": "Departments", "lead": "Lead department",
         "coop": "Cooperating departments", "actions": "Suggested actions", "measures": "Measures to track",
         "watch": "Runner-ups (watch list)", "components": "Score components", "followup": "Follow-up of earlier issues",
@@ -502,7 +502,7 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         v.components.append(rec)
         if i:
             lines = evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3]
-            v.watch.append({"candidate": label(cid, ref, lang), "score": round(float(r["score"]), 3),
+            v.watch.append({"candidate": label(cid, ref, lang), "score": f"{float(r['score']):.3f}",
                             "tickets": float(r["tickets"]),
                             "why": "；".join(x.rstrip("。") for x in lines) + "。" if lang == "zh" else " ".join(lines)})
     v.sprouts = sprout_rows(res.sprouts, res.scope, ref, lang)
@@ -561,7 +561,7 @@ def render_markdown(v: View) -> str:
                                               f"- {w['candidate']} ({w['score']}): {w['why']}" for w in v.watch]]
     lines += ["", f"## {t['sprouts']}", ""]
     if v.sprouts:
-        lines += [f"| {t['candidate']} | {t['kind']} | {t['current']} | × | {t['why']} |", "|---|---|---:|---:|---|"]
+        lines += [f"| {t['candidate']} | {t['kind']} | {t['current']} | × | {t['basis']} |", "|---|---|---:|---:|---|"]
         lines += [f"| {r['candidate']} | {r['kind']} | {r['tickets']} | {r['ratio']} | {r['why']} |" for r in v.sprouts]
         lines += ["", t["sprout_note"]]
     else:
@@ -622,10 +622,10 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
                                                                          ("target", t["target"])]))
     if v.watch:
         parts.append(f"<h2>{e(t['watch'])}</h2>" + table(v.watch, [("candidate", t["candidate"]), ("score", t["score"]),
-                                                                   ("tickets", t["current"]), ("why", t["why"])]))
+                                                                   ("tickets", t["current"]), ("why", t["basis"])]))
     parts.append(f"<h2>{e(t['sprouts'])}</h2>" + (table(v.sprouts, [("candidate", t["candidate"]), ("kind", t["kind"]),
                                                                    ("tickets", t["current"]), ("ratio", "×"),
-                                                                   ("why", t["why"])])
+                                                                   ("why", t["basis"])])
                                                     + f"<p class=\"meta\">{e(t['sprout_note'])}</p>" if v.sprouts
                                                     else f"<p>{e(t['sprout_none'])}</p>"))
     if v.contributions:

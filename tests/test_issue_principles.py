@@ -202,3 +202,70 @@ def test_balance_no_lead_department_more_than_three_times_in_twelve_months(world
         assert len(ids) == 12
         by_dept = collections.Counter(depts[parse_id(c)[3]] for c in ids)
         assert max(by_dept.values()) <= 3, (scope, by_dept, ids)
+
+
+def _synthetic(resolved_share: float):
+    """A city of two districts, two categories, 13 months of 300 and 100 tickets a month per
+    district, every ticket closed; ``resolved_share`` of them marked resolved (0: the source has
+    no resolution field)."""
+    from proposals.rank import candidate_id
+
+    months = pd.period_range("2025-06", "2026-06", freq="M")
+    rows = []
+    for m in months:
+        for region_level, code, k in (("city", "C", 2), ("district", "D1", 1), ("district", "D2", 1)):
+            for cat_level, cat, n in (("l2", "a.x", 300 * k), ("l2", "b.y", 100 * k), ("all", "*", 400 * k)):
+                rows.append({"series_id": candidate_id(region_level, code, cat_level, cat), "region_level": region_level,
+                             "region_code": code, "category_level": cat_level, "category_code": cat, "month": m,
+                             "n_tickets": n, "n_closed": n, "n_overdue": 0, "n_repeat": 0, "n_rated": 0,
+                             "n_unsatisfied": 0, "n_resolved": round(n * resolved_share)})
+    monthly = pd.DataFrame(rows)
+    last = months[-1]
+    days = pd.date_range(last.start_time, last.end_time, freq="D")
+    daily = pd.DataFrame([{"series_id": s, "ds": d, "y": n / len(days)} for s, n in
+                          monthly[monthly["month"] == last][["series_id", "n_tickets"]].itertuples(index=False)
+                          for d in days])
+    coverage = pd.Series({m: m.days_in_month for m in months})
+    return monthly, daily, coverage, last
+
+
+@pytest.mark.parametrize("resolved_share", [0.0, 0.9])
+def test_an_outcome_the_source_does_not_report_is_unknown_not_zero(resolved_share):
+    """NYC's export has closing dates but no resolution: every closed ticket then reads as
+    unresolved, the scope's rate is 100% and each candidate's ratio 1, which would score every
+    problem 0 on 难点 instead of leaving the component out."""
+    from proposals.rank import Scope, score_scope
+
+    monthly, daily, coverage, month = _synthetic(resolved_share)
+    cfg = ProposalsConfig.from_dict({})
+    out = score_scope(monthly, daily, coverage, month, Scope("C", "city", ("D1", "D2")), cfg).candidates
+    assert len(out) == 2
+    if resolved_share == 0.0:
+        assert out["c_unresolved"].isna().all() and out["unresolved_rate"].isna().all()
+        assert out["p_hard"].isna().all()  # nothing known about hardness: the principle is left out
+        # ... and the score is the mean over the principles that are known
+        known = sum(cfg.principles[p] for p in ("frequency", "continuity", "outlook"))
+        top = out.iloc[0]
+        assert top["score_base"] == pytest.approx((top["contrib_frequency"] + top["contrib_continuity"]
+                                                   + top["contrib_outlook"]))
+        assert top["contrib_frequency"] == pytest.approx(cfg.principles["frequency"] * top["p_frequency"] / known)
+    else:
+        assert out["c_unresolved"].notna().all() and (out["unresolved_rate"].round(3) == 0.1).all()
+
+
+def test_an_issue_chosen_last_month_is_held_back_unless_worse_beyond_noise():
+    """The cool-down's "unless it worsened": 110 -> 139 tickets (1.26x) is within counting noise and
+    stays held back; 100 -> 200 is worse and may be chosen again."""
+    from proposals.rank import choose
+
+    cfg = ProposalsConfig.from_dict({})
+    issue, other = "city:C|l2:a.x", "city:C|l2:b.y"
+    ranked = pd.DataFrame({"candidate": [issue, other], "tickets": [139.0, 50.0], "daily_avg": [139 / 31, 50 / 31]})
+    prev = [{"month": "2026-05", "chosen": issue, "tickets": 110, "daily_avg": 110 / 31}]
+    out = choose(ranked, cfg, prev, {}, {})
+    assert out["chosen"] == other and out["blocked"] == {issue: "2026-05"}
+    ranked["tickets"] = [200.0, 50.0]
+    ranked["daily_avg"] = [200 / 31, 50 / 31]
+    prev[0].update(tickets=100, daily_avg=100 / 31)
+    out = choose(ranked, cfg, prev, {}, {})
+    assert out["chosen"] == issue and out["blocked"] == {}

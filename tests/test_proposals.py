@@ -171,6 +171,8 @@ def test_weights_come_from_config_and_change_the_ranking(fresh, ref):
         ProposalsConfig.from_dict({"weights": {"volume": 1.0}}, "config/proposals.yaml")
     with pytest.raises(ProposalsConfigError, match="principles: unknown key.*balanse"):
         ProposalsConfig.from_dict({"principles": {"balanse": 1.0}}, "config/proposals.yaml")
+    with pytest.raises(ProposalsConfigError, match=r"scoring: unknown key\(s\) \['min_ticket'\]; known: .*'min_tickets'"):
+        ProposalsConfig.from_dict({"scoring": {"min_ticket": 5}}, "config/proposals.yaml")
 
 
 def test_overlap_rules():
