@@ -94,7 +94,8 @@ def read_month(engine: Engine, month: pd.Period, ref: Reference, province_code: 
     return MonthData(month, monthly, panel.read_days(engine, month, province_code, day_levels),
                      panel.coverage(engine, first, month, province_code),
                      panel.anomaly_counts(engine, month, province_code), parent,
-                     panel.handling(engine, month - 11, month, province_code))
+                     panel.handling(engine, month - 11, month, province_code,
+                                    ref.regions.province(province_code).timezone))
 
 
 def previous_choices(engine: Engine, scope: str, month: pd.Period, months: int) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 import pandas as pd
-from sqlalchemy import Engine, and_, distinct, extract, func, or_, select
+from sqlalchemy import Engine, and_, case, distinct, extract, func, literal, or_, select
 from sqlalchemy import text as text_
 
 from hotline.pii import mask_outgoing
@@ -140,25 +140,34 @@ def top_streets(engine: Engine, cid: tuple[str, str, str, str], month: pd.Period
         return [(str(s), int(k)) for s, k in conn.execute(q)]
 
 
-def _handling_days(engine: Engine):
-    """Days from receipt to closing, as a SQL expression on this dialect."""
+def _handling_days(engine: Engine, as_of: dt.datetime):
+    """Days from receipt to closing, or to ``as_of`` for a ticket not closed by then, as a SQL
+    expression on this dialect."""
     t = tickets.c
+    end = case((or_(t.closed_at.is_(None), t.closed_at > as_of), literal(as_of, t.closed_at.type)),
+               else_=t.closed_at)
     if engine.dialect.name == "sqlite":
-        return func.julianday(t.closed_at) - func.julianday(t.received_at)
+        return func.julianday(end) - func.julianday(t.received_at)
     if engine.dialect.name in ("mysql", "mariadb"):
-        return func.timestampdiff(text_("SECOND"), t.received_at, t.closed_at) / 86400.0
-    return extract("epoch", t.closed_at - t.received_at) / 86400.0
+        return func.timestampdiff(text_("SECOND"), t.received_at, end) / 86400.0
+    return extract("epoch", end - t.received_at) / 86400.0
 
 
-def handling(engine: Engine, first: pd.Period, last: pd.Period, province_code: str) -> pd.DataFrame:
-    """``series_id, n_handled, handling_days`` (the sum of days from receipt to closing) of the
-    tickets received in the months ``first``..``last`` and closed, for the province, its cities and
-    districts, at every category level: what 'long handling times' are measured on."""
+def handling(engine: Engine, first: pd.Period, last: pd.Period, province_code: str,
+             timezone: str = "Asia/Shanghai") -> pd.DataFrame:
+    """``series_id, n_handled, handling_days`` of the tickets received in the months
+    ``first``..``last``, for the province, its cities and districts, at every category level: what
+    'long handling times' are measured on. As the office saw it at the end of ``last`` (in the
+    province's ``timezone``): a ticket closed later, or not yet, counts its days open so far, so a
+    problem whose tickets stay open is not made to look fast by leaving them out, and a month's
+    figure does not change when it is re-run later."""
     t = tickets.c
-    days = _handling_days(engine)
+    as_of = (last + 1).start_time.tz_localize(timezone).tz_convert("UTC").to_pydatetime()
+    days = _handling_days(engine, as_of)
     q = (select(t.city_code, t.district_code, t.category_l2, func.count(), func.sum(days))
          .where(t.province_code == province_code, t.received_date >= first.start_time.date(),
-                t.received_date <= last.end_time.date(), t.closed_at.is_not(None), t.closed_at >= t.received_at)
+                t.received_date <= last.end_time.date(), t.received_at < as_of,
+                or_(t.closed_at.is_(None), t.closed_at >= t.received_at))
          .group_by(t.city_code, t.district_code, t.category_l2))
     with engine.connect() as conn:
         df = pd.DataFrame(conn.execute(q).all(), columns=["city", "district", "l2", "n_handled", "handling_days"])

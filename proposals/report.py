@@ -496,8 +496,8 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
     for i, cid in enumerate(shown):
         r = ranked.loc[cid]
         rec = {"candidate": label(cid, ref, lang), t["rank"]: int(res.ranked.index[res.ranked["candidate"] == cid][0]) + 1,
-               t["score"]: round(float(r["score"]), 3), t["current"]: int(r["tickets"])}
-        rec.update({names_c[c]: "—" if not np.isfinite(float(r[f"c_{c}"])) else round(float(r[f"c_{c}"]), 2)
+               t["score"]: f"{float(r['score']):.3f}", t["current"]: int(r["tickets"])}
+        rec.update({names_c[c]: "—" if not np.isfinite(float(r[f"c_{c}"])) else f"{float(r[f'c_{c}']):.2f}"
                     for c in COMPONENTS})
         v.components.append(rec)
         if i:

@@ -498,9 +498,21 @@ def test_propose_stores_and_reads_back_on_both_dialects(engine, ref, cfg, tmp_pa
             for i, (cat, days) in enumerate([("housing.property_service", 2), ("housing.property_service", 4),
                                              ("housing.property_service", 6.5), ("transport.parking", 1),
                                              ("transport.parking", 1)])])
+        # as the office saw it at the end of February (Beijing time, 2026-02-28 16:00 UTC): a ticket
+        # closed in March and one still open count their days open so far (2 and 8)
+        end = dt.datetime(2026, 2, 28, 16, 0, tzinfo=utc)
+        conn.execute(insert(tickets), [
+            {"ticket_id": f"W{i}", "source": "test", "received_at": end - dt.timedelta(days=d),
+             "received_date": (end - dt.timedelta(days=d)).date(), "channel": "phone", "province_code": "440000",
+             "city_code": "440400", "district_code": "440402", "category_l1": "utilities",
+             "category_l2": "utilities.water_supply", "status": st, "is_repeat": False, "updated_at": end,
+             "closed_at": closed} for i, (d, st, closed) in enumerate([(2, "closed", end + dt.timedelta(days=20)),
+                                                                     (8, "processing", None)])])
     h = handling(engine, pd.Period("2026-02", "M"), pd.Period("2026-02", "M"), "440000").set_index("series_id")
     assert h.loc[sid, "n_handled"] == 3 and h.loc[sid, "handling_days"] == pytest.approx(12.5)
-    assert h.loc["city:440400|all:*", "n_handled"] == 5 and h.loc["city:440400|all:*", "handling_days"] == pytest.approx(14.5)
+    water = h.loc["city:440400|l2:utilities.water_supply"]
+    assert water["n_handled"] == 2 and water["handling_days"] == pytest.approx(10.0)
+    assert h.loc["city:440400|all:*", "n_handled"] == 7 and h.loc["city:440400|all:*", "handling_days"] == pytest.approx(24.5)
     assert h.loc["province:440000|l1:housing", "handling_days"] == pytest.approx(12.5)
     an = anomaly_counts(engine, pd.Period("2026-02", "M"), "440000")
     assert an[["region_code", "category_code", "severity"]].values.tolist() == [["440400", "housing.property_service", "red"]]
@@ -513,7 +525,7 @@ def test_propose_stores_and_reads_back_on_both_dialects(engine, ref, cfg, tmp_pa
     assert row["candidates"][0]["candidate"] == res[0].ranked.iloc[0]["candidate"]
     housing = res[0].ranked.set_index("candidate").loc[sid]  # one day, red (the worst of the two detectors)
     assert (housing["anomalies"], housing["anomaly_points"]) == (1, 3)
-    assert housing["handling_days"] == pytest.approx(12.5 / 3) and housing["handling_scope_days"] == pytest.approx(2.9)
+    assert housing["handling_days"] == pytest.approx(12.5 / 3) and housing["handling_scope_days"] == pytest.approx(3.5)
     assert housing["c_long_handling"] > 0  # slower than the city's requests: a hard problem
     propose(engine, month, ref, cfg, "440000", tmp_path, cities=["440400"])  # a rerun updates the row
     assert len(stored_month(engine, month)) == 1
