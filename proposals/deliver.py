@@ -17,7 +17,7 @@ from alerts.config import AlertsConfig
 from alerts.notify import queue_reports, report_link
 from alerts.render import Message, report_message
 from hotline.reference import Reference
-from proposals.report import evidence_lines, label
+from proposals.report import SPROUT_KINDS, evidence_lines, label
 
 
 def proposal_link(cfg: AlertsConfig, var_dir: Path, rec: Mapping[str, Any], lang: str) -> str:
@@ -34,13 +34,19 @@ def _message(rec: Mapping[str, Any], ref: Reference, lang: str, receiver_name: s
     scope_label = ref.regions.name(rec["scope"], lang)
     why = evidence_lines(chosen, scope_label, ref, lang, month)[:6] if chosen else []
     watch = [label(c["candidate"], ref, lang) for c in rec["candidates"] if c.get("role") == "watch"][:3]
+    sprouts = [(label(c["candidate"], ref, lang), SPROUT_KINDS[lang].get(c.get("sprout_kind"), ""))
+               for c in rec["candidates"] if c.get("role") == "sprout"][:3]
     if lang == "zh":
         subject = f"【每月一题建议】{receiver_name}：{issue}（{month} 数据，{month + 1} 专项治理）"
         tail = f"观察名单：{'、'.join(watch) or '无'}"
+        if sprouts:
+            tail += f"；苗头：{'、'.join(f'{n}（{k}）' for n, k in sprouts)}"
         more = "完整建议"
     else:
         subject = f"[Issue of the month] {receiver_name}: {issue} ({month} data, for {month + 1})"
         tail = f"Watch list: {', '.join(watch) or 'none'}"
+        if sprouts:
+            tail += f"; sprouts: {', '.join(f'{n} ({k})' for n, k in sprouts)}"
         more = "Full proposal"
     return report_message(subject, why, tail, link, more)
 

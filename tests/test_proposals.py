@@ -426,6 +426,10 @@ def test_delivery_goes_through_the_outbox_once(fresh, ref, cfg, tmp_path, top):
     assert row["receiver"] == "city:440300" and row["subject"].startswith(f"【每月一题建议】深圳市12345热线中心：{top.zh}")
     notice = (tmp_path / "notices" / "2026-03-31.md").read_text(encoding="utf-8")
     assert "每月一题建议" in notice and "440300.zh.html" in notice
+    # the 苗头 ride along with the proposal, by kind
+    sprouts = [c for c in stored_month(eng, month)[0]["candidates"] if c.get("role") == "sprout"]
+    assert sprouts, "the planted March surge of 供水 is a 苗头"
+    assert f"苗头：{label(sprouts[0]['candidate'], ref, 'zh')}（" in notice
 
 
 def test_month_complete_waits_for_the_last_daily_run(fresh):
