@@ -275,11 +275,12 @@ def score_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series,
         n_num = cc[num] if not complement else cc[den] - cc[num]
         p0_num = tot[num] if not complement else tot[den] - tot[num]
         p0 = p0_num / tot[den]
+        if not (p0 > 0 and np.isfinite(p0)):
+            continue  # none in the whole scope for a year: the source does not flag it (unknown)
         rate = (n_num + k * p0) / (cc[den] + k)
         out[f"{comp_name}_rate"] = np.where(cc[den] > 0, n_num / cc[den].where(cc[den] > 0), np.nan)
         out[f"{comp_name}_scope_rate"] = p0
-        if p0 > 0 and np.isfinite(p0):
-            comp[comp_name] = ((rate / p0 - 1.0) / (float(sc["rate_full"]) - 1.0)).clip(0, 1).where(cc[den] > 0, 0.0)
+        comp[comp_name] = ((rate / p0 - 1.0) / (float(sc["rate_full"]) - 1.0)).clip(0, 1).where(cc[den] > 0, 0.0)
     out["handling_days"] = np.nan
     out["handling_scope_days"] = np.nan
     if handling is not None and not handling.empty:

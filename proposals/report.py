@@ -201,25 +201,33 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     # 难点
     rate_names = {"repeat": ("重复诉求率", "repeat rate"), "unresolved": ("未解决率", "unresolved rate"),
                   "unsatisfied": ("不满意率", "unsatisfied rate"), "overdue": ("超期率", "overdue rate")}
-    known, hard = False, []
+    hard, fine, unknown = [], [], []
     for k, (z, e) in rate_names.items():
         r, p0 = _num(row, f"{k}_rate"), _num(row, f"{k}_scope_rate")
-        if p0 is not None:
-            known = True
-        if r is not None and p0 and r > p0 * 1.1:
-            hard.append(f"{z} {_pct(r)}（{scope_label} {_pct(p0)}）" if zh else f"{e} {_pct(r)} ({scope_label} {_pct(p0)})")
+        if p0 is None:
+            unknown.append(z if zh else e)
+            continue
+        if r is None:
+            continue
+        text = f"{z} {_pct(r)}（{scope_label} {_pct(p0)}）" if zh else f"{e} {_pct(r)} ({scope_label} {_pct(p0)})"
+        (hard if p0 and r > p0 * 1.1 else fine).append(text)
     d, d0 = _num(row, "handling_days"), _num(row, "handling_scope_days")
-    if d0 is not None:
-        known = True
-        if d is not None and d > d0 * 1.1:
-            hard.append(f"平均办理 {d:.1f} 天（{scope_label} {d0:.1f} 天）" if zh else
-                        f"handled in {d:.1f} days on average ({scope_label} {d0:.1f})")
+    if d0 is None:
+        unknown.append("办理时长" if zh else "handling time")
+    elif d is not None:
+        text = (f"平均办理 {d:.1f} 天（未办结的计至月末；{scope_label} {d0:.1f} 天）" if zh else
+                f"{d:.1f} days to close on average (open ones counted to the month's end; {scope_label} {d0:.1f})")
+        (hard if d > d0 * 1.1 else fine).append(text)
+    sep = "；" if zh else "; "
     if hard:
-        out.append(tag("hard") + ("；".join(hard) + "，均为近 12 个月。" if zh else "; ".join(hard) + ", over 12 months."))
-    elif known:
-        out.append(f"{tag('hard')}办理指标与{scope_label}整体水平相当。" if zh else
-                   f"{tag('hard')}Handled about as well as {scope_label}'s requests overall.")
-    else:
+        out.append(tag("hard") + (sep.join(hard) + "，均为近 12 个月。" if zh else sep.join(hard) + ", over 12 months."))
+    elif fine:
+        out.append(f"{tag('hard')}办理指标不差于{scope_label}整体水平（近 12 个月）：{sep.join(fine)}。" if zh else
+                   f"{tag('hard')}Handled no worse than {scope_label}'s requests overall (12 months): {sep.join(fine)}.")
+    if unknown and (hard or fine):
+        out.append(f"数据源未提供{'、'.join(unknown)}，不计入难点。" if zh else
+                   f"The source does not give {', '.join(unknown)}: left out of hard problems.")
+    elif unknown:
         out.append(f"{tag('hard')}数据源未提供办理结果，本项未计入。" if zh else
                    f"{tag('hard')}The source gives no handling outcomes: not scored.")
     # 趋势
