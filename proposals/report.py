@@ -222,8 +222,9 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     if hard:
         out.append(tag("hard") + (sep.join(hard) + "，均为近 12 个月。" if zh else sep.join(hard) + ", over 12 months."))
     elif fine:
-        out.append(f"{tag('hard')}办理指标不差于{scope_label}整体水平（近 12 个月）：{sep.join(fine)}。" if zh else
-                   f"{tag('hard')}Handled no worse than {scope_label}'s requests overall (12 months): {sep.join(fine)}.")
+        out.append(f"{tag('hard')}办理指标与{scope_label}整体水平相当或更好（高出不到一成，近 12 个月）：{sep.join(fine)}。" if zh else
+                   f"{tag('hard')}Handled about as well as {scope_label}'s requests overall or better (under 10% worse, "
+                   f"12 months): {sep.join(fine)}.")
     if unknown and (hard or fine):
         out.append(f"数据源未提供{'、'.join(unknown)}，不计入难点。" if zh else
                    f"The source does not give {', '.join(unknown)}: left out of hard problems.")
