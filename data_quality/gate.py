@@ -9,6 +9,7 @@ HTML page under var/dq/<day>/, and a pipeline_runs row that says why.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from data_quality.docs import render
+from data_quality.feed_health import SUITE as FEED_SUITE
 from data_quality.feed_health import feed_health
 from data_quality.tickets_batch import SUITE, validate_batch, validate_frame
 from data_quality.verdict import Verdict, save
@@ -31,11 +33,20 @@ class DataQualityHalt(RuntimeError):
     """The gate halted the run; the message says why."""
 
 
-def _record(engine: Engine, verdict: Verdict, var_dir: Path) -> Verdict:
-    verdict.docs_path = render(verdict, Path(var_dir) / "dq" / verdict.day.isoformat())
-    save(engine, verdict)
-    rid = new_run_id(f"dq-{verdict.suite}")
-    start_run(engine, rid, f"dq_{verdict.suite}", verdict.day, {"ingest_run_id": verdict.run_id})
+def _gated(engine: Engine, suite: str, day: dt.date, ingest_run_id: str, var_dir: Path,
+           check: Callable[[], Verdict]) -> Verdict:
+    """Run one suite's ``check`` as a recorded stage (``dq_<suite>``): started before the checks run
+    (so `hotline runs` shows what they cost), finished with the verdict, its page and the reasons,
+    or as failed if the check raised."""
+    rid = new_run_id(f"dq-{suite}")
+    start_run(engine, rid, f"dq_{suite}", day, {"ingest_run_id": ingest_run_id})
+    try:
+        verdict = check()
+        verdict.docs_path = render(verdict, Path(var_dir) / "dq" / verdict.day.isoformat())
+        save(engine, verdict)
+    except Exception as exc:
+        finish_run(engine, rid, "failed", {}, f"{type(exc).__name__}: {exc}")
+        raise
     finish_run(engine, rid, "halted" if verdict.action == "halt" else "success",
                {"action": verdict.action, "quarantined": verdict.quarantined, "docs": str(verdict.docs_path)},
                "; ".join(verdict.reasons) or None)
@@ -53,9 +64,11 @@ def ingest_counts(engine: Engine, run_id: str) -> tuple[int, int]:
 
 def validate_staged(engine: Engine, ref: Reference, var_dir: Path, run_id: str, day: dt.date,
                     lookback_days: int, tz: str = "Asia/Shanghai") -> Verdict:
-    read, mapped_q = ingest_counts(engine, run_id)
-    v = validate_batch(engine, run_id, day, ref, lookback_days, read=read, mapping_quarantined=mapped_q, tz=tz)
-    return _record(engine, v, var_dir)
+    def check() -> Verdict:
+        read, mapped_q = ingest_counts(engine, run_id)
+        return validate_batch(engine, run_id, day, ref, lookback_days, read=read, mapping_quarantined=mapped_q, tz=tz)
+
+    return _gated(engine, SUITE, day, run_id, var_dir, check)
 
 
 def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date,
@@ -82,7 +95,7 @@ def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date,
 
 def check_feed(engine: Engine, ref: Reference, var_dir: Path, run_id: str, day: dt.date,
                tz: str = "Asia/Shanghai") -> Verdict:
-    return _record(engine, feed_health(engine, day, ref, run_id, tz), var_dir)
+    return _gated(engine, FEED_SUITE, day, run_id, var_dir, lambda: feed_health(engine, day, ref, run_id, tz))
 
 
 def halt_message(v: Verdict) -> str:
@@ -108,16 +121,18 @@ def validate_day(engine: Engine, ref: Reference, var_dir: Path, day: dt.date, lo
         if batch.action == "halt":
             return [batch]
     else:
-        with engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all())
-            last_day = conn.execute(select(func.max(tickets.c.received_date))).scalar_one()
-        for col in ("received_at", "closed_at", "deadline_at", "updated_at"):
-            if col in frame.columns:
-                frame[col] = pd.to_datetime(frame[col], utc=True)
-        outcomes = validate_frame(frame, engine, ref, day, lookback_days, tz, as_of_day=last_day)[0] if len(frame) else []
-        failed = [o for o in outcomes if not o.success]
-        batch = Verdict(SUITE, run_id, day, outcomes, action="warn" if failed else "continue",
-                        metrics={"rows": len(frame), "mode": "report"},
-                        reasons=[f"{o.description}：{o.unexpected_count}/{o.element_count}" for o in failed])
-        _record(engine, batch, var_dir)
+        def report() -> Verdict:
+            with engine.connect() as conn:
+                frame = pd.DataFrame(conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all())
+                last_day = conn.execute(select(func.max(tickets.c.received_date))).scalar_one()
+            for col in ("received_at", "closed_at", "deadline_at", "updated_at"):
+                if col in frame.columns:
+                    frame[col] = pd.to_datetime(frame[col], utc=True)
+            outcomes = validate_frame(frame, engine, ref, day, lookback_days, tz, as_of_day=last_day)[0] if len(frame) else []
+            failed = [o for o in outcomes if not o.success]
+            return Verdict(SUITE, run_id, day, outcomes, action="warn" if failed else "continue",
+                           metrics={"rows": len(frame), "mode": "report"},
+                           reasons=[f"{o.description}：{o.unexpected_count}/{o.element_count}" for o in failed])
+
+        batch = _gated(engine, SUITE, day, run_id, var_dir, report)
     return [batch, check_feed(engine, ref, var_dir, run_id, day, tz)]

@@ -1,5 +1,5 @@
 """The ``hotline`` command line. Every command has --help; summarising commands print a JSON
-object as their last line with --json."""
+object on stdout with --json (the words then go to stderr)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -50,6 +50,36 @@ def _month(_ctx, _param, value: str | None):
         raise click.BadParameter(str(exc)) from None
 
 
+def _city(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """--city: a city of the configured province (or several, for a repeatable option); an unknown
+    code is a usage error (exit 2) naming the known ones, not an empty answer."""
+    if value is None or value == ():
+        return value
+    from hotline.reference import load_reference
+
+    s: Settings = ctx.find_root().obj
+    prov = load_reference(s.config_dir).regions.province(s.province)
+    known = {c.code: c.zh for c in prov.cities}
+    for code in (value if isinstance(value, tuple) else (value,)):
+        if code not in known:
+            raise click.BadParameter(f"{code} is not a city of {prov.zh} ({prov.code}); its cities: "
+                                     + ", ".join(f"{k} {v}" for k, v in sorted(known.items())), ctx, param)
+    return value
+
+
+def _province(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--province: a province configured under config/regions/; else a usage error (exit 2)."""
+    if value is None:
+        return value
+    from hotline.reference import load_reference
+
+    regions = load_reference(ctx.find_root().obj.config_dir).regions
+    if regions.level_of(value) != "province":
+        known = ", ".join(f"{p.code} {p.zh}" for p in regions.provinces)
+        raise click.BadParameter(f"{value} is not a configured province (config/regions/); known: {known}", ctx, param)
+    return value
+
+
 def _fail(message: str) -> None:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
@@ -76,10 +106,12 @@ def _day_or_last(engine, s: Settings, day):
 
 
 db_option = click.option("--db", "db_url", default=None, help="Warehouse URL (default: HOTLINE_DB_URL or var/hotline.db).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON summary as the last line.")
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document on stdout (the words go to stderr).")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hotline-early-warning", prog_name="hotline")
 @click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
@@ -101,7 +133,8 @@ def init(ctx, db_url, as_json):
 
 
 @main.command()
-@click.option("--province", default="440000", show_default=True, help="Province code (config/regions/).")
+@click.option("--province", default="440000", show_default=True, callback=_province,
+              help="Province code (config/regions/).")
 @click.option("--start", callback=_date, required=True, help="First day (YYYY-MM-DD).")
 @click.option("--end", callback=_date, required=True, help="Last day (YYYY-MM-DD).")
 @click.option("--scale", type=float, default=0.01, show_default=True, help="Share of the published volumes.")
@@ -143,7 +176,8 @@ def ingest():
     """Load tickets from a source into the warehouse (idempotent; bad rows quarantined)."""
 
 
-def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_date=None, now=None):
+def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_date=None, now=None,
+                emit=True) -> tuple[dict[str, Any], list[str]]:
     from hotline.reference import ConfigError, load_mapping, load_reference
     from ingestion.canonical import SourceFormatError, TicketMapper
     from ingestion.pipeline import ingest as run
@@ -166,7 +200,9 @@ def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_d
     lines += [f"  note: {n}" for n in summary.notes]
     if getattr(source, "detected_encoding", None):
         d["encoding"] = source.detected_encoding
-    _emit(d, as_json, lines)
+    if emit:
+        _emit(d, as_json, lines)
+    return d, lines
 
 
 @ingest.command("csv")
@@ -223,7 +259,7 @@ def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, db_url
 @click.option("--date", "day", callback=_date, default=None, help="Daily mode: this day plus the look-back window.")
 @click.option("--start", callback=_date, default=None, help="Range mode: first day.")
 @click.option("--end", callback=_date, default=None, help="Range mode: last day.")
-@click.option("--province", default=None)
+@click.option("--province", default=None, callback=_province, help="Province code (config/regions/).")
 @click.option("--seed", type=int, default=None)
 @click.option("--scale", type=float, default=None)
 @click.option("--no-aggregate", is_flag=True)
@@ -412,8 +448,11 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
     start = end - dt.timedelta(days=days)
     last = end - dt.timedelta(days=1)
     labels = write_labels(gen.labels(start, end), s.var_dir / "labels.csv")
-    click.echo(f"demo: generating {gen.province.zh} ({gen.province.code}) {start} .. {last}, scale {gen.scale}"
-               f", seed {gen.seed}")
+    say = lambda line: click.echo(line, err=as_json)  # noqa: E731 - words to stderr under --json
+    say(f"demo: generating {gen.province.zh} ({gen.province.code}) {start} .. {last}, scale {gen.scale}"
+        f", seed {gen.seed}")
+    payload: dict[str, Any] = {"province": gen.province.code, "start": str(start), "end": str(last),
+                               "scale": gen.scale, "seed": gen.seed, "labels": str(labels)}
     if counts_only:
         from warehouse.aggregate import load_counts
         from warehouse.db import connect, migrate
@@ -422,8 +461,8 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
         migrate(engine)
         t0 = time.perf_counter()
         rows = load_counts(engine, *gen.counts(start, last))
-        _emit({"daily_count_rows": rows, "start": str(start), "end": str(last), "labels": str(labels)}, as_json,
-              [f"daily_counts: {rows} rows for {start} .. {last} in {time.perf_counter() - t0:.1f} s (counts only)"])
+        payload["daily_count_rows"] = rows
+        say(f"daily_counts: {rows} rows for {start} .. {last} in {time.perf_counter() - t0:.1f} s (counts only)")
     else:
         first_ticket_day = start
         if ticket_days is not None and 0 < ticket_days < days:
@@ -435,10 +474,14 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
             migrate(engine)
             t0 = time.perf_counter()
             rows = load_counts(engine, *gen.counts(start, first_ticket_day - dt.timedelta(days=1)))
-            click.echo(f"daily_counts: {rows} rows for {start} .. {first_ticket_day - dt.timedelta(days=1)} in "
-                       f"{time.perf_counter() - t0:.1f} s (ticket counts only); tickets from {first_ticket_day}")
-        _run_ingest(ctx, GeneratorSource(gen, first_ticket_day, last), "generator", db_url, as_json, True)
-    click.echo(f"labels: {labels}")
+            payload["daily_count_rows"] = rows
+            say(f"daily_counts: {rows} rows for {start} .. {first_ticket_day - dt.timedelta(days=1)} in "
+                f"{time.perf_counter() - t0:.1f} s (ticket counts only); tickets from {first_ticket_day}")
+        payload["ingest"], lines = _run_ingest(ctx, GeneratorSource(gen, first_ticket_day, last), "generator", db_url,
+                                               as_json, True, emit=False)
+        for line in lines:
+            say(line)
+    say(f"labels: {labels}")
     if detect_days > 0:
         from detectors.backtest import replay_into_warehouse
         from hotline.reference import load_reference
@@ -448,8 +491,10 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
         first = last - dt.timedelta(days=detect_days - 1)
         n = replay_into_warehouse(connect(s.db_url), first, last, s.config_dir, load_reference(s.config_dir),
                                   gen.province.code)
-        click.echo(f"detection replayed for {first} .. {last}: {n} anomalies stored in "
-                   f"{time.perf_counter() - t0:.0f} s")
+        payload["detection"] = {"first": str(first), "last": str(last), "anomalies": n}
+        say(f"detection replayed for {first} .. {last}: {n} anomalies stored in {time.perf_counter() - t0:.0f} s")
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, default=str))
 
 
 def _anomaly_line(a: dict, ref, with_day: bool = False) -> str:
@@ -524,7 +569,7 @@ def summary(ctx, day, db_url, as_json):
 @click.option("--max-false", "max_false", type=float, default=1.0, show_default=True,
               help="With --sweep: the best setting is the highest F1 with at most this many false alerts per "
                    "district office and month.")
-@click.option("--province", default=None, help="Province code (default: the configured source's).")
+@click.option("--province", default=None, callback=_province, help="Province code (default: the configured source's).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
               help="HTML report path (default: var/backtest/backtest_<start>_<end>.html).")
 @db_option
@@ -612,7 +657,8 @@ def backtest(ctx, labels_path, start, end, profile, sweep, max_false, province, 
 @click.option("--start", callback=_date, default=None, help="First day judged (default: a year before --end; "
                                                            "with --csv, 26 weeks after the first day).")
 @click.option("--end", callback=_date, default=None, help="Last day judged (default: the last day of the data).")
-@click.option("--province", default=None, help="With --level: the province (default: the configured source's).")
+@click.option("--province", default=None, callback=_province,
+              help="With --level: the province (default: the configured source's).")
 @click.option("--calendar", type=click.Choice(["CN", "US", "none"]), default="CN", show_default=True,
               help="With --csv: the holiday calendar of the series (CN includes 调休).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None,
@@ -996,7 +1042,8 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
 
 @main.command()
 @click.option("--month", required=True, help="The evidence month (YYYY-MM): the proposal is for the month after.")
-@click.option("--city", "cities", multiple=True, help="Only this city (repeatable); default: the province and every city.")
+@click.option("--city", "cities", multiple=True, callback=_city,
+              help="Only this city (repeatable); default: the province and every city.")
 @click.option("--province", "province_only", is_flag=True, help="Only the province's proposal.")
 @click.option("--choose", "override", default=None,
               help="Analyst override: the candidate id to choose instead (needs one --city, --by and --reason).")
@@ -1109,7 +1156,7 @@ def board(ctx, day, out, db_url, as_json):
 
 @main.command()
 @click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last day).")
-@click.option("--city", default=None, help="Only this city.")
+@click.option("--city", default=None, callback=_city, help="Only this city.")
 @click.option("--top", type=int, default=10, show_default=True, help="Districts, departments and escalations to print.")
 @click.option("--send", is_flag=True, help="Send each district its list of yellow and red tickets (the alerts outbox).")
 @db_option
@@ -1148,7 +1195,7 @@ def lights(ctx, day, city, top, send, db_url, as_json):
 
 @main.command()
 @click.option("--month", required=True, callback=_month, help="The month (YYYY-MM).")
-@click.option("--city", default=None, help="Only this city's places.")
+@click.option("--city", default=None, callback=_city, help="Only this city's places.")
 @click.option("--top", type=int, default=10, show_default=True, help="Places and categories to print.")
 @db_option
 @json_option
@@ -1188,7 +1235,7 @@ def repeats(ctx, month, city, top, db_url, as_json):
               help="The month (YYYY-MM; default: the last full month in the warehouse).")
 @click.option("--level", type=click.Choice(["city", "district", "both"]), default="both", show_default=True,
               help="Rank the cities within their size tier, the districts within their city, or both.")
-@click.option("--city", default=None, help="Print only this city's districts (and its tier).")
+@click.option("--city", default=None, callback=_city, help="Print only this city's districts (and its tier).")
 @click.option("--deliver", is_flag=True, help="Send the province's brief through the alerts outbox.")
 @db_option
 @json_option
@@ -1210,8 +1257,6 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
         last = pd.Timestamp(_day_or_last(engine, s, None))
         m = last.to_period("M") - (0 if last.is_month_end else 1)  # the last full month
     ref = load_reference(s.config_dir)
-    if city and city not in {c.code for c in ref.regions.province(s.province).cities}:
-        _fail(f"--city {city}: not a city of province {s.province}")
     levels = ("city", "district") if level == "both" else (level,)
     res = horse_race(engine, m, ref, s.config_dir, s.var_dir, s.province, levels)
     if deliver:
@@ -1247,7 +1292,7 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
 
 
 @main.command()
-@click.option("--city", default=None, help="Forecast and detection of this city only.")
+@click.option("--city", default=None, callback=_city, help="Forecast and detection of this city only.")
 @click.option("--last", type=int, default=7, show_default=True, help="How many of the latest days.")
 @db_option
 @json_option
