@@ -117,6 +117,28 @@ class Route:
         return out or [self]
 
 
+TOP_KEYS = ("route", "inhibit_rules", "channels", "offices", "resolve_after_days", "delivery", "language",
+            "report_base_url", "samples_per_alert")
+DELIVERY_KEYS = ("attempts_per_run", "backoff_seconds", "max_backoff_seconds", "retry_after",
+                 "give_up_after_attempts", "timeout_seconds", "circuit_breaker_after")
+
+
+def _only_known(doc: Mapping[str, Any], known: Any, file: Path, where: str) -> None:
+    """A typo (``inhibit_rule:``) is an error naming the file, the place and the known keys, not a
+    setting silently left at its default."""
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        at = f"{file}: {where}: " if where else f"{file}: "
+        raise ConfigError(f"{at}unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+
+
+def _label_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of label names (``group_by: [office]``); a bare string would be read letter by letter."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: a list of label names is expected, e.g. [office], got {value!r}")
+    return tuple(value)
+
+
 def _route(doc: Mapping[str, Any], parent: Route | None, path: str, file: Path) -> Route:
     if not isinstance(doc, Mapping):
         raise ConfigError(f"{file}: {path}: a mapping is expected")
@@ -133,7 +155,7 @@ def _route(doc: Mapping[str, Any], parent: Route | None, path: str, file: Path) 
     r = Route(
         receiver=receiver,
         matchers=parse_matchers(doc.get("matchers"), f"{file}: {path}.matchers") if parent else (),
-        group_by=tuple(doc.get("group_by", base.group_by)),
+        group_by=_label_list(doc["group_by"], f"{file}: {path}.group_by") if "group_by" in doc else base.group_by,
         group_wait=parse_duration(doc["group_wait"], f"{file}: {path}.group_wait") if "group_wait" in doc
         else base.group_wait,
         group_interval=parse_duration(doc["group_interval"], f"{file}: {path}.group_interval")
@@ -197,6 +219,7 @@ class AlertsConfig:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], path: Path | str = "alerts.yaml") -> "AlertsConfig":
         path = Path(path)
+        _only_known(doc, TOP_KEYS, path, "")
         if "route" not in doc:
             raise ConfigError(f"{path}: route: the routing tree is missing")
         route = _route(doc["route"], None, "route", path)
@@ -205,6 +228,8 @@ class AlertsConfig:
             where = f"{path}: inhibit_rules[{i}]"
             if not isinstance(r, Mapping) or "source_matchers" not in r or "target_matchers" not in r:
                 raise ConfigError(f"{where}: source_matchers and target_matchers are required")
+            _only_known(r, ("source_matchers", "target_matchers", "equal"), path, f"inhibit_rules[{i}]")
+            _label_list(r.get("equal") or [], f"{where}.equal")
             rules.append(InhibitRule(parse_matchers(r["source_matchers"], f"{where}.source_matchers"),
                                      parse_matchers(r["target_matchers"], f"{where}.target_matchers"),
                                      tuple(r.get("equal") or ())))
@@ -232,6 +257,7 @@ class AlertsConfig:
                 raise ConfigError(f"{path}: resolve_after_days.{k}: unknown kind (known: {', '.join(KINDS)})")
             resolve[k] = int(v)
         d = dict(doc.get("delivery") or {})
+        _only_known(d, DELIVERY_KEYS, path, "delivery")
         try:
             delivery = Delivery(
                 attempts_per_run=int(d.get("attempts_per_run", 3)),

@@ -117,7 +117,12 @@ json_option = click.option("--json", "as_json", is_flag=True,
 def main(ctx: click.Context, verbose: bool) -> None:
     """12345 hotline early-warning pipeline."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = load_settings()
+    from hotline.reference import ConfigError
+
+    try:
+        ctx.obj = load_settings()
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 @main.command()

@@ -24,7 +24,11 @@ from typing import Any
 
 import yaml
 
+from hotline.reference import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_KEYS = ("database", "var_dir", "caller_salt", "lookback_days", "lock_wait_seconds", "source",
+                 "forecasting", "operations")
 DEMO_SALT = "hotline-demo-salt-change-me"
 
 
@@ -55,6 +59,11 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
     path = Path(env.get("HOTLINE_SETTINGS", config_dir / "hotline.yaml"))
     if path.exists():
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: a mapping of settings is expected")
+        unknown = sorted(set(doc) - set(SETTINGS_KEYS))
+        if unknown:  # `databse:` would otherwise leave the demo database in place, silently
+            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SETTINGS_KEYS)})")
     var_dir = Path(env.get("HOTLINE_VAR_DIR", doc.get("var_dir") or PROJECT_ROOT / "var"))
     if not var_dir.is_absolute():
         var_dir = PROJECT_ROOT / var_dir

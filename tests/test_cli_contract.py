@@ -189,6 +189,61 @@ def test_data_quality_stages_are_timed_from_before_their_checks(shop):
                             .where(p.stage.like("dq_%"), p.logical_date == dt.date.fromisoformat(DAY))).all()
     eng.dispose()
     assert {r.stage for r in rows} == {"dq_tickets_batch", "dq_feed_health"}
-    for r in rows:
+    latest = {}  # each validate rewrites the day's page: the last run of each stage wrote it
+    for r in sorted(rows, key=lambda r: r.started_at):
+        latest[r.stage] = r
+    for r in latest.values():
         page = dt.datetime.fromtimestamp(Path(r.metrics["docs"]).stat().st_mtime, dt.timezone.utc)
         assert r.started_at <= page <= r.finished_at, (r.stage, r.started_at, page, r.finished_at)
+
+
+# --- configuration typos: an error naming the file and the key, never a setting silently dropped ---
+
+def _alerts_doc():
+    import yaml
+
+    from hotline.settings import PROJECT_ROOT
+
+    return yaml.safe_load((PROJECT_ROOT / "config" / "alerts.yaml").read_text(encoding="utf-8"))
+
+
+def test_an_alerts_typo_names_the_key():
+    """`inhibit_rule:` (for inhibit_rules) used to turn inhibition off without a word."""
+    from alerts.config import AlertsConfig
+    from hotline.reference import ConfigError
+
+    doc = _alerts_doc()
+    AlertsConfig.from_dict(doc, "config/alerts.yaml")  # the shipped file loads
+    doc["inhibit_rule"] = doc.pop("inhibit_rules")
+    with pytest.raises(ConfigError, match=r"config/alerts.yaml: unknown key\(s\) inhibit_rule \(known: .*inhibit_rules"):
+        AlertsConfig.from_dict(doc, "config/alerts.yaml")
+    doc = _alerts_doc()
+    doc["delivery"] = {**(doc.get("delivery") or {}), "timeout_second": 5}
+    with pytest.raises(ConfigError, match=r"delivery: unknown key\(s\) timeout_second"):
+        AlertsConfig.from_dict(doc, "config/alerts.yaml")
+
+
+def test_group_by_must_be_a_list_not_letters():
+    """`group_by: office` used to become ('o', 'f', 'f', 'i', 'c', 'e')."""
+    from alerts.config import AlertsConfig
+    from hotline.reference import ConfigError
+
+    doc = _alerts_doc()
+    doc["route"]["group_by"] = "office"
+    with pytest.raises(ConfigError, match=r"route.group_by: a list of label names is expected.*'office'"):
+        AlertsConfig.from_dict(doc, "config/alerts.yaml")
+    doc["route"]["group_by"] = ["office"]
+    assert AlertsConfig.from_dict(doc, "config/alerts.yaml").route.group_by == ("office",)
+
+
+def test_a_settings_typo_names_the_key_and_the_cli_says_so(tmp_path):
+    """`databse:` in hotline.yaml used to be ignored: the pipeline ran on the demo database."""
+    from hotline.reference import ConfigError
+    from hotline.settings import load_settings
+
+    bad = tmp_path / "hotline.yaml"
+    bad.write_text("databse: postgresql+psycopg2://hotline@db/hotline\nlookback_days: 7\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"hotline.yaml: unknown key\(s\) databse \(known: database, "):
+        load_settings(env={"HOTLINE_SETTINGS": str(bad), "HOTLINE_CALLER_SALT": "x"})
+    res = CliRunner(env={"HOTLINE_SETTINGS": str(bad)}).invoke(main, ["runs"])
+    assert res.exit_code == 2 and "unknown key(s) databse" in res.stderr and "Traceback" not in res.output
