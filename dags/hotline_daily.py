@@ -149,7 +149,7 @@ def hotline_daily():
         from hotline.settings import load_settings
 
         s = load_settings()
-        province = load_reference(s.config_dir).regions.province(str((s.source or {}).get("province", "440000")))
+        province = load_reference(s.config_dir).regions.province(s.province)
         return [{"day": checked["day"], "scope": c.code, "name": c.zh, "calendar": province.calendar}
                 for c in province.cities]
 
@@ -177,7 +177,7 @@ def hotline_daily():
         s = load_settings()
         cities = list(cities)
         day = dt.date.fromisoformat(cities[0]["day"])
-        res = province_from_cities(connect(s.db_url), day, str((s.source or {}).get("province", "440000")))
+        res = province_from_cities(connect(s.db_url), day, s.province)
         print(f"forecast province: {res['series']} series (sum of {len(cities)} cities)")
         return res
 
@@ -186,7 +186,7 @@ def hotline_daily():
         """The same cities again, and the province, for detection once the forecasts are in."""
         from hotline.settings import load_settings
 
-        province = str((load_settings().source or {}).get("province", "440000"))
+        province = load_settings().province
         items = [{"day": c["day"], "scope": c["scope"], "name": c.get("name", "")} for c in cities]
         return items + [{"day": cities[0]["day"], "scope": province, "name": "全省 province"}] if items else items
 
