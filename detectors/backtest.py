@@ -32,6 +32,7 @@ from detectors.job import OLDEST_ORIGIN, PANEL_DAYS, districts_of, load_panel
 from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
 from hotline.reference import ConfigError, Reference
+from hotline.series import series_id
 from warehouse.schema import daily_counts
 
 log = logging.getLogger(__name__)
@@ -164,7 +165,7 @@ def event_excess(panel, exp: Expectations, labels: pd.DataFrame,
     out = {}
     pos = {str(sid): i for i, sid in enumerate(panel.ids)}
     for j, ev in enumerate(labels.itertuples()):
-        i = pos.get(f"{ev.region_level}:{ev.region}|{ev.category_level}:{ev.category}")
+        i = pos.get(series_id(ev.region_level, ev.region, ev.category_level, ev.category))
         if i is None:
             continue
         try:
@@ -247,7 +248,7 @@ def run_backtest(engine: Engine, labels: pd.DataFrame, start: dt.date, end: dt.d
     n_districts = sum(len(c.districts) for c in prov.cities if c.code in present)
     alerts = {g.name: [] for g in grid}
     excess: dict[int, tuple[float, float, float]] = {}
-    event_ids = {f"{r.region_level}:{r.region}|{r.category_level}:{r.category}" for r in labels.itertuples()}
+    event_ids = {series_id(r.region_level, r.region, r.category_level, r.category) for r in labels.itertuples()}
     bands: dict[str, dict[str, list]] = {}
     days = pd.date_range(start, end)
     for scope, level in scopes:
@@ -316,7 +317,7 @@ def report(path: str | Path, result: dict, point: dict, labels: pd.DataFrame, re
     alerts = result["alerts"][point["setting"]]
     events = []
     for (_, ev), hits, delay in zip(labels.iterrows(), point["_per_event"], point["_delays"]):
-        sid = f"{ev['region_level']}:{ev['region']}|{ev['category_level']}:{ev['category']}"
+        sid = series_id(ev['region_level'], ev['region'], ev['category_level'], ev['category'])
         b = result["bands"].get(sid)
         chart = None
         if b:

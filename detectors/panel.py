@@ -17,6 +17,7 @@ from detectors.calibration import CALIBRATION_WEEKS, Calibration, band_of, exces
 from forecasting.api import to_matrix
 from forecasting.calendar_features import day_kinds
 from forecasting.models import FastModel
+from hotline.series import category_part, parse, series_ids
 
 KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
 NEXT_REGION = {"province": "city", "city": "district"}
@@ -31,8 +32,11 @@ def keys_from_ids(ids) -> pd.DataFrame:
     rows = []
     for sid in ids:
         s = str(sid)
-        if "|" in s and ":" in s.split("|", 1)[0]:
-            (rl, rc), (cl, cc) = (p.split(":", 1) for p in s.split("|", 1))
+        try:
+            rl, rc, cl, cc = parse(s)
+        except ValueError:
+            rl = None
+        if rl is not None:
             city = rc if rl == "city" else (rc[:4] + "00" if rl == "district" else "")
             parent = {"district": rc[:4] + "00", "city": rc[:2] + "0000"}.get(rl, "")
             rows.append((rl, rc, cl, cc, city, parent))
@@ -78,8 +82,7 @@ class Panel:
         key_cols = ["region_level", "region_code", "category_level", "category_code"]
         grp = rows.groupby(key_cols, sort=False, dropna=False).ngroup().to_numpy()
         u = rows.drop_duplicates(key_cols)  # in order of first appearance, as ngroup numbers them
-        usid = (u["region_level"] + ":" + u["region_code"] + "|" + u["category_level"] + ":"
-                + u["category_code"]).to_numpy(dtype=object)
+        usid = series_ids(u).to_numpy(dtype=object)
         order = np.argsort(usid, kind="stable")
         rank = np.empty(len(order), np.int64)
         rank[order] = np.arange(len(order))
@@ -91,7 +94,7 @@ class Panel:
         k["parent_code"] = np.where(k["region_level"] == "district", k["city_code"],
                                     np.where(k["region_level"] == "city", k["province_code"], ""))
         cal = day_kinds(first.date(), (days[-1] + pd.Timedelta(days=EXTRA_DAYS)).date(), country)
-        groups = np.array([s.split("|", 1)[1] for s in ids])
+        groups = np.array([category_part(s) for s in ids])
         return cls(np.asarray(ids), k[KEY_COLUMNS].reset_index(drop=True), Y, days, cal, cal["kind"].to_numpy(),
                    groups)
 

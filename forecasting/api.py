@@ -26,6 +26,7 @@ import pandas as pd
 from forecasting.calendar_features import day_kinds
 from forecasting.counts import BANDS, CountDist, band_of
 from forecasting.models import FAST_VARIANTS, MODELS, VECTORISED, Fitted
+from hotline.series import category_part
 
 log = logging.getLogger(__name__)
 FORECAST_COLUMNS = ["series_id", "ds", "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95", "model"]
@@ -66,7 +67,7 @@ def to_matrix(history: pd.DataFrame, horizon: int, country: str = "CN") -> Matri
     cal = day_kinds(start.date(), (end + pd.Timedelta(days=horizon)).date(), country)
     ids = wide.index.to_numpy()
     # "<region>|<category>" ids (the warehouse's) group by category; others form one group
-    groups = np.array([str(i).split("|", 1)[1] if "|" in str(i) else "" for i in ids])
+    groups = np.array([category_part(i) for i in ids])
     return Matrix(ids, Y, cal, cal["kind"].to_numpy(), start, groups)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from forecasting.api import forecast
 from forecasting.reconcile import reconcile_city
+from hotline.series import series_ids
 from warehouse.aggregate import read_series
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import forecasts
@@ -86,8 +87,8 @@ def province_from_cities(engine: Engine, origin: dt.date, province_code: str) ->
     if fc.empty:
         finish_run(engine, run_id, "success", {"series": 0})
         return {"scope": "province", "series": 0, "models": {}}
-    fc["series_id"] = "province:" + province_code + "|" + fc["category_level"] + ":" + fc["category_code"]
     fc = fc.assign(region_level="province", region_code=province_code, model="sum_of_cities")
+    fc["series_id"] = series_ids(fc)
     store(engine, fc, origin, run_id)
     metrics = {"series": int(fc["series_id"].nunique()), "models": {"sum_of_cities": int(fc["series_id"].nunique())}}
     finish_run(engine, run_id, "success", metrics)

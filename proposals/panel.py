@@ -10,6 +10,7 @@ from sqlalchemy import Engine, and_, case, distinct, extract, func, literal, or_
 from sqlalchemy import text as text_
 
 from hotline.pii import mask_outgoing
+from hotline.series import series_ids
 from warehouse.schema import COUNT_COLUMNS, anomalies, daily_counts, tickets
 
 
@@ -39,8 +40,7 @@ def read_monthly(engine: Engine, first: pd.Period, last: pd.Period, province_cod
         return pd.DataFrame(columns=["series_id", "region_level", "region_code", "city_code", "category_level",
                                      "category_code", "month", *COUNT_COLUMNS])
     df["month"] = pd.PeriodIndex.from_fields(year=df.pop("y").astype(int), month=df.pop("m").astype(int), freq="M")
-    df["series_id"] = (df["region_level"] + ":" + df["region_code"] + "|" + df["category_level"] + ":"
-                       + df["category_code"])
+    df["series_id"] = series_ids(df)
     for n in COUNT_COLUMNS:
         df[n] = df[n].astype(float)
     return df
@@ -56,7 +56,7 @@ def read_days(engine: Engine, month: pd.Period, province_code: str, levels: Sequ
         df = pd.DataFrame(conn.execute(q).all(), columns=["rl", "rc", "cl", "cc", "ds", "y"])
     if df.empty:
         return pd.DataFrame(columns=["series_id", "ds", "y"])
-    df["series_id"] = df["rl"] + ":" + df["rc"] + "|" + df["cl"] + ":" + df["cc"]
+    df["series_id"] = series_ids(df, ("rl", "rc", "cl", "cc"))
     df["ds"] = pd.to_datetime(df["ds"])
     return df[["series_id", "ds", "y"]]
 
@@ -182,6 +182,6 @@ def handling(engine: Engine, first: pd.Period, last: pd.Period, province_code: s
     for rl in ("province", "city", "district"):
         for cl in ("all", "l1", "l2"):
             g = df.dropna(subset=[rl]).groupby([rl, cl])[["n_handled", "handling_days"]].sum().reset_index()
-            g["series_id"] = rl + ":" + g[rl].astype(str) + "|" + cl + ":" + g[cl].astype(str)
+            g["series_id"] = series_ids(g.assign(_rl=rl, _cl=cl), ("_rl", rl, "_cl", cl))
             parts.append(g[["series_id", "n_handled", "handling_days"]])
     return pd.concat(parts, ignore_index=True)

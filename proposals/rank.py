@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hotline.series import parse, series_id
 from proposals.config import COMPONENTS, MAX_OF, PRINCIPLES, ProposalsConfig
 
 RATES = {  # component -> (numerator, denominator, complement)
@@ -52,15 +53,11 @@ def warnings_off():
         yield
 
 
-def candidate_id(region_level: str, region_code: str, category_level: str, category_code: str) -> str:
-    return f"{region_level}:{region_code}|{category_level}:{category_code}"
+candidate_id = series_id  # a candidate is a series of the warehouse (hotline/series.py)
 
 
 def parse_id(cid: str) -> tuple[str, str, str, str]:
-    region, cat = cid.split("|", 1)
-    rl, rc = region.split(":", 1)
-    cl, cc = cat.split(":", 1)
-    return rl, rc, cl, cc
+    return tuple(parse(cid))
 
 
 def overlaps(a: str, b: str, parent: Mapping[str, str]) -> bool:

@@ -18,6 +18,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, insert, literal, or_, select
 
 from hotline.reference import ALL_CATEGORIES
+from hotline.series import series_ids
 from warehouse.locks import WRITE_LOCK, run_lock
 from warehouse.schema import COUNT_COLUMNS, UTCDateTime, daily_counts, tickets
 
@@ -153,7 +154,7 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
     if df.empty:
         return pd.DataFrame(columns=["series_id", "ds", "y", "region_level", "region_code",
                                      "category_level", "category_code"])
-    df["series_id"] = df["region_level"] + ":" + df["region_code"] + "|" + df["category_level"] + ":" + df["category_code"]
+    df["series_id"] = series_ids(df)
     keys = df.drop_duplicates("series_id").set_index("series_id")[
         ["region_level", "region_code", "category_level", "category_code", "province_code", "city_code"]]
     parts = []
