@@ -18,9 +18,9 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from alerts.config import AlertsConfig
-from detectors.engine import SEVERITY_RANK
 from hotline.pii import mask_outgoing
 from hotline.reference import ALL_CATEGORIES, Reference
+from hotline.severity import SEVERITY_RANK
 from warehouse.schema import alert_events, alerts, anomalies, tickets
 
 

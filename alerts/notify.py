@@ -33,10 +33,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from alerts.channels import DeliveryError, OutcomeUnknown, Secrets, Unreachable, redact, send
 from alerts.config import AlertsConfig, parse_matchers
 from alerts.model import _event, _jsonable, event_row, recorded_on, sync_alerts, utc
-from detectors.engine import SEVERITY_RANK
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
 from hotline.reference import Reference
+from hotline.severity import SEVERITY_RANK
 from warehouse.runs import finish_run, new_run_id, start_run
 from warehouse.schema import alert_events, alerts, notifications, silences
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.config import AlertsConfig, InhibitRule, Matcher, Route, matches_all
+from hotline.severity import worst_first
 
 
 class _Missing(dict):
@@ -98,9 +99,8 @@ def group_alerts(alerts: Iterable[Mapping[str, Any]], cfg: AlertsConfig) -> list
             if g is None:
                 g = groups[key] = Group(receiver, route, key, values)
             g.alerts.append(dict(a))
-    rank = {"red": 0, "orange": 1, "yellow": 2}
     for g in groups.values():
-        g.alerts.sort(key=lambda x: (x["state"] != "firing", rank.get(x["labels"].get("severity"), 3),
+        g.alerts.sort(key=lambda x: (x["state"] != "firing", worst_first(x["labels"].get("severity")),
                                      -float(x.get("score") or 0), x["fingerprint"]))
     return [groups[k] for k in sorted(groups)]
 

@@ -30,8 +30,8 @@ from detectors.count_detectors import PanelDetector, Result
 from detectors.panel import Expectations, Panel
 from detectors.profiles import ProfileArrays
 from hotline.reference import Reference
+from hotline.severity import SEVERITY_RANK
 
-SEVERITY_RANK = {"yellow": 1, "orange": 2, "red": 3}
 DAYS_PER_MONTH = 30.44
 GATED = {"spike_drop", "level_shift"}  # need min_expected volume
 CHANGE = {"spike_drop": "day", "level_shift": "window", "spread": "window", "emerging": "window"}

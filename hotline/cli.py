@@ -550,8 +550,9 @@ def summary(ctx, day, db_url, as_json):
         rsev = {s: sum(1 for a in recent if a["severity"] == s) for s in ("red", "orange", "yellow")}
         lines.append(f"anomalies in the 7 days before: {len(recent)} (红 red {rsev['red']}, 橙 orange {rsev['orange']}, "
                      f"黄 yellow {rsev['yellow']}); the most severe:")
-        rank = {"red": 0, "orange": 1, "yellow": 2}
-        worst = sorted(recent, key=lambda a: (rank.get(a["severity"], 3), -(a.get("surprise") or 0), -a["score"]))
+        from hotline.severity import worst_first
+
+        worst = sorted(recent, key=lambda a: (worst_first(a["severity"]), -(a.get("surprise") or 0), -a["score"]))
         lines += [_anomaly_line(a, ref, with_day=True) for a in worst[:5]]
     f = rep["forecasts"]
     lines.append(f"forecasts from {day}: {f['series']} series to {f['until']}, by model {f['models']}"

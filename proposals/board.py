@@ -23,9 +23,9 @@ from sqlalchemy import Engine, and_, func, select
 
 from alerts.pages import series_frame
 from alerts.render import KIND, place_name
-from detectors.engine import SEVERITY_RANK
 from hotline.rarity import frequency, p_of
 from hotline.reference import Reference
+from hotline.severity import SEVERITY_RANK
 from proposals.job import latest
 from proposals.report import label
 from reports.html import SEVERITY, page, severity_badge, table

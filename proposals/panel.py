@@ -84,7 +84,7 @@ def last_day(engine: Engine, province_code: str) -> dt.date | None:
 def anomaly_counts(engine: Engine, month: pd.Period, province_code: str) -> pd.DataFrame:
     """The month's rising anomalies (drops are no evidence of a problem): one row per series and
     day with its worst severity, however many detectors and kinds agreed."""
-    from detectors.engine import SEVERITY_RANK
+    from hotline.severity import SEVERITY_RANK
 
     a = anomalies.c
     lo, hi = month_bounds(month)
