@@ -37,7 +37,7 @@ from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
 from hotline.reference import Reference
 from hotline.severity import SEVERITY_RANK
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import alert_events, alerts, notifications, silences
 
 STALE_SENDING = dt.timedelta(minutes=15)  # a row left 'sending' by a crashed run is retried after this
@@ -453,8 +453,7 @@ def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, 
     notices queued today, for the DAG's log and the CLI."""
     now = utc(now)
     run_id = new_run_id("notify")
-    start_run(engine, run_id, "notify", day, {})
-    try:
+    with stage_run(engine, "notify", day, {}, run_id) as run:
         synced = sync_alerts(engine, day, ref, cfg, now)
         ended = _end_resolved_silences(engine, day, now)
         rows = evaluate(engine, day, cfg, now)
@@ -473,11 +472,8 @@ def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, 
                   ("firing", "acknowledged", "silenced", "inhibited", "resolved")}
         metrics = {**synced, "status": status, "groups": len(groups), "notices": len(queued),
                    "silences_ended": ended, **{f"delivery_{k}": v for k, v in delivered.items()}}
-        finish_run(engine, run_id, "success", metrics)
+        run.metrics = metrics
         return {**metrics, "queued": queued, "run_id": run_id}
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def outbox(engine: Engine, status: str | None = None, day: dt.date | None = None, limit: int = 200) -> list[dict]:

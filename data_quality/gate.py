@@ -25,7 +25,7 @@ from hotline.reference import Reference
 from warehouse.aggregate import aggregate_in
 from warehouse.load import publish_in
 from warehouse.locks import DEFAULT_WAIT_SECONDS, WRITE_LOCK, day_lock, run_lock
-from warehouse.runs import finish_run, latest_run, new_run_id, start_run
+from warehouse.runs import latest_run, new_run_id, stage_run
 from warehouse.schema import pipeline_runs, quarantine, staged_tickets, tickets
 
 
@@ -38,18 +38,13 @@ def _gated(engine: Engine, suite: str, day: dt.date, ingest_run_id: str, var_dir
     """Run one suite's ``check`` as a recorded stage (``dq_<suite>``): started before the checks run
     (so `hotline runs` shows what they cost), finished with the verdict, its page and the reasons,
     or as failed if the check raised."""
-    rid = new_run_id(f"dq-{suite}")
-    start_run(engine, rid, f"dq_{suite}", day, {"ingest_run_id": ingest_run_id})
-    try:
+    with stage_run(engine, f"dq_{suite}", day, {"ingest_run_id": ingest_run_id}, new_run_id(f"dq-{suite}")) as run:
         verdict = check()
         verdict.docs_path = render(verdict, Path(var_dir) / "dq" / verdict.day.isoformat())
         save(engine, verdict)
-    except Exception as exc:
-        finish_run(engine, rid, "failed", {}, f"{type(exc).__name__}: {exc}")
-        raise
-    finish_run(engine, rid, "halted" if verdict.action == "halt" else "success",
-               {"action": verdict.action, "quarantined": verdict.quarantined, "docs": str(verdict.docs_path)},
-               "; ".join(verdict.reasons) or None)
+        run.status = "halted" if verdict.action == "halt" else "success"
+        run.metrics = {"action": verdict.action, "quarantined": verdict.quarantined, "docs": str(verdict.docs_path)}
+        run.message = "; ".join(verdict.reasons) or None
     return verdict
 
 
@@ -77,19 +72,15 @@ def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date,
     transaction under the day's lock and the warehouse's write lock: a second run of the same
     day waits (or stops with a message naming the holder after ``wait_seconds``), and a failure
     leaves the batch staged, so the retry recomputes what it must."""
-    rid = new_run_id("aggregate")
-    with day_lock(engine, day, wait_seconds):
-        start_run(engine, rid, "aggregate", day, {"ingest_run_id": run_id})
-        try:
-            with run_lock(engine, WRITE_LOCK, wait_seconds), engine.begin() as conn:
-                res = publish_in(conn, run_id)
-                days = sorted(res.touched_dates)
-                n = aggregate_in(conn, days)
-        except Exception as exc:
-            finish_run(engine, rid, "failed", {"days_aggregated": 0}, f"{type(exc).__name__}: {exc}")
-            raise
-        finish_run(engine, rid, "success", {"days_aggregated": n, "first": days[0].isoformat() if days else None,
-                                            "last": days[-1].isoformat() if days else None})
+    with day_lock(engine, day, wait_seconds), \
+            stage_run(engine, "aggregate", day, {"ingest_run_id": run_id}, new_run_id("aggregate")) as run:
+        run.metrics = {"days_aggregated": 0}  # what a failure records
+        with run_lock(engine, WRITE_LOCK, wait_seconds), engine.begin() as conn:
+            res = publish_in(conn, run_id)
+            days = sorted(res.touched_dates)
+            n = aggregate_in(conn, days)
+        run.metrics = {"days_aggregated": n, "first": days[0].isoformat() if days else None,
+                       "last": days[-1].isoformat() if days else None}
     return {"inserted": res.inserted, "updated": res.updated, "unchanged": res.unchanged, "days_aggregated": n}
 
 
@@ -123,12 +114,14 @@ def validate_day(engine: Engine, ref: Reference, var_dir: Path, day: dt.date, lo
     else:
         def report() -> Verdict:
             with engine.connect() as conn:
-                frame = pd.DataFrame(conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all())
+                rows = conn.execute(select(tickets).where(tickets.c.received_date == day)).mappings().all()
+                frame = pd.DataFrame(rows)
                 last_day = conn.execute(select(func.max(tickets.c.received_date))).scalar_one()
             for col in ("received_at", "closed_at", "deadline_at", "updated_at"):
                 if col in frame.columns:
                     frame[col] = pd.to_datetime(frame[col], utc=True)
-            outcomes = validate_frame(frame, engine, ref, day, lookback_days, tz, as_of_day=last_day)[0] if len(frame) else []
+            outcomes = (validate_frame(frame, engine, ref, day, lookback_days, tz, as_of_day=last_day)[0]
+                        if len(frame) else [])
             failed = [o for o in outcomes if not o.success]
             return Verdict(SUITE, run_id, day, outcomes, action="warn" if failed else "continue",
                            metrics={"rows": len(frame), "mode": "report"},

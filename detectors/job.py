@@ -22,7 +22,7 @@ from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
 from hotline.reference import DEFAULT_CONFIG_DIR, City, load_reference
 from warehouse.aggregate import read_counts
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import anomalies
 
 HISTORY_DAYS = 420  # each expectation's history: more than a year, so last year's season is in it
@@ -71,13 +71,12 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
     if level not in ("city", "province"):
         raise ValueError(f"detect: {scope} is not a configured city or province code")
     run_id = new_run_id("detect")
-    start_run(engine, run_id, "detect", day, {"scope": scope})
-    try:
+    with stage_run(engine, "detect", day, {"scope": scope}, run_id) as run:
         cfg = cfg or DetectionConfig.load(config_dir)
         panel = load_panel(engine, day - dt.timedelta(days=PANEL_DAYS), day, scope, level,
                            ref.regions.province(scope[:2] + "0000").calendar, districts_of(ref, scope))
         if panel is None:
-            finish_run(engine, run_id, "success", {"anomalies": 0})
+            run.metrics = {"anomalies": 0}
             return {"scope": scope, "anomalies": 0, "by_severity": {}}
         prof = cfg.arrays(panel)
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)
@@ -92,11 +91,8 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
         store(engine, res, day, sorted(set(panel.keys.loc[own, "region_code"])), run_id)
         metrics = {"anomalies": int(len(res)), "by_severity": res["severity"].value_counts().to_dict(),
                    "series": len(panel)}
-        finish_run(engine, run_id, "success", metrics)
+        run.metrics = metrics
         return {"scope": scope, **metrics}
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def recent_anomalies(engine: Engine, day: dt.date, days: int, series_ids: list[str]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from forecasting.api import forecast
 from forecasting.reconcile import reconcile_city
 from hotline.series import series_ids
 from warehouse.aggregate import read_series
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import forecasts
 
 # Which (region level, category level) pairs a city's task covers (made coherent by
@@ -43,15 +43,15 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
     """Forecast one scope (``province`` or a city code) from ``origin`` (the last day of history),
     on the region's holiday ``calendar`` (CN with 调休, US, none)."""
     run_id = new_run_id("forecast")
-    start_run(engine, run_id, "forecast", origin, {"scope": scope, "horizon": fs.horizon, "model": fs.model})
-    try:
+    with stage_run(engine, "forecast", origin, {"scope": scope, "horizon": fs.horizon, "model": fs.model},
+                   run_id) as run:
         first = origin - dt.timedelta(days=fs.history_days - 1)
         levels = PROVINCE_LEVELS if scope == "province" else CITY_LEVELS
         frames = [read_series(engine, r, c, start=first, end=origin, city_code=None if scope == "province" else scope)
                   for r, c in levels]
         history = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
         if history is None:
-            finish_run(engine, run_id, "success", {"series": 0})
+            run.metrics = {"series": 0}
             return {"scope": scope, "series": 0, "models": {}}
         history = history[history["ds"] <= pd.Timestamp(origin)]
         fc = forecast(history[["series_id", "ds", "y"]], fs.horizon, model=fs.model, candidates=fs.candidates,
@@ -64,35 +64,34 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
         store(engine, fc, origin, run_id)
         models = fc.drop_duplicates("series_id")["model"].value_counts().to_dict()
         metrics = {"series": int(fc["series_id"].nunique()), "models": models}
-        finish_run(engine, run_id, "success", metrics)
+        run.metrics = metrics
         return {"scope": scope, **metrics}
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def province_from_cities(engine: Engine, origin: dt.date, province_code: str) -> dict[str, Any]:
     """Bottom-up for the province: its total and its categories are the sums of its cities'
     (coherent) forecasts for the same origin; interval bounds add up (a conservative band)."""
     run_id = new_run_id("forecast")
-    start_run(engine, run_id, "forecast", origin, {"scope": "province", "method": "bottom-up"})
-    f = forecasts.c
-    cols = [f.yhat, f.yhat_lo_80, f.yhat_hi_80, f.yhat_lo_95, f.yhat_hi_95]
-    with engine.connect() as conn:
-        rows = conn.execute(select(f.ds, f.category_level, f.category_code, *[func.sum(c).label(c.name) for c in cols])
-                            .where(f.origin == origin, f.region_level == "city", f.category_level.in_(["all", "l1"]),
-                                   f.region_code.like(province_code[:2] + "%"))
-                            .group_by(f.ds, f.category_level, f.category_code)).mappings().all()
-    fc = pd.DataFrame(rows)
-    if fc.empty:
-        finish_run(engine, run_id, "success", {"series": 0})
-        return {"scope": "province", "series": 0, "models": {}}
-    fc = fc.assign(region_level="province", region_code=province_code, model="sum_of_cities")
-    fc["series_id"] = series_ids(fc)
-    store(engine, fc, origin, run_id)
-    metrics = {"series": int(fc["series_id"].nunique()), "models": {"sum_of_cities": int(fc["series_id"].nunique())}}
-    finish_run(engine, run_id, "success", metrics)
-    return {"scope": "province", **metrics}
+    with stage_run(engine, "forecast", origin, {"scope": "province", "method": "bottom-up"}, run_id) as run:
+        f = forecasts.c
+        cols = [f.yhat, f.yhat_lo_80, f.yhat_hi_80, f.yhat_lo_95, f.yhat_hi_95]
+        with engine.connect() as conn:
+            sums = [func.sum(c).label(c.name) for c in cols]
+            rows = conn.execute(select(f.ds, f.category_level, f.category_code, *sums)
+                                .where(f.origin == origin, f.region_level == "city",
+                                       f.category_level.in_(["all", "l1"]), f.region_code.like(province_code[:2] + "%"))
+                                .group_by(f.ds, f.category_level, f.category_code)).mappings().all()
+        fc = pd.DataFrame(rows)
+        if fc.empty:
+            run.metrics = {"series": 0}
+            return {"scope": "province", "series": 0, "models": {}}
+        fc = fc.assign(region_level="province", region_code=province_code, model="sum_of_cities")
+        fc["series_id"] = series_ids(fc)
+        store(engine, fc, origin, run_id)
+        n = int(fc["series_id"].nunique())
+        metrics = {"series": n, "models": {"sum_of_cities": n}}
+        run.metrics = metrics
+        return {"scope": "province", **metrics}
 
 
 def store(engine: Engine, fc: pd.DataFrame, origin: dt.date, run_id: str) -> int:

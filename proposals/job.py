@@ -17,7 +17,7 @@ from proposals import panel
 from proposals.config import ProposalsConfig
 from proposals.rank import Scope, candidate_records, choose, score_scope
 from proposals.report import label
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import pipeline_runs, proposals
 
 CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"), ("district", "l2"))
@@ -221,8 +221,8 @@ def propose(engine: Engine, month: pd.Period, ref: Reference, cfg: ProposalsConf
     if month.start_time.date() > end:
         raise ProposalError(f"--month {month}: the warehouse's data ends on {end}")
     run_id = new_run_id("propose")
-    start_run(engine, run_id, "propose", month.end_time.date(), {"month": str(month), "scopes": [s.code for s in scopes]})
-    try:
+    params = {"month": str(month), "scopes": [s.code for s in scopes]}
+    with stage_run(engine, "propose", month.end_time.date(), params, run_id) as run:
         data = read_month(engine, month, ref, province_code, cfg, province_scope=any(s.level == "province"
                                                                                      for s in scopes))
         out = []
@@ -236,12 +236,8 @@ def propose(engine: Engine, month: pd.Period, ref: Reference, cfg: ProposalsConf
             res.report_paths = reports
             save(engine, res, cfg, ref, run_id, reports, ov, now, complete)
             out.append(res)
-        finish_run(engine, run_id, "success", {"scopes": len(out), "chosen": {r.scope.code: r.choice["chosen"]
-                                                                               for r in out}})
+        run.metrics = {"scopes": len(out), "chosen": {r.scope.code: r.choice["chosen"] for r in out}}
         return out
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def latest(engine: Engine, scope: str, before: dt.date | None = None) -> dict[str, Any] | None:

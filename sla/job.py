@@ -15,7 +15,7 @@ from hotline.reference import Reference
 from sla.lights import SlaConfig, lights_at, transitions
 from warehouse.db import epoch_seconds, read_frame
 from warehouse.load import insert_new, ts_strings
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import tickets
 
 COLS = ["ticket_id", "received_at", "deadline_at", "closed_at", "city_code", "district_code", "department",
@@ -62,8 +62,7 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
     start, end = day_bounds(day, tz)
     since = day_bounds(day - dt.timedelta(days=lookback_days), tz)[0]
     run_id = new_run_id("lights")
-    start_run(engine, run_id, "lights", day, {"city": city, "lookback_days": lookback_days})
-    try:
+    with stage_run(engine, "lights", day, {"city": city, "lookback_days": lookback_days}, run_id) as run:
         live = read_live(engine, since, end, province_code, city)
         ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"], since, end, cfg)
         written = _store(engine, ev, live, run_id, tz)
@@ -82,12 +81,9 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
             alerts_cfg, var_dir = outbox
             items = light_items(cur, day, ref, cfg, tz, end)
             summary["lists"] = {"offices": len(items), **queue_reports(engine, items, alerts_cfg, ref, Path(var_dir))}
-        finish_run(engine, run_id, "success", {**{k: summary[k] for k in ("red", "yellow", "events_recorded")},
-                                               "lists_queued": (summary.get("lists") or {}).get("queued", 0)})
+        run.metrics = {**{k: summary[k] for k in ("red", "yellow", "events_recorded")},
+                       "lists_queued": (summary.get("lists") or {}).get("queued", 0)}
         return summary
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def _store(engine: Engine, ev: pd.DataFrame, live: pd.DataFrame, run_id: str, tz: str) -> int:

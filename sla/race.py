@@ -16,7 +16,7 @@ from sla.ranking import AGG_COLUMNS, METRICS, RankingConfig, benchmark, best_fir
 from sla.repeats import month_rates, read_rates
 from sla.job import month_bounds_utc
 from warehouse.db import seconds_between
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import rankings, tickets
 
 KEYS = ["city_code", "district_code", "category_l2"]
@@ -106,8 +106,8 @@ def run_ranking(engine: Engine, month: pd.Period, ref: Reference, sla: SlaConfig
     ones, or computed from the tickets when last month was never ranked)."""
     tz = ref.regions.province(province_code).timezone
     run_id = new_run_id("ranking")
-    start_run(engine, run_id, "ranking", month.end_time.date(), {"month": str(month), "levels": list(levels)})
-    try:
+    with stage_run(engine, "ranking", month.end_time.date(), {"month": str(month), "levels": list(levels)},
+                   run_id) as run:
         out: dict[str, Any] = {"month": str(month), "province": province_code, "levels": {}}
 
         def figures(m: pd.Period) -> pd.DataFrame:
@@ -134,12 +134,9 @@ def run_ranking(engine: Engine, month: pd.Period, ref: Reference, sla: SlaConfig
             out["levels"][level] = {"result": res, "previous": source}
         out["tickets_closed"] = int(agg["handling_hours_n"].sum()) if len(agg) else 0
         out["coverage"] = coverage(engine, month, province_code)
-        finish_run(engine, run_id, "success", {"month": str(month), "closed": out["tickets_closed"],
-                                               "units": {k: len(v["result"]) for k, v in out["levels"].items()}})
+        run.metrics = {"month": str(month), "closed": out["tickets_closed"],
+                       "units": {k: len(v["result"]) for k, v in out["levels"].items()}}
         return out
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def _scopes(ref: Reference, province_code: str, level: str) -> list[str]:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, and_, case, delete, func, select
 from sla.job import month_bounds_utc
 from sla.lights import SlaConfig
 from warehouse.db import seconds_between
-from warehouse.runs import finish_run, new_run_id, start_run
+from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import repeat_rates, tickets
 
 COLS = ["ticket_id", "caller_key", "received_at", "category_l2", "city_code", "district_code"]
@@ -60,8 +60,7 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
                 func.sum(case((i.caller_key.is_not(None), 1), else_=0)).label("c"), func.sum(rep).label("r"))
          .where(i.received_at >= lo).group_by(i.city_code, i.district_code, i.category_l2))
     run_id = new_run_id("repeats")
-    start_run(engine, run_id, "repeats", month.end_time.date(), {"month": str(month)})
-    try:
+    with stage_run(engine, "repeats", month.end_time.date(), {"month": str(month)}, run_id) as run:
         with engine.connect() as conn:
             df = pd.DataFrame(conn.execute(q).all(), columns=["city_code", "district_code", "category_l2", "n", "c", "r"])
         rows = _rates(df, month, run_id)
@@ -71,11 +70,8 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
             if rows:
                 conn.execute(repeat_rates.insert(), rows)
         n, r = int(df["n"].sum()), int(df["r"].sum())
-        finish_run(engine, run_id, "success", {"tickets": n, "repeats": r})
+        run.metrics = {"tickets": n, "repeats": r}
         return {"month": str(month), "tickets": n, "repeats": r, "rows": len(rows)}
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", None, f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def _rates(df: pd.DataFrame, month: pd.Period, run_id: str) -> list[dict[str, Any]]:

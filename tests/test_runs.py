@@ -2,7 +2,8 @@
 import datetime as dt
 import json
 
-from sqlalchemy import insert
+import pytest
+from sqlalchemy import insert, select
 
 from warehouse.runs import daily_runs
 from warehouse.schema import pipeline_runs
@@ -160,3 +161,34 @@ def test_an_abandoned_run_shows_in_hotline_runs_and_is_reported_to_the_operators
     with eng.connect() as conn:
         rows = conn.execute(select(notifications.c.receiver, notifications.c.subject)).all()
     assert len(rows) == 1 and rows[0].receiver.startswith("operators:") and "运行中断" in rows[0].subject
+
+
+def test_stage_run_records_success_early_returns_status_and_failures(engine):
+    """The one bookkeeping block every stage uses (warehouse/runs.py stage_run): started before
+    the work, finished with the block's metrics (an early return included), a status and message
+    the block sets, or failed with the exception's type and message, which goes on."""
+    from warehouse.runs import stage_run
+
+    def work(early: bool) -> str:
+        with stage_run(engine, "probe", dt.date(2026, 3, 1), {"k": 1}) as run:
+            if early:
+                run.metrics = {"rows": 0}
+                return run.id
+            run.metrics, run.status, run.message = {"rows": 5}, "halted", "gate said no"
+            return run.id
+
+    def read(rid):
+        with engine.connect() as conn:
+            return conn.execute(select(pipeline_runs).where(pipeline_runs.c.run_id == rid)).mappings().one()
+
+    early, halted = read(work(True)), read(work(False))
+    assert (early["status"], early["metrics"], early["params"]) == ("success", {"rows": 0}, {"k": 1})
+    assert (halted["status"], halted["metrics"], halted["message"]) == ("halted", {"rows": 5}, "gate said no")
+    assert early["started_at"] <= early["finished_at"]
+    with pytest.raises(ZeroDivisionError):
+        with stage_run(engine, "probe", dt.date(2026, 3, 1), {}, run_id="probe-failing") as run:
+            run.metrics = {"rows": 1}
+            1 / 0
+    failed = read("probe-failing")
+    assert (failed["status"], failed["metrics"]) == ("failed", {"rows": 1})
+    assert failed["message"].startswith("ZeroDivisionError: division by zero")

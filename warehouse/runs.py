@@ -6,6 +6,9 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
@@ -77,6 +80,33 @@ def finish_run(engine: Engine, run_id: str, status: str, metrics: dict[str, Any]
     with engine.begin() as conn:
         conn.execute(update(pipeline_runs).where(pipeline_runs.c.run_id == run_id).values(
             finished_at=dt.datetime.now(dt.timezone.utc), status=status, metrics=metrics, message=message))
+
+
+@dataclass
+class StageRun:
+    """The run a :func:`stage_run` block records: set ``metrics`` (and ``status``, ``message``
+    when not a plain success) before the block ends."""
+    id: str
+    stage: str
+    status: str = "success"
+    metrics: dict[str, Any] | None = None
+    message: str | None = None
+
+
+@contextmanager
+def stage_run(engine: Engine, stage: str, logical_date: dt.date | None, params: dict[str, Any],
+              run_id: str | None = None) -> Iterator[StageRun]:
+    """A stage's run bookkeeping in one place: recorded as started before the block runs,
+    finished with the block's status and metrics when it ends (a ``return`` inside included), or
+    as failed with the exception's type and message when it raises (the exception goes on)."""
+    run = StageRun(run_id or new_run_id(stage), stage)
+    start_run(engine, run.id, stage, logical_date, params)
+    try:
+        yield run
+    except Exception as exc:
+        finish_run(engine, run.id, "failed", run.metrics, f"{type(exc).__name__}: {exc}")
+        raise
+    finish_run(engine, run.id, run.status, run.metrics, run.message)
 
 
 def set_watermark(engine: Engine, source: str, logical_date: dt.date | None, max_updated_at: dt.datetime | None) -> None:
