@@ -265,7 +265,7 @@ def score_scope(monthly: pd.DataFrame, daily: pd.DataFrame, coverage: pd.Series,
     for comp_name, (num, den, complement) in RATES.items():
         out[f"{comp_name}_rate"] = np.nan
         out[f"{comp_name}_scope_rate"] = np.nan
-        if not tot[den] > 0 or (complement and not (tot["n_closed"] > 0 and tot[num] > 0)):
+        if not tot[den] > 0 or (complement and not tot[num] > 0):
             # the source does not report it (counts-only history, or no closed ticket of the scope
             # ever marked resolved: a source without the field): unknown, not zero
             continue

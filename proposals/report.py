@@ -575,16 +575,15 @@ def render_markdown(v: View) -> str:
         lines += ["", t["sprout_note"]]
     else:
         lines += [t["sprout_none"]]
+    def candidate_table(rows: list[dict[str, Any]]) -> list[str]:
+        keys = [k for k in rows[0] if k != "candidate"]
+        return (["| " + " | ".join([t["candidate"], *keys]) + " |", "|" + "---|" * (len(keys) + 1)]
+                + ["| " + " | ".join([c["candidate"], *[str(c[k]) for k in keys]]) + " |" for c in rows])
+
     if v.contributions:
-        keys = [k for k in v.contributions[0] if k != "candidate"]
-        lines += ["", f"## {t['components']}", "", "| " + " | ".join([t["candidate"], *keys]) + " |",
-                  "|" + "---|" * (len(keys) + 1)]
-        lines += ["| " + " | ".join([c["candidate"], *[str(c[k]) for k in keys]]) + " |" for c in v.contributions]
+        lines += ["", f"## {t['components']}", "", *candidate_table(v.contributions)]
     if v.components:
-        keys = [k for k in v.components[0] if k not in ("candidate",)]
-        lines += ["", "", "| " + " | ".join([t["candidate"], *keys]) + " |",
-                  "|" + "---|" * (len(keys) + 1)]
-        lines += ["| " + " | ".join([c["candidate"], *[str(c[k]) for k in keys]]) + " |" for c in v.components]
+        lines += ["", "", *candidate_table(v.components)]
     if v.followup:
         lines += ["", f"## {t['followup']}", "", f"| | {t['then']} | {t['now']} | {t['change']} |", "|---|---|---|---|"]
         lines += [f"| {f['month']} {f['issue']} | {_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · {_pct(f['then_sat'])} "
