@@ -18,11 +18,10 @@ import pandas as pd
 from sqlalchemy import Engine, insert, select, update
 
 from alerts.config import AlertsConfig
-from hotline.pii import mask_outgoing
-from hotline.reference import ALL_CATEGORIES, Reference
-from hotline.severity import SEVERITY_RANK
+from hotline.core.pii import mask_outgoing
+from hotline.core.reference import ALL_CATEGORIES, Reference
+from hotline.core.severity import SEVERITY_RANK
 from warehouse.schema import alert_events, alerts, anomalies, tickets
-
 
 
 def fingerprint(series_id: str, kind: str) -> str:

@@ -35,8 +35,8 @@ from alerts.config import AlertsConfig, parse_matchers
 from alerts.model import _event, _jsonable, event_row, recorded_on, sync_alerts, utc
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key, group_alerts, inhibited, silenced
-from hotline.reference import Reference
-from hotline.severity import SEVERITY_RANK
+from hotline.core.reference import Reference
+from hotline.core.severity import SEVERITY_RANK
 from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import alert_events, alerts, notifications, silences
 

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, and_, func, select
 
 from alerts.config import AlertsConfig
 from alerts.render import alert_view, inert_html
-from reports.html import page, table
-from reports.svg import series_chart
+from hotline.core.html import page, table
+from hotline.core.svg import series_chart
 from warehouse.schema import alert_events, anomalies, daily_counts, forecasts
 
 PAST_DAYS = 90

@@ -2,7 +2,7 @@
 matter (observed vs expected and its range, how unusual, since when, where, what drove it, what
 citizens said, a link to the chart), in each channel's own format.
 
-Every string that leaves goes through :func:`hotline.pii.mask_outgoing` once more, whatever was
+Every string that leaves goes through :func:`hotline.core.pii.mask_outgoing` once more, whatever was
 masked on ingest: a notice never carries a phone number, an ID number or a caller's name.
 
 Text we did not write (what citizens said, street names from the tickets, an analyst's reason)
@@ -22,9 +22,9 @@ from html import escape
 from typing import Any
 
 from alerts.config import AlertsConfig
-from hotline.rarity import frequency, p_of
-from hotline.pii import mask_outgoing
-from hotline.reference import Reference
+from hotline.core.pii import mask_outgoing
+from hotline.core.rarity import frequency, p_of
+from hotline.core.reference import Reference
 
 SEVERITY = {"zh": {"red": "红色", "orange": "橙色", "yellow": "黄色"},
             "en": {"red": "RED", "orange": "ORANGE", "yellow": "YELLOW"}}

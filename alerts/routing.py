@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.config import AlertsConfig, InhibitRule, Matcher, Route, matches_all
-from hotline.severity import worst_first
+from hotline.core.severity import worst_first
 
 
 class _Missing(dict):

@@ -8,7 +8,7 @@
    quarantined with the expected reason (or loads correctly, where it is valid). A file-level
    case holds when it stops with a clear error naming the file and the line.
 2. PII: each written form of a phone, ID, card, e-mail, QQ, WeChat id, plate or name, masked by
-   hotline.pii.mask_text; it holds when none of the original digits (or the name) survives.
+   hotline.core.pii.mask_text; it holds when none of the original digits (or the name) survives.
 3. Concurrent runs: four processes publish the same day at once (each its own staged batch),
    then counts are checked for duplicates against one run's aggregation.
 
@@ -136,7 +136,7 @@ def _drop(eng, pg_url: str) -> None:
 
 
 def _mapper():
-    from hotline.reference import load_mapping, load_reference
+    from hotline.core.reference import load_mapping, load_reference
     from ingestion.canonical import TicketMapper
 
     return TicketMapper(load_mapping("generator"), load_reference(), "bench-salt",
@@ -218,7 +218,7 @@ PII_CASES = [
 
 
 def pii() -> list[str]:
-    from hotline.pii import mask_text
+    from hotline.core.pii import mask_text
 
     out = ["| form | written as | stored as | masked |", "|---|---|---|---|"]
     held = 0

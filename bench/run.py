@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import create_engine, insert, text
 
 from generator.province import ProvinceGenerator
-from hotline.reference import load_mapping, load_reference
+from hotline.core.reference import load_mapping, load_reference
 from ingestion.canonical import Batch, TicketMapper
 from ingestion.pipeline import ingest
 from ingestion.sources import GeneratorSource
@@ -276,7 +276,7 @@ def bench_detect(url: str, label: str) -> None:
     from detectors.backtest import read_labels, run_backtest
     from detectors.job import PANEL_DAYS, detect_scope, load_panel
     from generator.province import write_labels
-    from hotline.reference import DEFAULT_CONFIG_DIR
+    from hotline.core.reference import DEFAULT_CONFIG_DIR
     from warehouse.aggregate import load_counts
 
     print(f"detection ({label})")
@@ -426,9 +426,9 @@ def bench_proposals() -> None:
     month once per scope instead of once for all. Then the warning board for the month's last day."""
     import tempfile
 
-    from proposals.board import build_board
     from proposals.config import ProposalsConfig
     from proposals.job import propose, rank_one, read_month, scopes_of
+    from reports.board import build_board
     from warehouse.aggregate import load_counts
 
     print("proposals")

@@ -11,8 +11,8 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from hotline.app.operations import load_operations, run_day
 from hotline.callbacks import on_daily_deadline_missed, on_task_failure
-from hotline.operations import load_operations, run_day
 
 TZ = "Asia/Shanghai"
 OPS = load_operations()
@@ -76,10 +76,9 @@ def hotline_daily():
     @task
     def ingest() -> dict:
         """Stage the day's batch (plus look-back); return a small summary."""
-        from hotline.settings import load_settings
-        from ingestion.daily import ingest_day
-
+        from hotline.app.ingest import ingest_day
         from hotline.callbacks import report_abandoned_runs
+        from hotline.core.settings import load_settings
 
         day = _day(get_current_context())
         summary = ingest_day(load_settings(), day, aggregate=False, publish=False)
@@ -95,8 +94,8 @@ def hotline_daily():
         from airflow.sdk.exceptions import AirflowFailException
 
         from data_quality.gate import halt_message, validate_staged
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -113,7 +112,7 @@ def hotline_daily():
     def publish(validated: dict) -> dict:
         """Merge the audited batch into tickets and re-aggregate the days it touched."""
         from data_quality.gate import publish_and_aggregate
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -128,8 +127,8 @@ def hotline_daily():
         from airflow.sdk.exceptions import AirflowFailException
 
         from data_quality.gate import check_feed, halt_message
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -145,8 +144,8 @@ def hotline_daily():
     @task
     def forecast_scopes(checked: dict) -> list[dict]:
         """Every city of the configured province: one mapped task each."""
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
 
         s = load_settings()
         province = load_reference(s.config_dir).regions.province(s.province)
@@ -158,7 +157,7 @@ def hotline_daily():
     def forecast(item: dict) -> dict:
         """Forecast one city's series from the day just loaded, made coherent within the city."""
         from forecasting.job import ForecastSettings, forecast_scope
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -171,7 +170,7 @@ def hotline_daily():
     def forecast_province(cities: list[dict]) -> dict:
         """The province's forecast as the sum of its cities' (bottom-up, coherent by construction)."""
         from forecasting.job import province_from_cities
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -184,7 +183,7 @@ def hotline_daily():
     @task
     def detect_scopes(province_forecast: dict, cities: list[dict]) -> list[dict]:
         """The same cities again, and the province, for detection once the forecasts are in."""
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
 
         province = load_settings().province
         items = [{"day": c["day"], "scope": c["scope"], "name": c.get("name", "")} for c in cities]
@@ -196,7 +195,7 @@ def hotline_daily():
         """Spikes, drops, level shifts, emerging issues and spreading problems in one city's day
         (or the province's), with the city's tier profile and the districts that drove them."""
         from detectors.job import detect_scope
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -214,8 +213,8 @@ def hotline_daily():
         from alerts.channels import Secrets
         from alerts.config import AlertsConfig
         from alerts.notify import notify_day, summary_lines
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
 
         s = load_settings()
@@ -231,13 +230,12 @@ def hotline_daily():
         """Red/yellow overdue lights: the day's light changes and escalations recorded (light_events),
         the open tickets' lights at the day's end counted by level, district and department."""
         from alerts.config import AlertsConfig
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
+        from proposals.panel import last_day
         from sla.job import lights_day
         from sla.lights import SlaConfig
         from warehouse.db import connect
-
-        from proposals.panel import last_day
 
         s = load_settings()
         day = _day(get_current_context())
@@ -258,12 +256,11 @@ def hotline_daily():
     def board(notified: dict) -> dict:
         """The warning board (var/site/): the day's alerts with charts, the next 30 days, the
         latest issue-of-the-month proposal, data-quality pages; static files, no server."""
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
-        from proposals.board import build_board
-        from warehouse.db import connect
-
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.panel import last_day
+        from reports.board import build_board
+        from warehouse.db import connect
 
         s = load_settings()
         day = _day(get_current_context())

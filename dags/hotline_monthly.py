@@ -6,13 +6,12 @@ run the same from the CLI).
 """
 from __future__ import annotations
 
-
 import pendulum
 from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from hotline.app.operations import load_operations
 from hotline.callbacks import on_task_failure
-from hotline.operations import load_operations
 
 TZ = "Asia/Shanghai"
 
@@ -56,7 +55,7 @@ def _month(context) -> str:
 def hotline_monthly():
     @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")
     def wait_for_month() -> PokeReturnValue:
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from proposals.job import month_complete, parse_month
         from warehouse.db import connect, migrate
 
@@ -70,8 +69,8 @@ def hotline_monthly():
 
     @task
     def propose(waited: dict) -> dict:
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.config import ProposalsConfig
         from proposals.job import parse_month
         from proposals.job import propose as run
@@ -89,8 +88,8 @@ def hotline_monthly():
     @task
     def deliver(proposed: dict) -> dict:
         from alerts.config import AlertsConfig
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.deliver import deliver_proposals
         from proposals.job import parse_month, stored_month
         from warehouse.db import connect
@@ -104,8 +103,8 @@ def hotline_monthly():
 
     @task
     def ranking(waited: dict) -> dict:
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.job import parse_month
         from sla.lights import SlaConfig
         from sla.race import run_ranking
@@ -123,8 +122,8 @@ def hotline_monthly():
     @task
     def brief(ranked: dict, delivered: dict) -> dict:
         from alerts.config import AlertsConfig
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.job import parse_month
         from sla.monthly import deliver_brief, horse_race
         from warehouse.db import connect
@@ -139,10 +138,10 @@ def hotline_monthly():
 
     @task
     def board(briefed: dict) -> dict:
-        from hotline.reference import load_reference
-        from hotline.settings import load_settings
-        from proposals.board import build_board
+        from hotline.core.reference import load_reference
+        from hotline.core.settings import load_settings
         from proposals.panel import last_day
+        from reports.board import build_board
         from warehouse.db import connect
 
         s = load_settings()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from data_quality.verdict import Verdict
-from hotline.pii import mask_text
+from hotline.core.pii import mask_text
 
 ACTION_ZH = {"continue": "继续 continue", "warn": "警告 warn", "halt": "暂停 halt", "quarantine": "隔离 quarantine"}
 SUITE_ZH = {"tickets_batch": "工单批次校验 (tickets batch)", "feed_health": "数据源健康检查 (feed health)"}

@@ -19,8 +19,8 @@ from sqlalchemy import Engine, and_, delete, func, insert, select
 from data_quality.gx import run_suite
 from data_quality.policy import load_policy, policy_for, worst
 from data_quality.verdict import Verdict
-from hotline.calendar import calendar_frame
-from hotline.reference import UNMAPPED, Reference
+from hotline.core.calendar import calendar_frame
+from hotline.core.reference import UNMAPPED, Reference
 from warehouse.schema import daily_counts, dq_day_flags, dq_verdicts, tickets
 
 SUITE = "feed_health"

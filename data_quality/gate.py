@@ -21,7 +21,7 @@ from data_quality.feed_health import SUITE as FEED_SUITE
 from data_quality.feed_health import feed_health
 from data_quality.tickets_batch import SUITE, validate_batch, validate_frame
 from data_quality.verdict import Verdict, save
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from warehouse.aggregate import aggregate_in
 from warehouse.load import publish_in
 from warehouse.locks import DEFAULT_WAIT_SECONDS, WRITE_LOCK, day_lock, run_lock

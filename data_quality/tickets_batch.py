@@ -20,9 +20,9 @@ from sqlalchemy import Engine, delete, select
 from data_quality.gx import run_suite
 from data_quality.policy import load_policy, policy_for, worst
 from data_quality.verdict import Verdict
-from hotline.pii import PII_PATTERNS, mask_text
-from hotline.reference import Reference
-from ingestion.canonical import CHANNELS, REQUEST_TYPES, SATISFACTION, STATUSES, URGENCY
+from hotline.core.pii import PII_PATTERNS, mask_text
+from hotline.core.reference import Reference
+from hotline.core.tickets import CHANNELS, REQUEST_TYPES, SATISFACTION, STATUSES, URGENCY
 from warehouse.load import insert_quarantine
 from warehouse.schema import staged_tickets, tickets
 

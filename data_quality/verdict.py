@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

@@ -31,8 +31,8 @@ from detectors.engine import RECORD_COLUMNS, Cooldown, decide, score_all
 from detectors.job import OLDEST_ORIGIN, PANEL_DAYS, districts_of, load_panel
 from detectors.panel import Expectations, parent_category
 from detectors.profiles import DetectionConfig
-from hotline.reference import ConfigError, Reference
-from hotline.series import series_id
+from hotline.core.reference import ConfigError, Reference
+from hotline.core.series import series_id
 from warehouse.schema import daily_counts
 
 log = logging.getLogger(__name__)
@@ -308,36 +308,6 @@ def best(grid: list[dict], max_false: float) -> dict | None:
     office and month."""
     ok = [g for g in grid if g["false_alerts_per_district_month"] <= max_false]
     return max(ok, key=lambda g: (g["f1"], -g["false_alerts_per_district_month"])) if ok else None
-
-
-def report(path: str | Path, result: dict, point: dict, labels: pd.DataFrame, ref: Reference,
-           chart_days: int = 28) -> Path:
-    from reports.backtest import write_backtest_report
-
-    alerts = result["alerts"][point["setting"]]
-    events = []
-    for (_, ev), hits, delay in zip(labels.iterrows(), point["_per_event"], point["_delays"]):
-        sid = series_id(ev['region_level'], ev['region'], ev['category_level'], ev['category'])
-        b = result["bands"].get(sid)
-        chart = None
-        if b:
-            lo, hi = ev["start"] - dt.timedelta(days=chart_days), ev["end"] + dt.timedelta(days=chart_days // 2)
-            keep = [j for j, d in enumerate(b["ds"]) if lo <= d <= hi]
-            chart = {k: [v[j] for j in keep] for k, v in b.items()}
-            chart["alert_days"] = sorted({pd.Timestamp(d).date() for d in hits["ds"]})
-        events.append({"type": ev["type"], "start": ev["start"], "end": ev["end"], "region": ev["region"],
-                       "region_name": ref.regions.name(ev["region"]), "category": ev["category"],
-                       "category_name": ref.taxonomy.name(ev["category"]) if ev["category"] != "*" else "全部",
-                       "detected": len(hits) > 0, "delay_days": delay,
-                       "first_alert": pd.Timestamp(hits["ds"].min()).date() if len(hits) else None,
-                       "chart": chart})
-    false = alerts[~point["_matched"]] if len(alerts) else alerts
-    summary = {"profile": result["profile"], "period": tuple(result["period"]),
-               **{k: point[k] for k in ("events", "alerts", "precision", "recall", "f1", "median_delay_days",
-                                        "false_alerts_per_district_month")}, "setting": point["setting"]}
-    rows = [{"ds": pd.Timestamp(r.ds).date(), "series": r.series_id, "kind": r.kind, "severity": r.severity,
-             "score": r.score, "explanation": r.explanation} for r in false.itertuples()]
-    return write_backtest_report(path, summary, events, rows)
 
 
 def public(point: dict) -> dict:

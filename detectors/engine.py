@@ -29,8 +29,8 @@ from detectors.base import ANOMALY_COLUMNS, severity
 from detectors.count_detectors import PanelDetector, Result
 from detectors.panel import Expectations, Panel
 from detectors.profiles import ProfileArrays
-from hotline.reference import Reference
-from hotline.severity import SEVERITY_RANK
+from hotline.core.reference import Reference
+from hotline.core.severity import SEVERITY_RANK
 
 DAYS_PER_MONTH = 30.44
 GATED = {"spike_drop", "level_shift"}  # need min_expected volume

@@ -20,7 +20,7 @@ from detectors.calibration import CALIBRATION_WEEKS
 from detectors.engine import MIN_COOLDOWN, Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
-from hotline.reference import DEFAULT_CONFIG_DIR, City, load_reference
+from hotline.core.reference import DEFAULT_CONFIG_DIR, City, load_reference
 from warehouse.aggregate import read_counts
 from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import anomalies

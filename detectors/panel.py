@@ -17,7 +17,7 @@ from detectors.calibration import CALIBRATION_WEEKS, Calibration, band_of, exces
 from forecasting.api import to_matrix
 from forecasting.calendar_features import day_kinds
 from forecasting.models import FastModel
-from hotline.series import category_part, parse, series_ids
+from hotline.core.series import category_part, parse, series_ids
 
 KEY_COLUMNS = ["region_level", "region_code", "category_level", "category_code", "city_code", "parent_code"]
 NEXT_REGION = {"province": "city", "city": "district"}

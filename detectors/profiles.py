@@ -24,7 +24,7 @@ import yaml
 
 from detectors.count_detectors import DETECTORS, PanelDetector
 from detectors.panel import Panel
-from hotline.reference import ConfigError, load_regions
+from hotline.core.reference import ConfigError, load_regions
 
 LEVELS = ("district", "city", "province")
 BY_LEVEL = {"budget", "min_excess"}

@@ -26,7 +26,7 @@ import pandas as pd
 from forecasting.calendar_features import day_kinds
 from forecasting.counts import BANDS, CountDist, band_of
 from forecasting.models import FAST_VARIANTS, MODELS, VECTORISED, Fitted
-from hotline.series import category_part
+from hotline.core.series import category_part
 
 log = logging.getLogger(__name__)
 FORECAST_COLUMNS = ["series_id", "ds", "yhat", "yhat_lo_80", "yhat_hi_80", "yhat_lo_95", "yhat_hi_95", "model"]
@@ -176,7 +176,6 @@ class IntervalCalibration:
                 np.add.at(b_total, bucket, pearson.sum(axis=0))
                 np.add.at(b_count, bucket, ok.sum(axis=0))
         with np.errstate(all="ignore"):
-            own = total / count
             band = band_of(volume / np.maximum(count, 1))
         pooled = np.ones(len(BANDS) + 1)
         for b in np.unique(band[count > 0]):

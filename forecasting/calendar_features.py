@@ -10,7 +10,7 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from hotline.calendar import calendar_frame
+from hotline.core.calendar import calendar_frame
 
 SF_WINDOW = 40  # days either side of Spring Festival aligned by the lunar calendar
 

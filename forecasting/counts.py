@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import nbinom, poisson
 
-
 BANDS = np.array([0.3, 1.0, 3.0, 10.0, 30.0, 100.0])  # band edges, expected tickets a day
 BAND_NAMES = ["<0.3", "0.3-1", "1-3", "3-10", "10-30", "30-100", ">=100"]
 

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from forecasting.api import forecast
 from forecasting.reconcile import reconcile_city
-from hotline.series import series_ids
+from hotline.core.series import series_ids
 from warehouse.aggregate import read_series
 from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import forecasts

@@ -27,8 +27,8 @@ import pandas as pd
 import yaml
 
 from generator.seasonality import Place, profile
-from hotline.calendar import calendar_frame, deadlines_for
-from hotline.reference import DEFAULT_CONFIG_DIR, Reference, load_reference, tier_profile
+from hotline.core.calendar import calendar_frame, deadlines_for
+from hotline.core.reference import DEFAULT_CONFIG_DIR, Reference, load_reference, tier_profile
 
 SOURCE_COLUMNS = [
     "工单编号", "受理时间", "来电号码", "受理渠道", "诉求类型", "区划代码", "问题分类", "诉求内容",

@@ -1,6 +1,6 @@
 """Named yearly profiles that shape each category's expected volume through the year.
 
-Each profile maps a calendar frame (hotline.calendar.calendar_frame) to a multiplier per day,
+Each profile maps a calendar frame (hotline.core.calendar.calendar_frame) to a multiplier per day,
 1.0 meaning "an ordinary day". Profiles are named in config/generator.yaml. The shapes follow the
 published patterns in shared REALISM.md: the heating season's first-day peak in the north,
 typhoons and the 龙舟水 rains in the south, wage arrears before Spring Festival, school enrolment

@@ -15,7 +15,7 @@ def _local_day(context: dict[str, Any]) -> dt.date:
     """The day the failed run covers (as its tasks take it), else today in Asia/Shanghai."""
     import pendulum
 
-    from hotline.operations import run_day
+    from hotline.app.operations import run_day
 
     day = run_day((context.get("params") or {}).get("day"),
                   context.get("data_interval_start") or context.get("logical_date"))
@@ -30,8 +30,8 @@ def _notify_operators(day: dt.date, group: str, key: str, labels: dict[str, str]
     ``key`` is its dedup key, so a repeated call sends nothing twice."""
     from alerts.config import AlertsConfig
     from alerts.notify import queue_reports
-    from hotline.reference import load_reference
-    from hotline.settings import load_settings
+    from hotline.core.reference import load_reference
+    from hotline.core.settings import load_settings
     from warehouse.db import connect, migrate
 
     s = load_settings()
@@ -115,7 +115,7 @@ def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any
         return None  # a scheduled run created late (the scheduler was down) is exactly what to report
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
     local = deadline.in_timezone("Asia/Shanghai")
-    from hotline.operations import run_day
+    from hotline.app.operations import run_day
 
     # the day the run covers, as the DAG's tasks take it
     covered = run_day((run.get("conf") or {}).get("day"), run.get("data_interval_start") or run.get("logical_date"))
@@ -169,7 +169,7 @@ def report_abandoned_runs(days: int = 7) -> int:
     this from every daily run sends each once. Returns how many were found; never raises."""
     try:
         from alerts.render import report_message
-        from hotline.settings import load_settings
+        from hotline.core.settings import load_settings
         from warehouse.db import connect
         from warehouse.runs import abandoned_runs
 

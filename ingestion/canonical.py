@@ -26,32 +26,29 @@ import datetime as dt
 import json
 import re
 import zoneinfo
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hotline.calendar import deadlines_for
-from hotline.pii import caller_keys, mask_series, mask_text
-from hotline.reference import UNMAPPED, Reference
+from hotline.core.calendar import deadlines_for
+from hotline.core.pii import caller_keys, mask_series, mask_text
+from hotline.core.reference import UNMAPPED, Reference
+from hotline.core.tickets import (  # noqa: F401 (the vocabulary, re-exported)
+    CANONICAL_COLUMNS,
+    CHANNELS,
+    ENUMS,
+    REQUEST_TYPES,
+    SATISFACTION,
+    STATUSES,
+    URGENCY,
+    mask_reason,
+)
 from warehouse.schema import quarantine as _quarantine_table
 from warehouse.schema import tickets as _tickets_table
 
-CANONICAL_COLUMNS = [
-    "ticket_id", "source", "received_at", "received_date", "channel", "request_type",
-    "province_code", "city_code", "district_code", "street_code",
-    "category_l1", "category_l2", "category_raw", "content", "caller_key", "department", "urgency",
-    "deadline_at", "closed_at", "status", "is_repeat", "satisfaction", "resolved", "updated_at",
-]
-CHANNELS = ("phone", "app", "wechat", "web", "sms", "email", "other")
-STATUSES = ("received", "dispatched", "processing", "closed", "returned")
-SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
-REQUEST_TYPES = ("consult", "help", "suggest", "complain", "report", "thanks")
-URGENCY = ("normal", "urgent")
-ENUMS = {"channel": CHANNELS, "status": STATUSES, "satisfaction": SATISFACTION,
-         "request_type": REQUEST_TYPES, "urgency": URGENCY}
 TIMESTAMP_FIELDS = ("received_at", "closed_at", "deadline_at", "updated_at")
 REQUIRED = ("ticket_id", "received_at")
 # A clock a few minutes fast at the source is not an error; a ticket from tomorrow is.
@@ -132,7 +129,7 @@ class TicketMapper:
         self._l2 = set(tax.l2_codes())
         self._l1 = set(tax.l1_codes())
         self._local_names = tax.by_local_name()
-        from sla.lights import SlaConfig
+        from hotline.core.sla import SlaConfig
 
         self.urgent_class = SlaConfig.load(ref.config_dir).urgent_class
         if self.urgent_class not in ref.deadlines:
@@ -490,16 +487,6 @@ def problems_for(problems, fld: str, n: int) -> pd.Series:
         if f == fld:
             acc = mask if acc is None else acc | mask
     return acc if acc is not None else pd.Series(False, index=range(n))
-
-
-def mask_reason(reason: str | None, ticket_id: Any = None) -> str | None:
-    """A quarantine reason with its PII masked but its ticket id kept (a long numeric id is not a
-    card number, and the operator needs it to find the row)."""
-    if reason is None:
-        return None
-    if not isinstance(ticket_id, str) or not ticket_id or ticket_id not in reason:
-        return mask_text(reason)
-    return ticket_id.join(mask_text(part) for part in reason.split(ticket_id))
 
 
 def _cut(v: str | None, limit: int) -> str | None:

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-
 from sqlalchemy import Engine
 
 from alerts.channels import Secrets
 from alerts.config import AlertsConfig
 from alerts.notify import queue_reports, report_link
 from alerts.render import Message, report_message
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from proposals.report import SPROUT_KINDS, evidence_lines, label
 
 

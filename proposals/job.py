@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from proposals import panel
 from proposals.config import ProposalsConfig
 from proposals.rank import Scope, candidate_records, choose, score_scope

@@ -9,8 +9,8 @@ import pandas as pd
 from sqlalchemy import Engine, and_, case, distinct, extract, func, literal, or_, select
 from sqlalchemy import text as text_
 
-from hotline.pii import mask_outgoing
-from hotline.series import series_ids
+from hotline.core.pii import mask_outgoing
+from hotline.core.series import series_ids
 from warehouse.schema import COUNT_COLUMNS, anomalies, daily_counts, tickets
 
 
@@ -84,7 +84,7 @@ def last_day(engine: Engine, province_code: str) -> dt.date | None:
 def anomaly_counts(engine: Engine, month: pd.Period, province_code: str) -> pd.DataFrame:
     """The month's rising anomalies (drops are no evidence of a problem): one row per series and
     day with its worst severity, however many detectors and kinds agreed."""
-    from hotline.severity import SEVERITY_RANK
+    from hotline.core.severity import SEVERITY_RANK
 
     a = anomalies.c
     lo, hi = month_bounds(month)

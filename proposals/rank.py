@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hotline.series import parse, series_id
+from hotline.core.series import parse, series_id
 from proposals.config import COMPONENTS, MAX_OF, PRINCIPLES, ProposalsConfig
 
 RATES = {  # component -> (numerator, denominator, complement)
@@ -53,7 +53,7 @@ def warnings_off():
         yield
 
 
-candidate_id = series_id  # a candidate is a series of the warehouse (hotline/series.py)
+candidate_id = series_id  # a candidate is a series of the warehouse (hotline/core/series.py)
 
 
 def parse_id(cid: str) -> tuple[str, str, str, str]:

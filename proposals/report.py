@@ -16,13 +16,13 @@ from markupsafe import Markup, escape
 from sqlalchemy import Engine, select
 
 from alerts.render import defang, inert_html, inert_md
-from hotline.pii import mask_outgoing
-from hotline.reference import Reference
+from hotline.core.html import page, table
+from hotline.core.pii import mask_outgoing
+from hotline.core.reference import Reference
+from hotline.core.svg import bar_chart, series_chart
 from proposals import panel
 from proposals.config import COMPONENTS, PRINCIPLES, ProposalsConfig
 from proposals.rank import candidate_id, parse_id
-from reports.html import page, table
-from reports.svg import bar_chart, series_chart
 from warehouse.schema import proposals
 
 LANGS = ("zh", "en")

@@ -3,15 +3,19 @@ labelled event (detected or missed), and the table of false alerts.
 """
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from jinja2 import Environment
 from markupsafe import Markup
 
-from reports.html import fmt, page, table
-from reports.svg import series_chart
+from hotline.core.html import fmt, page, table
+from hotline.core.reference import Reference
+from hotline.core.series import series_id
+from hotline.core.svg import series_chart
 
 EVENT_TYPES = {"spike": "突增", "drop": "骤降", "level_shift": "持续上升", "emerging": "新问题",
                "surge": "全市同步上升", "spread": "多区扩散"}
@@ -109,3 +113,33 @@ def write_backtest_report(path: str | Path, summary: Mapping[str, Any], events: 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page(title, body), encoding="utf-8")
     return out
+
+
+def backtest_report(path: str | Path, result: dict, point: dict, labels: pd.DataFrame, ref: Reference,
+                    chart_days: int = 28) -> Path:
+    """The backtest's HTML page for the chosen grid ``point``: a chart per labelled event and the
+    false alerts."""
+    alerts = result["alerts"][point["setting"]]
+    events = []
+    for (_, ev), hits, delay in zip(labels.iterrows(), point["_per_event"], point["_delays"]):
+        sid = series_id(ev['region_level'], ev['region'], ev['category_level'], ev['category'])
+        b = result["bands"].get(sid)
+        chart = None
+        if b:
+            lo, hi = ev["start"] - dt.timedelta(days=chart_days), ev["end"] + dt.timedelta(days=chart_days // 2)
+            keep = [j for j, d in enumerate(b["ds"]) if lo <= d <= hi]
+            chart = {k: [v[j] for j in keep] for k, v in b.items()}
+            chart["alert_days"] = sorted({pd.Timestamp(d).date() for d in hits["ds"]})
+        events.append({"type": ev["type"], "start": ev["start"], "end": ev["end"], "region": ev["region"],
+                       "region_name": ref.regions.name(ev["region"]), "category": ev["category"],
+                       "category_name": ref.taxonomy.name(ev["category"]) if ev["category"] != "*" else "全部",
+                       "detected": len(hits) > 0, "delay_days": delay,
+                       "first_alert": pd.Timestamp(hits["ds"].min()).date() if len(hits) else None,
+                       "chart": chart})
+    false = alerts[~point["_matched"]] if len(alerts) else alerts
+    summary = {"profile": result["profile"], "period": tuple(result["period"]),
+               **{k: point[k] for k in ("events", "alerts", "precision", "recall", "f1", "median_delay_days",
+                                        "false_alerts_per_district_month")}, "setting": point["setting"]}
+    rows = [{"ds": pd.Timestamp(r.ds).date(), "series": r.series_id, "kind": r.kind, "severity": r.severity,
+             "score": r.score, "explanation": r.explanation} for r in false.itertuples()]
+    return write_backtest_report(path, summary, events, rows)

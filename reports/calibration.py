@@ -8,8 +8,8 @@ from typing import Any
 
 from markupsafe import Markup, escape
 
-from reports.html import page, table
-from reports.svg import bar_chart
+from hotline.core.html import page, table
+from hotline.core.svg import bar_chart
 
 DETECTOR_ZH = {"spike_drop": "单日突增/骤降", "level_shift": "持续变化", "emerging": "新发问题", "spread": "多区扩散"}
 SEVERITY_ZH = {"yellow": "黄色及以上", "orange": "橙色及以上", "red": "红色"}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, or_, select
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from sla.lights import SlaConfig, lights_at, transitions
 from warehouse.db import epoch_seconds, read_frame
 from warehouse.load import insert_new, ts_strings

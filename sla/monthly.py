@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from sla.lights import SlaConfig
 from sla.race import as_json, load_stored, run_ranking
 from sla.ranking import load_ranking_config

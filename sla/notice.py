@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from sla.lights import SlaConfig
 
 LEVEL_ZH = {"district": "区", "city": "市", "province": "省"}

@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Engine, and_, case, delete, func, or_, select
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
+from sla.job import month_bounds_utc
 from sla.lights import SlaConfig
 from sla.ranking import AGG_COLUMNS, METRICS, RankingConfig, benchmark, best_first, rank_units
 from sla.repeats import month_rates, read_rates
-from sla.job import month_bounds_utc
 from warehouse.db import seconds_between
 from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import rankings, tickets
@@ -244,7 +244,7 @@ def _group_meta(ref: Reference, province_code: str, level: str, lang: str) -> tu
     """Each group's place and name: the tiers from the largest (tiers.yaml order) with their names,
     or the districts' cities in the region file's order."""
     if level == "city":
-        from hotline.reference import load_tiers
+        from hotline.core.reference import load_tiers
 
         tiers = load_tiers(ref.config_dir)["tiers"]
         return {t: i for i, t in enumerate(tiers)}, {t: str(v.get(lang, t)) for t, v in tiers.items()}

@@ -178,8 +178,9 @@ def _clean(v: Any) -> Any:
 
 def load_ranking_config(config_dir: Any) -> RankingConfig:
     """The ``ranking:`` section of config/sla.yaml."""
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     path = Path(config_dir) / "sla.yaml"
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}

@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from markupsafe import Markup, escape
 
-from hotline.reference import Reference
-from reports import html, svg
+from hotline.core import html, svg
+from hotline.core.reference import Reference
 from sla.ranking import METRICS
 
 LANGS = ("zh", "en")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from hotline.reference import Reference
+from hotline.core.reference import Reference
 from proposals.panel import read_monthly
 from warehouse.schema import anomalies
 

@@ -97,7 +97,7 @@ def pg_engine(pg_database_url):
 
 @pytest.fixture(scope="session")
 def ref():
-    from hotline.reference import load_reference
+    from hotline.core.reference import load_reference
 
     return load_reference()
 
@@ -112,7 +112,7 @@ def small_generator():
 
 @pytest.fixture
 def mapper_factory(ref):
-    from hotline.reference import load_mapping
+    from hotline.core.reference import load_mapping
     from ingestion.canonical import TicketMapper
 
     def make(name="generator", now=None, **overrides):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -16,11 +16,10 @@ from sqlalchemy import func, insert, select
 from alerts.channels import Secrets, dingtalk_sign, feishu_sign, redact
 from alerts.config import AlertsConfig, ConfigError, Matcher
 from alerts.model import fingerprint, labels_for
-from alerts.notify import (acknowledge, add_silence, deliver_due, expire_silence, history, notify_day, outbox,
-                           requeue)
+from alerts.notify import acknowledge, add_silence, deliver_due, expire_silence, history, notify_day, outbox, requeue
 from alerts.render import compose
 from alerts.routing import group_alerts, inhibited
-from hotline.pii import contains_pii
+from hotline.core.pii import contains_pii
 from tests.alert_servers import RobotServer, SmtpServer
 from warehouse.schema import alerts as alerts_table
 from warehouse.schema import anomalies, notifications, tickets

@@ -34,8 +34,8 @@ def board(warehouse, cfg, ref, tmp_path_factory):  # noqa: F811
     from alerts.config import AlertsConfig
     from alerts.notify import notify_day
     from forecasting.job import ForecastSettings, forecast_scope, province_from_cities
-    from proposals.board import build_board
     from proposals.job import propose
+    from reports.board import build_board
     from warehouse.schema import alerts, anomalies, forecasts, notifications, proposals
 
     eng, _ = warehouse

@@ -4,7 +4,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from hotline.calendar import add_working_days, calendar_frame, deadlines_for, is_workday, year_calendar
+from hotline.core.calendar import add_working_days, calendar_frame, deadlines_for, is_workday, year_calendar
 
 
 def test_a_makeup_saturday_is_a_workday():

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hotline.pii import contains_pii
+from hotline.core.pii import contains_pii
 from ingestion.canonical import CANONICAL_COLUMNS, Batch, SourceFormatError
 
 
@@ -169,8 +169,8 @@ def test_every_row_is_either_loaded_or_quarantined(small_generator, mapper_facto
 def test_an_urgent_ticket_gets_the_urgent_deadline_when_the_source_gives_none(small_generator, mapper_factory, ref):
     """Deadline from the taxonomy (a source without 办理时限): an urgent ticket (紧急) gets
     config/sla.yaml urgent_class (24 hours) when that is sooner than its category's class."""
-    from hotline.calendar import deadlines_for
-    from hotline.reference import load_mapping
+    from hotline.core.calendar import deadlines_for
+    from hotline.core.reference import load_mapping
 
     fields = dict(load_mapping("generator")["fields"])
     fields["deadline_at"] = {"from_taxonomy": True}

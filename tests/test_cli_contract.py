@@ -202,7 +202,7 @@ def test_data_quality_stages_are_timed_from_before_their_checks(shop):
 def _alerts_doc():
     import yaml
 
-    from hotline.settings import PROJECT_ROOT
+    from hotline.core.settings import PROJECT_ROOT
 
     return yaml.safe_load((PROJECT_ROOT / "config" / "alerts.yaml").read_text(encoding="utf-8"))
 
@@ -210,7 +210,7 @@ def _alerts_doc():
 def test_an_alerts_typo_names_the_key():
     """`inhibit_rule:` (for inhibit_rules) used to turn inhibition off without a word."""
     from alerts.config import AlertsConfig
-    from hotline.reference import ConfigError
+    from hotline.core.reference import ConfigError
 
     doc = _alerts_doc()
     AlertsConfig.from_dict(doc, "config/alerts.yaml")  # the shipped file loads
@@ -226,7 +226,7 @@ def test_an_alerts_typo_names_the_key():
 def test_group_by_must_be_a_list_not_letters():
     """`group_by: office` used to become ('o', 'f', 'f', 'i', 'c', 'e')."""
     from alerts.config import AlertsConfig
-    from hotline.reference import ConfigError
+    from hotline.core.reference import ConfigError
 
     doc = _alerts_doc()
     doc["route"]["group_by"] = "office"
@@ -238,8 +238,8 @@ def test_group_by_must_be_a_list_not_letters():
 
 def test_a_settings_typo_names_the_key_and_the_cli_says_so(tmp_path):
     """`databse:` in hotline.yaml used to be ignored: the pipeline ran on the demo database."""
-    from hotline.reference import ConfigError
-    from hotline.settings import load_settings
+    from hotline.core.reference import ConfigError
+    from hotline.core.settings import load_settings
 
     bad = tmp_path / "hotline.yaml"
     bad.write_text("databse: postgresql+psycopg2://hotline@db/hotline\nlookback_days: 7\n", encoding="utf-8")

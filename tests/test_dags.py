@@ -145,7 +145,7 @@ def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
     settings.write_text(yaml.safe_dump({"lookback_days": 3, "caller_salt": "t", "source": src}, allow_unicode=True))
     db, var = f"sqlite:///{tmp_path / 'w.db'}", tmp_path / "var"
     monkeypatch.setenv("HOTLINE_SETTINGS", str(settings))
-    # dag.test() has no scheduler to watch the deadline, and fails on one (hotline/operations.py)
+    # dag.test() has no scheduler to watch the deadline, and fails on one (hotline/app/operations.py)
     monkeypatch.setenv("HOTLINE_DAILY_DEADLINE", "off")
     monkeypatch.setenv("HOTLINE_DB_URL", db)
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(var))
@@ -155,9 +155,9 @@ def _demo_settings(tmp_path, monkeypatch, source: dict) -> tuple[str, Path]:
 def _demo_dag(tmp_path, monkeypatch, source: dict, end: str, days: int):
     """A demo warehouse (``hotline demo``: ``days`` of history before ``end``) from the generator
     settings ``source``, and the daily DAG parsed from dags/: (database URL, var dir, engine, DAG)."""
+    from airflow.dag_processing.dagbag import DagBag
     from click.testing import CliRunner
 
-    from airflow.dag_processing.dagbag import DagBag
     from hotline.cli import main
     from warehouse.db import connect
 

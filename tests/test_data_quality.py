@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, func, select, text
 from data_quality import gate
 from data_quality.policy import worst
 from generator.province import ProvinceGenerator
-from hotline.reference import load_mapping
+from hotline.core.reference import load_mapping
 from ingestion.canonical import Batch, TicketMapper
 from ingestion.pipeline import ingest
 from ingestion.sources import CsvSource, GeneratorSource

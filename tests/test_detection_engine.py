@@ -14,7 +14,7 @@ from detectors.engine import Cooldown, decide, score_all
 from detectors.panel import Expectations, Panel
 from detectors.profiles import DetectionConfig
 from forecasting.calendar_features import day_kinds
-from hotline.reference import ConfigError
+from hotline.core.reference import ConfigError
 
 CITY = "440100"
 DISTRICTS = ["440103", "440104", "440105", "440106"]  # 荔湾 越秀 海珠 天河

@@ -98,8 +98,9 @@ def test_an_issue_emerging_from_nothing_is_flagged():
 
 
 def test_the_spring_festival_dip_is_not_a_drop():
-    from generator.province import ProvinceGenerator
     import datetime as dt
+
+    from generator.province import ProvinceGenerator
 
     gen = ProvinceGenerator(scale=0.01, seed=4, anomalies=False)
     s, days, lam = gen.expected(dt.date(2023, 1, 1), dt.date(2024, 2, 20))

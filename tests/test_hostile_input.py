@@ -4,11 +4,10 @@ Each case is a 20-row CSV export with one or a few rows broken the way a tester 
 rest must load and the broken rows land in quarantine with a reason naming the field.
 """
 import datetime as dt
-import json
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ingestion.canonical import LIMITS
 from ingestion.pipeline import ingest

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
-from hotline.calendar import deadlines_for
+from hotline.core.calendar import deadlines_for
 from sla.lights import SlaConfig, lights_at, transitions
 
 CN = dt.timezone(dt.timedelta(hours=8))

@@ -1,4 +1,4 @@
-"""How the DAGs run (hotline/operations.py) and what the deadline tells the operators
+"""How the DAGs run (hotline/app/operations.py) and what the deadline tells the operators
 (hotline/callbacks.py), without a scheduler; tests/test_topology.py runs both for real."""
 import asyncio
 import datetime as dt
@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 import yaml
 
-from hotline.operations import Operations, load_operations
+from hotline.app.operations import Operations, load_operations
 
 
 def _ops(tmp_path, section, **env):

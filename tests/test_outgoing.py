@@ -21,10 +21,23 @@ from sqlalchemy import func, insert, select
 from alerts.channels import Secrets, redact
 from alerts.model import fingerprint
 from alerts.notify import alert_link, deliver_due, history, outbox
-from hotline.pii import mask_outgoing
+from hotline.core.pii import mask_outgoing
 from tests.alert_servers import HangingRobotServer, SmtpServer, free_port
-from tests.test_alerts import (BAOAN, DAY, LONGGANG, NOW, SZ, Sleeps, anomaly, config, notices, robot_channels,
-                               robots, run, store, wh)  # noqa: F401 - robots and wh are fixtures
+from tests.test_alerts import (
+    BAOAN,
+    DAY,
+    LONGGANG,
+    NOW,
+    SZ,
+    Sleeps,
+    anomaly,
+    config,
+    notices,
+    robot_channels,
+    robots,  # noqa: F401 - robots and wh are fixtures
+    run,
+    store,
+)
 from warehouse.schema import notifications, tickets
 
 EVIL = ("小区停水三天，电话13812345678 <script>alert(1)</script> <img src=x onerror=alert(1)> "
@@ -306,7 +319,7 @@ def _queue_lists_process(url: str, var_dir: str, first: bool, inserted, checked,
     committed); the second then inserts the same dedup keys."""
     try:
         from alerts.notify import queue_reports
-        from hotline.reference import load_reference
+        from hotline.core.reference import load_reference
         from warehouse.db import connect
 
         def hook(i):

@@ -3,8 +3,16 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.pii import (NAME_CUE, PII_PATTERNS, caller_key, caller_keys, contains_pii, mask_outgoing, mask_series,
-                         mask_text)
+from hotline.core.pii import (
+    NAME_CUE,
+    PII_PATTERNS,
+    caller_key,
+    caller_keys,
+    contains_pii,
+    mask_outgoing,
+    mask_series,
+    mask_text,
+)
 
 mobiles = st.from_regex(r"1[3-9]\d{9}", fullmatch=True)
 id_numbers = st.builds(

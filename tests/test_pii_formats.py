@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hotline.pii import (PII_PATTERNS, contains_pii, mask_outgoing, mask_series, mask_text,
-                         normalise_for_matching)
+from hotline.core.pii import PII_PATTERNS, contains_pii, mask_outgoing, mask_series, mask_text, normalise_for_matching
 
 # --------------------------------------------------------------------------- examples
 EXAMPLES = [

@@ -17,8 +17,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from proposals.config import COMPONENTS, ProposalsConfig, ProposalsConfigError
-from proposals.job import (ProposalError, month_complete, propose, rank_one, read_month, scopes_of, stored,
-                           stored_month)
+from proposals.job import ProposalError, month_complete, propose, rank_one, read_month, scopes_of, stored, stored_month
 from proposals.rank import choose, overlaps
 from proposals.report import evidence_lines, label
 
@@ -70,7 +69,7 @@ def top(warehouse, ref, cfg):
     from types import SimpleNamespace
 
     from proposals.rank import parse_id
-    from proposals.report import evidence_lines, label
+    from proposals.report import label
 
     eng, _ = warehouse
     cid = ranked(eng, ref, cfg, "2026-03").choice["chosen"]

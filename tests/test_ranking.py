@@ -129,7 +129,7 @@ def _tickets(plan=PLAN):
     """The plan as warehouse tickets received 1-10 October 2026 (Asia/Shanghai)."""
     rows, i = [], 0
     for city, blocks in plan.items():
-        from hotline.reference import load_reference
+        from hotline.core.reference import load_reference
 
         district = load_reference().regions.province("440000").city(city).districts[0].code
         for spec, how, k in blocks:
@@ -149,8 +149,8 @@ def _tickets(plan=PLAN):
 
 
 def test_the_stage_ranks_the_warehouse_month_fairly_and_a_rerun_gives_the_same_ranking(engine, ref, tmp_path):
-    from sla.race import read_aggregates, run_ranking
     from sla.lights import SlaConfig
+    from sla.race import read_aggregates, run_ranking
     from warehouse.schema import rankings, tickets
 
     with engine.begin() as conn:
@@ -198,8 +198,8 @@ def test_districts_are_ranked_within_their_city_fairly_for_their_mix(engine, ref
 
 
 def test_last_months_stored_ranks_give_the_movement(engine, ref):
-    from sla.race import run_ranking
     from sla.lights import SlaConfig
+    from sla.race import run_ranking
     from warehouse.schema import tickets
 
     sep = [dict(r, ticket_id="S" + r["ticket_id"], received_at=r["received_at"] - dt.timedelta(days=30),
@@ -291,9 +291,8 @@ def test_cli_ranking_json_report_and_brief(tmp_path, ref, monkeypatch):
 def test_the_ranking_report_opens_in_a_browser_with_chinese_and_charts(tmp_path, ref):
     """The report as an office opens it: headless Chromium draws the Chinese headings, tables and
     chart texts with a CJK font (no empty boxes) and every chart; a screenshot is kept."""
-    from tests.browser import Chromium, artifact_dir, cjk_fonts
-
     from sla.monthly import horse_race
+    from tests.browser import Chromium, artifact_dir, cjk_fonts
     from warehouse.db import connect, migrate
     from warehouse.schema import tickets
 

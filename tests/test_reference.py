@@ -1,5 +1,5 @@
 """Reference data: regions, taxonomy and mappings are config, and consistent."""
-from hotline.reference import load_mapping, load_taxonomy
+from hotline.core.reference import load_mapping, load_taxonomy
 
 
 def test_guangdong_covers_all_four_city_tiers(ref):

@@ -9,7 +9,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from reports import page, series_chart, table, write_backtest_report
+from hotline.core.html import page, table
+from hotline.core.svg import series_chart
+from reports.backtest import write_backtest_report
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 D0 = dt.date(2025, 3, 1)

@@ -280,7 +280,7 @@ def test_the_stated_rate_holds_on_a_heavy_tailed_series(tmp_path):
 def test_with_the_chinese_calendar_a_holiday_is_its_own_season_not_a_drop(tmp_path):
     """Daily counts that halve on public holidays and work on 调休 Saturdays: with --calendar CN the
     Golden Week days are no drops and the make-up Saturday no spike; without it, they are."""
-    from hotline.calendar import calendar_frame
+    from hotline.core.calendar import calendar_frame
 
     cal = calendar_frame(pd.Timestamp("2023-01-01").date(), pd.Timestamp("2025-12-31").date())
     lam = np.where(cal["is_holiday"], 15.0, np.where(cal["is_makeup_workday"], 40.0,

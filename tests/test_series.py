@@ -1,9 +1,9 @@
-"""Series ids are made and read in one place (hotline/series.py): scalar and column-wise forms
+"""Series ids are made and read in one place (hotline/core/series.py): scalar and column-wise forms
 agree, parsing inverts making, and a string that is not an id is refused by name."""
 import pandas as pd
 import pytest
 
-from hotline.series import SeriesKey, category_part, parse, series_id, series_ids
+from hotline.core.series import SeriesKey, category_part, parse, series_id, series_ids
 
 KEYS = [("district", "440306", "l2", "utilities.water_supply"), ("city", "440300", "all", "*"),
         ("province", "440000", "l1", "housing"), ("district", "900103", "l2", "government.tax_fees")]

@@ -1,6 +1,6 @@
-"""One severity encoding for every stage (hotline/severity.py): the detectors' cool-down, the
+"""One severity encoding for every stage (hotline/core/severity.py): the detectors' cool-down, the
 alerts' escalation and ordering, the board and the proposals all read red > orange > yellow."""
-from hotline.severity import NAMES, SEVERITY_RANK, Severity, rank, worst_first
+from hotline.core.severity import NAMES, SEVERITY_RANK, Severity, rank, worst_first
 
 
 def test_red_is_the_worst_everywhere():

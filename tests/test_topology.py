@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 
 def _city_names() -> dict[str, str]:
-    from hotline.reference import load_reference
+    from hotline.core.reference import load_reference
 
     return {c.code: c.zh for c in load_reference().regions.province("370000").cities}
 

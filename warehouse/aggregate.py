@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, and_, bindparam, case, delete, func, insert, literal, or_, select
 
-from hotline.reference import ALL_CATEGORIES
-from hotline.series import series_ids
+from hotline.core.reference import ALL_CATEGORIES
+from hotline.core.series import series_ids
 from warehouse.locks import WRITE_LOCK, run_lock
 from warehouse.schema import COUNT_COLUMNS, UTCDateTime, daily_counts, tickets
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from ingestion.canonical import CANONICAL_COLUMNS
+from hotline.core.tickets import CANONICAL_COLUMNS
 from warehouse.schema import quarantine, staged_tickets
 
 TICKET_COLUMNS = CANONICAL_COLUMNS + ["ingest_run_id"]

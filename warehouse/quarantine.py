@@ -10,7 +10,7 @@ from warehouse.schema import quarantine
 
 def quarantine_report(engine: Engine, run_id: str | None = None, samples: int = 3) -> dict[str, Any]:
     """``{"total": N, "reasons": [{"reason_code", "field", "rows", "examples": [...]}, ...]}``."""
-    from ingestion.canonical import mask_reason
+    from hotline.core.tickets import mask_reason
 
     q = quarantine.c
     where = [q.run_id == run_id] if run_id else []

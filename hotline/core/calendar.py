@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hotline.reference import DEFAULT_CONFIG_DIR
+from hotline.core.reference import DEFAULT_CONFIG_DIR
 
 _SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
 

@@ -86,6 +86,7 @@ import unicodedata
 
 import pandas as pd
 
+
 # --------------------------------------------------------------------------- normalisation
 def _build_table() -> dict[str, str]:
     table: dict[str, str] = {}

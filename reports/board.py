@@ -23,13 +23,13 @@ from sqlalchemy import Engine, and_, func, select
 
 from alerts.pages import series_frame
 from alerts.render import KIND, place_name
-from hotline.rarity import frequency, p_of
-from hotline.reference import Reference
-from hotline.severity import SEVERITY_RANK
+from hotline.core.html import SEVERITY, page, severity_badge, table
+from hotline.core.rarity import frequency, p_of
+from hotline.core.reference import Reference
+from hotline.core.severity import SEVERITY_RANK
+from hotline.core.svg import series_chart
 from proposals.job import latest
 from proposals.report import label
-from reports.html import SEVERITY, page, severity_badge, table
-from reports.svg import series_chart
 from warehouse.schema import alerts, daily_counts, dq_verdicts, forecasts
 
 MAX_CHARTS = 40

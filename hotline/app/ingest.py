@@ -7,8 +7,8 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from hotline.reference import load_mapping, load_reference
-from hotline.settings import Settings
+from hotline.core.reference import load_mapping, load_reference
+from hotline.core.settings import Settings
 from ingestion.canonical import TicketMapper
 from ingestion.pipeline import IngestSummary, ingest
 from ingestion.sources import CsvSource, GeneratorSource, SqlSource

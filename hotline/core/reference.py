@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 REGION_LEVELS = ("province", "city", "district")
 CATEGORY_LEVELS = ("all", "l1", "l2")

@@ -1,7 +1,7 @@
 """Self-contained HTML5 pages and tables: inline CSS, no network resource, Chinese first.
 
 Rendering goes through Jinja2 with autoescaping, so every value is HTML-escaped unless it is
-``markupsafe.Markup`` (trusted markup such as a chart from ``reports.svg``).
+``markupsafe.Markup`` (trusted markup such as a chart from ``hotline.core.svg``).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-from reports.svg import FONT_STACK
+from hotline.core.svg import FONT_STACK
 
 SEVERITY = {"red": "红", "orange": "橙", "yellow": "黄"}
 

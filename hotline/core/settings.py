@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from hotline.reference import ConfigError
+from hotline.core.reference import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_KEYS = ("database", "var_dir", "caller_salt", "lookback_days", "lock_wait_seconds", "source",
                  "forecasting", "operations")
 DEMO_SALT = "hotline-demo-salt-change-me"
