@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser run test test-fast bench lock clean
+.PHONY: venv browser run lint test test-fast bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,13 @@ browser:
 	  { apt-get update && apt-get install -y --no-install-recommends $(BROWSER_PKGS); }; \
 	fi
 
-test: venv browser
+# The layer contract (pyproject.toml [tool.importlinter]) and ruff (pyflakes, import order, line
+# length): an upward import or a lint error fails `make test` before the suite runs.
+lint: venv
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check .
+
+test: venv browser lint
 	$(BIN)/python -m pytest -q --durations=25
 
 test-fast: venv

@@ -250,12 +250,14 @@ def _send_email(spec: Mapping[str, Any], name: str, notice: Mapping[str, Any], s
     host, port, user, password, extra = spec.get("host", "localhost"), spec.get("port"), spec.get("user"), None, {}
     if spec.get("conn_id"):
         c = secrets.connection(str(spec["conn_id"]))
-        host, port, user, password, extra = c.host or host, c.port or port, c.login or user, c.password, dict(c.extra or {})
+        host, port, user, password, extra = (c.host or host, c.port or port, c.login or user, c.password,
+                                             dict(c.extra or {}))
     if spec.get("password_env"):
         password = secrets.value(str(spec["password_env"]), f"channel {name}")
     ssl = str(extra.get("ssl", spec.get("ssl", False))).lower() in ("1", "true", "yes") or port == 465
     starttls = str(extra.get("starttls", spec.get("starttls", "auto"))).lower()
-    sender = spec.get("from") or extra.get("from_email") or (user if user and "@" in str(user) else "12345-alerts@localhost")
+    sender = (spec.get("from") or extra.get("from_email")
+              or (user if user and "@" in str(user) else "12345-alerts@localhost"))
     payload = notice["payload"]
     msg = EmailMessage()
     msg["Subject"] = payload["subject"]

@@ -140,7 +140,8 @@ def resolve_fingerprint(engine: Engine, prefix: str) -> str:
     if len(prefix) < 4 or not re.fullmatch(r"[0-9a-f]+", prefix):
         raise ValueError(f"alert id {prefix!r}: give at least 4 hexadecimal characters of it")
     with engine.connect() as conn:
-        found = conn.execute(select(alerts.c.fingerprint).where(alerts.c.fingerprint.like(f"{prefix}%"))).scalars().all()
+        found = conn.execute(select(alerts.c.fingerprint)
+                             .where(alerts.c.fingerprint.like(f"{prefix}%"))).scalars().all()
     if not found:
         raise KeyError(f"no alert with id {prefix}")
     if len(found) > 1:
@@ -270,8 +271,8 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
                 spec = cfg.channels[ch]
                 lang = str(spec.get("language", cfg.language))
                 f_ids, r_ids = [a["fingerprint"] for a in firing], [a["fingerprint"] for a in resolved]
-                key = dedup_key(str(day), g.receiver, ch, g.key, [f"{a['fingerprint']}:{a['severity']}" for a in firing],
-                                r_ids)
+                key = dedup_key(str(day), g.receiver, ch, g.key,
+                                [f"{a['fingerprint']}:{a['severity']}" for a in firing], r_ids)
                 if key in existing:
                     continue
                 rname = office_name(g.receiver, ref, cfg, lang)

@@ -69,10 +69,12 @@ def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str,
         lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
         body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
                 f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
-                f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；红点：告警日（灰线为当日预期、阴影为正常范围）；"
+                f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；"
+                f"红点：告警日（灰线为当日预期、阴影为正常范围）；"
                 f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "
                 f"right: the next 30 days' forecast band.</p><h2>历史 History</h2>"
-                + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"), ("actor", "操作人 by")]))
+                + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"),
+                               ("actor", "操作人 by")]))
         path = out_dir / f"{a['fingerprint']}.html"
         path.write_text(page(v.title, body), encoding="utf-8")
         written.append(path)

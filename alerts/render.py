@@ -29,7 +29,8 @@ from hotline.core.reference import Reference
 SEVERITY = {"zh": {"red": "红色", "orange": "橙色", "yellow": "黄色"},
             "en": {"red": "RED", "orange": "ORANGE", "yellow": "YELLOW"}}
 SEVERITY_MARK = {"red": "🔴", "orange": "🟠", "yellow": "🟡"}
-KIND = {"zh": {"spike": "突增", "drop": "骤降", "level_shift": "持续变化", "emerging": "新发问题", "spread": "多区扩散"},
+KIND = {"zh": {"spike": "突增", "drop": "骤降", "level_shift": "持续变化", "emerging": "新发问题",
+               "spread": "多区扩散"},
         "en": {"spike": "spike", "drop": "drop", "level_shift": "level shift", "emerging": "emerging issue",
                "spread": "spreading across districts"}}
 OFFICE_NAMES = {
@@ -98,7 +99,8 @@ def office_name(office: str, ref: Reference, cfg: AlertsConfig | None, lang: str
     tmpl = names.get(lang) or names.get("zh") or "{office}"
     city = ref.regions.district_parent().get(code, code if role != "province" else "")
     values = {"office": office, "name": ref.regions.name(code, "zh"), "name_en": ref.regions.name(code, "en"),
-              "city": ref.regions.name(city, "zh") if city else "", "city_en": ref.regions.name(city, "en") if city else "",
+              "city": ref.regions.name(city, "zh") if city else "",
+              "city_en": ref.regions.name(city, "en") if city else "",
               "department": parts[1] if len(parts) > 1 else ""}
     try:
         return tmpl.format(**values)
@@ -212,7 +214,8 @@ def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]]
             subject += f"，{len(resolved)} 条已恢复"
         subject += f" · {ds}"
         head = f"{receiver_name} · {ds} · 预警 {len(firing)} 条，已恢复 {len(resolved)} 条"
-        footer = ("请按首接负责制核实处置，未诉先办。如预警无效，请反馈（hotline alerts ack <编号> --verdict not_useful），"
+        footer = ("请按首接负责制核实处置，未诉先办。"
+                  "如预警无效，请反馈（hotline alerts ack <编号> --verdict not_useful），"
                   "用于检测调优。")
         chart, more = "图表", "条预警未在此列出，请查看预警看板"
     md_blocks, txt_blocks = [], []

@@ -68,11 +68,13 @@ ROW_CASES = [
     ("channel not in the mapping, with a phone in it", _set("受理渠道", "回电13812345678"), "bad_enum"),
     ("empty ticket id", _set("工单编号", ""), "missing_field"),
     ("whitespace-only ticket id", _set("工单编号", "   "), "missing_field"),
-    ("same ticket id twice", lambda f: f.assign(**{"工单编号": f["工单编号"].where(f.index != 4, f.loc[3, "工单编号"])}),
+    ("same ticket id twice",
+     lambda f: f.assign(**{"工单编号": f["工单编号"].where(f.index != 4, f.loc[3, "工单编号"])}),
      "duplicate_id"),
     ("naive timestamp among +08:00 ones", lambda f: _set("受理时间", f.loc[3, "受理时间"][:19])(f), None),
     ("SQL injection text in the content", _set("诉求内容", "'); DROP TABLE tickets; --"), None),
-    ("HTML and a Markdown link in the content", _set("诉求内容", "<script>alert(1)</script>[点我](http://evil.example/x)"), None),
+    ("HTML and a Markdown link in the content",
+     _set("诉求内容", "<script>alert(1)</script>[点我](http://evil.example/x)"), None),
     ("emoji and 4-byte characters in the content", _set("诉求内容", "路灯不亮😡𠀀"), None),
     ("line breaks and quotes inside the content", _set("诉求内容", '第一行\n第二行 "引号", 逗号'), None),
     ("1 MB of content", _set("诉求内容", "很长" * 500_000), None),
@@ -172,7 +174,8 @@ def bad_inputs(pg_url: str) -> list[str]:
                     what, code = expect.split(":", 1)
                     ok = (what == "row" and s.read == s.loaded + s.quarantined and n == s.loaded
                           and (codes == [code] if code else s.quarantined == 0))
-                    cell = f"{s.loaded} loaded, {s.quarantined} quarantined{' (' + ', '.join(codes) + ')' if codes else ''}"
+                    cell = (f"{s.loaded} loaded, {s.quarantined} quarantined"
+                            f"{' (' + ', '.join(codes) + ')' if codes else ''}")
                 except SourceFormatError as exc:
                     what, text_ = expect.split(":", 1)
                     ok = what == "file" and text_ in str(exc) and str(path) in str(exc)

@@ -41,7 +41,8 @@ def record(name: str, value: float, unit: str, baseline: float | None = None, no
     if baseline:
         row["speedup"] = round(value / baseline, 1) if unit.endswith("/s") else round(baseline / value, 1)
     RESULTS.append(row)
-    print(f"  {name}: {row['value']} {unit}" + (f" (baseline {row['baseline']}, x{row.get('speedup')})" if baseline else ""),
+    print(f"  {name}: {row['value']} {unit}"
+          + (f" (baseline {row['baseline']}, x{row.get('speedup')})" if baseline else ""),
           flush=True)
 
 
@@ -197,7 +198,8 @@ def bench_quality(url: str, label: str) -> None:
     engine = connect(url)
     migrate(engine)
     # history: the six same weekdays the feed-health band learns from, and the week before the day
-    days = sorted({day - dt.timedelta(days=7 * k) for k in range(1, 7)} | {day - dt.timedelta(days=k) for k in range(1, 8)})
+    days = sorted({day - dt.timedelta(days=7 * k) for k in range(1, 7)}
+                  | {day - dt.timedelta(days=k) for k in range(1, 8)})
     for d in days:
         ingest(engine, GeneratorSource(gen, d, d), _mapper())
     frames = list(gen.tickets(day, day))
@@ -317,7 +319,8 @@ def bench_detect(url: str, label: str) -> None:
     g = res["grid"][0]
     record(f"backtest one year day by day, province scale ({label})", year, "s", one_day * 365,
            f"baseline: the daily job run for each day (one day's time x 365); F1 {g['f1']}, precision "
-           f"{g['precision']}, recall {g['recall']}, false alerts/district/month {g['false_alerts_per_district_month']}, "
+           f"{g['precision']}, recall {g['recall']}, "
+           f"false alerts/district/month {g['false_alerts_per_district_month']}, "
            f"median delay {g['median_delay_days']} (seed 2027, not used for tuning)")
 
 
@@ -353,7 +356,8 @@ def _bench_anomalies(n: int, seed: int = 5) -> list[dict]:
     ref = load_reference()
     prov = ref.regions.province("440000")
     rng = np.random.default_rng(seed)
-    districts = [(d.code, "district") for c in prov.cities for d in c.districts] + [(c.code, "city") for c in prov.cities]
+    districts = ([(d.code, "district") for c in prov.cities for d in c.districts]
+                 + [(c.code, "city") for c in prov.cities])
     cats = ref.taxonomy.l2_codes()
     out, seen = [], set()
     while len(out) < n:
@@ -367,7 +371,8 @@ def _bench_anomalies(n: int, seed: int = 5) -> list[dict]:
         out.append({"ds": dt.date(2026, 3, 10), "series_id": sid, "detector": f"bench_{kind}", "kind": kind,
                     "region_level": level, "region_code": code, "category_level": "l2", "category_code": cat,
                     "observed": 30.0, "expected": 10.0, "lower": 5.0, "upper": 16.0, "score": 0.9999999,
-                    "severity": ["red", "orange", "yellow"][rng.integers(3)], "explanation": "当日突增", "run_id": "bench"})
+                    "severity": ["red", "orange", "yellow"][rng.integers(3)], "explanation": "当日突增",
+                    "run_id": "bench"})
     return out
 
 
@@ -484,7 +489,8 @@ def bench_lights() -> None:
         if c is not None and c <= at:
             return "closed", 0
         if at >= d:
-            return "red", min(1 + int((at - d).total_seconds() // (cfg.escalate_again_hours * 3600)), len(cfg.levels) - 1)
+            return "red", min(1 + int((at - d).total_seconds() // (cfg.escalate_again_hours * 3600)),
+                              len(cfg.levels) - 1)
         return ("yellow" if at >= d - (d - r) * cfg.yellow_share else "green"), 0
 
     k = 50_000
@@ -593,7 +599,8 @@ def _ranking_in_memory(engine, month: pd.Period, tz: str) -> pd.DataFrame:
     closed = df[(df["closed_at"] >= lo) & (df["closed_at"] < hi)]
     h = (closed["closed_at"] - closed["received_at"]).dt.total_seconds() / 3600
     a = closed.assign(h=h, h2=h * h, dl=closed["deadline_at"].notna(), ot=closed["closed_at"] <= closed["deadline_at"],
-                      sn=closed["satisfaction"].notna(), sx=closed["satisfaction"].isin(["satisfied", "basically_satisfied"]),
+                      sn=closed["satisfaction"].notna(),
+                      sx=closed["satisfaction"].isin(["satisfied", "basically_satisfied"]),
                       rn=closed["resolved"].notna(), rx=closed["resolved"].eq(True)).groupby(KEYS).agg(
         handling_hours_n=("ticket_id", "size"), handling_hours_x=("h", "sum"), handling_hours_x2=("h2", "sum"),
         on_time_n=("dl", "sum"), on_time_x=("ot", "sum"), satisfaction_n=("sn", "sum"), satisfaction_x=("sx", "sum"),
@@ -673,7 +680,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
-                         "rerun_pg, detect_sqlite, detect_pg, score_csv, alerts, proposals, lights, lights_pg, ranking_pg")
+                         "rerun_pg, detect_sqlite, detect_pg, score_csv, alerts, proposals, lights, lights_pg, "
+                         "ranking_pg")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
@@ -681,9 +689,10 @@ def main() -> None:
                     help="generator scale of the ranking benchmark's province (1 = published volumes)")
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
-                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "detect_pg", "score_csv", "alerts", "proposals", "lights",
-                         "lights_pg", "ranking_pg"]
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+                         "rerun_sqlite", "rerun_pg", "detect_sqlite", "detect_pg", "score_csv", "alerts", "proposals",
+                         "lights", "lights_pg", "ranking_pg"]
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
     if "generator" in todo:
         bench_generator()
     if "ingest_sqlite" in todo:
@@ -722,7 +731,8 @@ def main() -> None:
     out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))
     print("\n| benchmark | value | unit | naive baseline | ratio | note |\n|---|---|---|---|---|---|")
     for r in RESULTS:
-        print(f"| {r['benchmark']} | {r['value']:,} | {r['unit']} | {r['baseline'] if r['baseline'] is not None else '-'} "
+        print(f"| {r['benchmark']} | {r['value']:,} | {r['unit']} | "
+              f"{r['baseline'] if r['baseline'] is not None else '-'} "
               f"| {('x' + str(r['speedup'])) if r.get('speedup') else '-'} | {r['note']} |")
 
 

@@ -14,7 +14,8 @@ from hotline.core.pii import mask_text
 ACTION_ZH = {"continue": "继续 continue", "warn": "警告 warn", "halt": "暂停 halt", "quarantine": "隔离 quarantine"}
 SUITE_ZH = {"tickets_batch": "工单批次校验 (tickets batch)", "feed_health": "数据源健康检查 (feed health)"}
 CSS = """
-body{font-family:"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei","Microsoft YaHei","PingFang SC",sans-serif;
+body{font-family:"Noto Sans CJK SC","Source Han Sans SC","WenQuanYi Micro Hei",\
+"Microsoft YaHei","PingFang SC",sans-serif;
 margin:2rem;color:#1f2933;max-width:1200px}
 h1{font-size:1.4rem} h2{font-size:1.1rem;margin-top:2rem}
 .badge{display:inline-block;padding:.2rem .7rem;border-radius:1rem;color:#fff;font-weight:bold}

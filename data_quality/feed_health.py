@@ -37,7 +37,8 @@ CHECK_TEXT = {
     "duplicate_share_halt": "疑似重复加载的工单占比：同一天被加载两次 (day loaded twice, halt level)",
     "late_share_warn": "迟到工单占比 (late-arriving tickets, warn level)",
     "late_share_halt": "迟到工单占比 (late-arriving tickets, halt level)",
-    "hour_profile": "受理时段分布与近期一致（时区错误会使其整体偏移）(hour-of-day profile; a time-zone error shifts it)",
+    "hour_profile": "受理时段分布与近期一致（时区错误会使其整体偏移）"
+                    "(hour-of-day profile; a time-zone error shifts it)",
 }
 
 
@@ -144,7 +145,8 @@ def feed_metrics(engine: Engine, day: dt.date, ref: Reference, run_id: str | Non
             .group_by(t.received_date, t.city_code, t.channel)).all(), columns=["ds", "city_code", "channel", "n"])
     if not ch.empty:
         ch["key"] = ch["city_code"] + ":" + ch["channel"]
-        rows += _band_rows(ch[ch["ds"] == day][["key", "city_code", "n"]], ch[ch["ds"] != day][["ds", "key", "city_code", "n"]],
+        rows += _band_rows(ch[ch["ds"] == day][["key", "city_code", "n"]],
+                           ch[ch["ds"] != day][["ds", "key", "city_code", "n"]],
                            ref_days, factor, "channel", tiers, policies)
 
     # shares per city on the day: unmapped categories, tickets loaded twice
@@ -161,7 +163,8 @@ def feed_metrics(engine: Engine, day: dt.date, ref: Reference, run_id: str | Non
         if not n or city not in policies:
             continue
         pol = policies[city]["feed_health"]
-        for name, value in (("unmapped_share", float(unm.get(city, 0)) / n), ("duplicate_share", float(dup.get(city) or 0) / n)):
+        for name, value in (("unmapped_share", float(unm.get(city, 0)) / n),
+                            ("duplicate_share", float(dup.get(city) or 0) / n)):
             for lvl in ("warn", "halt"):
                 if lvl in pol[name]:
                     rows.append(dict(check=f"{name}_{lvl}", level="city", key=city, city_code=city, tier=tiers[city],
@@ -219,7 +222,8 @@ def _expectations(metrics: pd.DataFrame) -> list:
     return ex
 
 
-CHANNEL_ZH = {"phone": "电话", "app": "APP", "wechat": "微信", "web": "网站", "sms": "短信", "email": "邮件", "other": "其他"}
+CHANNEL_ZH = {"phone": "电话", "app": "APP", "wechat": "微信", "web": "网站", "sms": "短信", "email": "邮件",
+              "other": "其他"}
 
 
 def _where(key: str, ref: Reference) -> str:

@@ -89,7 +89,8 @@ def run_suite(name: str, frame: pd.DataFrame, expectations: list, index_columns:
             outcomes.append(ExpectationOutcome(
                 expectation=cfg.type, column=cfg.kwargs.get("column") or cfg.kwargs.get("column_A"),
                 check=meta.get("check", cfg.type), action=meta.get("action", "warn"), success=bool(r.success),
-                element_count=int(res.get("element_count") or 0), unexpected_count=int(res.get("unexpected_count") or 0),
+                element_count=int(res.get("element_count") or 0),
+                unexpected_count=int(res.get("unexpected_count") or 0),
                 observed=res.get("observed_value"), threshold=str(meta.get("threshold", "")),
                 description=meta.get("description", ""),
                 unexpected_rows=[{k: _plain(v) for k, v in row.items()} for row in rows]

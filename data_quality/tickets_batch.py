@@ -42,7 +42,8 @@ def _expectations(ref: Reference, window: tuple[pd.Timestamp, pd.Timestamp]) -> 
     ex = [gxe.ExpectColumnValuesToNotBeNull(column=c, meta=m("required", f"必填字段 {c} 不能为空 (required field)"))
           for c in REQUIRED]
     ex += [
-        gxe.ExpectColumnValuesToBeUnique(column="ticket_id", meta=m("unique_id", "工单编号在批次内唯一 (id unique in batch)")),
+        gxe.ExpectColumnValuesToBeUnique(column="ticket_id",
+                                         meta=m("unique_id", "工单编号在批次内唯一 (id unique in batch)")),
         gxe.ExpectColumnValuesToBeInSet(column="id_collision", value_set=[False], meta=m(
             "id_collision", "工单编号不与库中其他工单冲突 (id does not collide with another stored ticket)")),
         gxe.ExpectColumnValuesToBeInSet(column="province_code", value_set=sorted(p.code for p in regions.provinces),
@@ -59,11 +60,16 @@ def _expectations(ref: Reference, window: tuple[pd.Timestamp, pd.Timestamp]) -> 
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A="closed_at", column_B="received_at", or_equal=True, ignore_row_if="either_value_is_missing",
             meta=m("closed_after_received", "办结时间不早于受理时间 (closed_at not before received_at)")),
-        gxe.ExpectColumnValuesToBeInSet(column="channel", value_set=list(CHANNELS), meta=m("enum", "受理渠道取值有效 (channel)")),
-        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES), meta=m("enum", "工单状态取值有效 (status)")),
-        gxe.ExpectColumnValuesToBeInSet(column="satisfaction", value_set=list(SATISFACTION), meta=m("enum", "满意度取值有效 (satisfaction)")),
-        gxe.ExpectColumnValuesToBeInSet(column="request_type", value_set=list(REQUEST_TYPES), meta=m("enum", "诉求类型取值有效 (request type)")),
-        gxe.ExpectColumnValuesToBeInSet(column="urgency", value_set=list(URGENCY), meta=m("enum", "紧急程度取值有效 (urgency)")),
+        gxe.ExpectColumnValuesToBeInSet(column="channel", value_set=list(CHANNELS),
+                                        meta=m("enum", "受理渠道取值有效 (channel)")),
+        gxe.ExpectColumnValuesToBeInSet(column="status", value_set=list(STATUSES),
+                                        meta=m("enum", "工单状态取值有效 (status)")),
+        gxe.ExpectColumnValuesToBeInSet(column="satisfaction", value_set=list(SATISFACTION),
+                                        meta=m("enum", "满意度取值有效 (satisfaction)")),
+        gxe.ExpectColumnValuesToBeInSet(column="request_type", value_set=list(REQUEST_TYPES),
+                                        meta=m("enum", "诉求类型取值有效 (request type)")),
+        gxe.ExpectColumnValuesToBeInSet(column="urgency", value_set=list(URGENCY),
+                                        meta=m("enum", "紧急程度取值有效 (urgency)")),
         gxe.ExpectColumnValuesToNotBeNull(column="district_code", mostly=0.95, meta=m(
             "district_present", "区县代码齐全（缺失时仅计入市级）(district present; else counted at city level only)",
             action="warn", threshold=">= 95%")),
@@ -78,13 +84,15 @@ def _expectations(ref: Reference, window: tuple[pd.Timestamp, pd.Timestamp]) -> 
     for name, pattern, _ in PII_PATTERNS:
         if name in ("mobile", "id_number"):
             ex.append(gxe.ExpectColumnValuesToNotMatchRegex(column="content", regex=pattern.pattern, meta=m(
-                "pii_masked", f"诉求内容已脱敏：无{'手机号' if name == 'mobile' else '身份证号'} (content masked: no {name})")))
+                "pii_masked",
+                f"诉求内容已脱敏：无{'手机号' if name == 'mobile' else '身份证号'} (content masked: no {name})")))
     return ex
 
 
 def load_staged(engine: Engine, run_id: str) -> pd.DataFrame:
     with engine.connect() as conn:
-        df = pd.DataFrame(conn.execute(select(staged_tickets).where(staged_tickets.c.ingest_run_id == run_id)).mappings().all())
+        df = pd.DataFrame(conn.execute(select(staged_tickets).where(staged_tickets.c.ingest_run_id == run_id))
+                          .mappings().all())
     for c in ("received_at", "closed_at", "deadline_at", "updated_at"):
         if c in df.columns:
             df[c] = pd.to_datetime(df[c], utc=True)
@@ -171,21 +179,25 @@ def validate_batch(engine: Engine, run_id: str, day: dt.date, ref: Reference, lo
     fs = policy["failed_share"]
     if rejected > fs["halt"]:
         actions.append("halt")
-        reasons.append(f"被拒行占比 {rejected:.1%} 超过暂停阈值 {fs['halt']:.0%} (rejected share above the halt threshold)")
+        reasons.append(f"被拒行占比 {rejected:.1%} 超过暂停阈值 {fs['halt']:.0%} "
+                       "(rejected share above the halt threshold)")
     elif rejected > fs["warn"]:
         actions.append("warn")
-        reasons.append(f"被拒行占比 {rejected:.1%} 超过警告阈值 {fs['warn']:.0%} (rejected share above the warn threshold)")
+        reasons.append(f"被拒行占比 {rejected:.1%} 超过警告阈值 {fs['warn']:.0%} "
+                       "(rejected share above the warn threshold)")
     if mojibake > policy["mojibake_share"]["halt"]:
         actions.append("halt")
         reasons.append(f"乱码占比 {mojibake:.1%}：疑似编码错误 (garbled text: wrong encoding)")
     if n_bad:
         checks = sorted({o.check for o in outcomes if not o.success and o.action == "quarantine"})
-        reasons.append(f"{n_bad} 行未通过行级期望，已隔离 (rows failing row expectations quarantined): {', '.join(checks)}")
+        reasons.append(f"{n_bad} 行未通过行级期望，已隔离 (rows failing row expectations quarantined): "
+                       f"{', '.join(checks)}")
     for o in outcomes:
         if not o.success and o.action == "warn":
             actions.append("warn")
             reasons.append(f"{o.description}：{o.unexpected_count}/{o.element_count} 行不符 (rows)")
-    v = Verdict(SUITE, run_id, day, outcomes, action=worst(actions), quarantined=n_bad, metrics=metrics, reasons=reasons)
+    v = Verdict(SUITE, run_id, day, outcomes, action=worst(actions), quarantined=n_bad, metrics=metrics,
+                reasons=reasons)
     return v
 
 
@@ -194,7 +206,8 @@ def _quarantine_rows(engine: Engine, df: pd.DataFrame, bad: dict[str, list[str]]
     recs = []
     for r in rows.itertuples(index=False):
         reasons = bad[r.ticket_id]
-        raw = {k: (v.isoformat() if hasattr(v, "isoformat") else (mask_text(v) if isinstance(v, str) and k != "ticket_id" else v))
+        raw = {k: (v.isoformat() if hasattr(v, "isoformat")
+                   else (mask_text(v) if isinstance(v, str) and k != "ticket_id" else v))
                for k, v in r._asdict().items() if k != "ingest_run_id" and not (isinstance(v, float) and v != v)}
         recs.append({"source_file": "staged_tickets", "source_row": None, "ticket_id": r.ticket_id,
                      "field": "dq", "reason_code": "dq_expectation", "reason": "; ".join(dict.fromkeys(reasons)),

@@ -244,14 +244,16 @@ class LevelShiftDetector(PanelDetector):
         tested = res["volume"] >= self.min_expected  # (the test is made whatever its outcome)
         ok = tested & (res["z"] != 0)  # z = 0: no shift either way
         p = np.where(ok, np.where(res["cusum"] >= 0, up, down), 1.0)
-        return _finish({**res, "p": p, "p_up": np.where(ok, up, 1.0), "p_down": np.where(ok, down, 1.0), "expected": res["volume"], "lower": np.full(n, np.nan),
+        return _finish({**res, "p": p, "p_up": np.where(ok, up, 1.0), "p_down": np.where(ok, down, 1.0),
+                        "expected": res["volume"], "lower": np.full(n, np.nan),
                         "upper": np.full(n, np.nan), "kind": np.full(n, "level_shift", object),
                         "note": np.full(n, "", object), "tests": 2.0 * tested, "history": _history(panel, t)})
 
     def describe(self, res: Result, i: int) -> str:
         word = "持续上升" if res["cusum"][i] >= 0 else "持续下降"
         o, e = res["obs"][i], res["exp"][i]
-        return f"近{int(res['window'][i])}日{word}：共 {o:g} 件，基线预期 {e:.0f} 件（{(o / e - 1) * 100 if e > 0 else 0:+.0f}%）"
+        return (f"近{int(res['window'][i])}日{word}：共 {o:g} 件，基线预期 {e:.0f} 件"
+                f"（{(o / e - 1) * 100 if e > 0 else 0:+.0f}%）")
 
     @classmethod
     def get_test_params(cls) -> list[dict[str, Any]]:
@@ -311,7 +313,8 @@ class EmergingDetector(PanelDetector):
         cal = _calibrated(exp, key, t, rd, stat)
         p = np.where(ok & (np.nan_to_num(res["z"]) > 0), cal.p_up(np.nan_to_num(res["z"])), 1.0)
         return _finish({"p": p, "expected": rate, "lower": np.full(n, np.nan), "upper": np.full(n, np.nan),
-                        "kind": np.full(n, "emerging", object), "obs": recent, "exp": rate * rd, "days": np.full(n, float(rd)),
+                        "kind": np.full(n, "emerging", object), "obs": recent, "exp": rate * rd,
+                        "days": np.full(n, float(rd)),
                         "note": np.full(n, "", object), "z": res["z"], "tests": res["low"].astype(float),
                         "history": _history(panel, t)})
 
@@ -379,8 +382,8 @@ class SpreadDetector(PanelDetector):
             return (np.full(n, np.nan), np.full(n, np.nan)) if s is None else (s["z"], s["volume"])
         cal = _calibrated(exp, key, t, w, stat)
         p = np.where(hit & (res["z"] > 0), cal.p_up(res["z"]), 1.0)
-        out.update(p=p, obs=O, exp=M, expected=M / w, z=res["z"], tests=eligible.astype(float), days=np.full(n, float(w)),
-                   history=_history(panel, t))
+        out.update(p=p, obs=O, exp=M, expected=M / w, z=res["z"], tests=eligible.astype(float),
+                   days=np.full(n, float(w)), history=_history(panel, t))
         return _finish(out)
 
     def describe(self, res: Result, i: int) -> str:

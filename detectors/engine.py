@@ -148,7 +148,8 @@ def contributors(panel: Panel, res: Result, i: int, ref: Reference | None, top: 
     region, category = panel.children()
     sign = -1.0 if res["kind"][i] == "drop" or res.get("cusum", np.zeros(len(panel)))[i] < 0 else 1.0
     parts = []
-    for label, kids, namer in (("主要来源", region.get(i), _region_name), ("细分类别", category.get(i), _category_name)):
+    for label, kids, namer in (("主要来源", region.get(i), _region_name),
+                               ("细分类别", category.get(i), _category_name)):
         if kids is None or len(kids) == 0:
             continue
         if "days_obs" in res:  # a window's total: the children over the parent's own span

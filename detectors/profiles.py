@@ -136,7 +136,8 @@ class DetectionConfig:
                 if det not in DETECTORS:
                     raise ConfigError(f"{key}: unknown detector {det!r} (known: {sorted(DETECTORS)})")
                 if param not in vars(DETECTORS[det]()):
-                    raise ConfigError(f"{key}: {det} has no parameter {param!r} (it has {sorted(vars(DETECTORS[det]()))})")
+                    raise ConfigError(f"{key}: {det} has no parameter {param!r} "
+                                      f"(it has {sorted(vars(DETECTORS[det]()))})")
                 doc.setdefault("detectors", {}).setdefault(det, {})[param] = value
             elif key in PROFILE_KEYS:
                 if key == "detectors":

@@ -64,11 +64,13 @@ def reconcile_city(fc: pd.DataFrame) -> pd.DataFrame:
         for _ in range(20):
             kids = fc[dm]
             rs = kids.groupby(["region_code", "ds"])["yhat"].transform("sum")
-            target = pd.Series([row_t.get((r, d), np.nan) for r, d in zip(kids["region_code"], kids["ds"])], index=kids.index)
+            target = pd.Series([row_t.get((r, d), np.nan) for r, d in zip(kids["region_code"], kids["ds"])],
+                               index=kids.index)
             _scale(fc, dm, _ratio(target, rs))
             kids = fc[dm]
             cs = kids.groupby(["category_code", "ds"])["yhat"].transform("sum")
-            target = pd.Series([col_t.get((c, d), np.nan) for c, d in zip(kids["category_code"], kids["ds"])], index=kids.index)
+            target = pd.Series([col_t.get((c, d), np.nan) for c, d in zip(kids["category_code"], kids["ds"])],
+                               index=kids.index)
             _scale(fc, dm, _ratio(target, cs))
     return fc.drop(columns="_l1")
 

@@ -343,7 +343,8 @@ class ProvinceGenerator:
         is_repeat = rng.random(n) < repeat_p
         pool_slot = rng.integers(0, 6, n)
         fresh = rng.integers(13_000_000_000, 19_999_999_999, n, dtype=np.int64)
-        pool_key = pd.Series(district.astype(str)) + "|" + pd.Series(l2.astype(str)) + "|" + pd.Series(pool_slot.astype(str))
+        pool_key = (pd.Series(district.astype(str)) + "|" + pd.Series(l2.astype(str)) + "|"
+                    + pd.Series(pool_slot.astype(str)))
         stable = pd.util.hash_pandas_object(pool_key + f"|{self.seed}", index=False).to_numpy()
         pooled = 13_000_000_000 + (stable % np.uint64(6_999_999_999)).astype(np.int64)
         phone = np.where(is_repeat, pooled, fresh).astype(str)
@@ -367,13 +368,15 @@ class ProvinceGenerator:
         rated = rng.random(n) < 0.85
         u = rng.random(n)
         unsat = u < unsat_p
-        satisfaction = np.where(~rated, None, np.where(unsat, "不满意", np.where(u < unsat_p + 0.1, "基本满意", "满意")))
+        satisfaction = np.where(~rated, None,
+                                np.where(unsat, "不满意", np.where(u < unsat_p + 0.1, "基本满意", "满意")))
         unres_p = per_city_value("unresolved_share") + np.where(unsat, 0.5, 0.0)
         resolved = np.where(rng.random(n) < unres_p, "否", "是")
 
         # arrival in the system: a few tickets reach the feed one to three days late
         late = rng.random(n) < per_city_value("late_share") * c["late_share_multiplier"]
-        visible = (received + pd.to_timedelta(np.where(late, rng.uniform(24, 72, n), rng.uniform(0.01, 0.2, n)), unit="h")).floor("s")
+        visible = (received + pd.to_timedelta(np.where(late, rng.uniform(24, 72, n), rng.uniform(0.01, 0.2, n)),
+                                              unit="h")).floor("s")
         # a ticket cannot be closed in the system before it has reached it
         closed = closed.where(closed > visible, visible + pd.Timedelta(hours=1))
 
@@ -389,7 +392,8 @@ class ProvinceGenerator:
         text = [
             f"市民反映：{d_}某{p_}一带，{ph_}，{asks[rt][a_ % len(asks[rt])]}。"
             + ((f"联系电话{tel}。" if k % 2 else f"身份证号{d_code}{_birth(k)}{k % 997:03d}X。") if pi else "")
-            for d_, p_, ph_, rt, a_, pi, tel, k, d_code in zip(dz, place, phrase, rtype, ask_pick, pii, phone, born, district)
+            for d_, p_, ph_, rt, a_, pi, tel, k, d_code in zip(dz, place, phrase, rtype, ask_pick, pii, phone, born,
+                                                                district)
         ]
         l1_zh = {code: tax.categories[code].zh for code in tax.l1_codes()}
         local_cat = np.array([f"{l1_zh[tax.categories[x].parent]}-{tax.categories[x].zh}" for x in l2], dtype=object)

@@ -8,38 +8,24 @@ import datetime as dt
 import logging
 from typing import Any
 
+from hotline.app.notices import notify_operators, report_abandoned_runs  # noqa: F401 (report_* for the DAGs)
+
 log = logging.getLogger(__name__)
 
 
 def _local_day(context: dict[str, Any]) -> dt.date:
-    """The day the failed run covers (as its tasks take it), else today in Asia/Shanghai."""
+    """The day the failed run covers (as its tasks take it), else today in the province's time zone."""
     import pendulum
 
-    from hotline.app.operations import run_day
+    from hotline.app.operations import load_operations, run_day
 
+    tz = load_operations().timezone
     day = run_day((context.get("params") or {}).get("day"),
-                  context.get("data_interval_start") or context.get("logical_date"))
-    return day or pendulum.now("Asia/Shanghai").date()
+                  context.get("data_interval_start") or context.get("logical_date"), tz)
+    return day or pendulum.now(tz).date()
 
 
 DQ_TASKS = {"validate", "feed_health"}
-
-
-def _notify_operators(day: dt.date, group: str, key: str, labels: dict[str, str], build) -> None:
-    """Queue one operators' notice (receiver ``operators:<province>``) through the alerts outbox;
-    ``key`` is its dedup key, so a repeated call sends nothing twice."""
-    from alerts.config import AlertsConfig
-    from alerts.notify import queue_reports
-    from hotline.core.reference import load_reference
-    from hotline.core.settings import load_settings
-    from warehouse.db import connect, migrate
-
-    s = load_settings()
-    engine = connect(s.db_url)
-    migrate(engine)
-    item = {"receiver": f"operators:{s.province}", "ds": day, "group": group, "keys": [key], "labels": labels,
-            "build": build}
-    queue_reports(engine, [item], AlertsConfig.load(s.config_dir), load_reference(s.config_dir), s.var_dir)
 
 
 def on_task_failure(context: dict[str, Any]) -> None:
@@ -80,8 +66,10 @@ def on_task_failure(context: dict[str, Any]) -> None:
                          "(clear the task, or trigger with the day param)."]
             elif lang == "zh":
                 subject = f"【运维告警】{dag_id}.{task_id} 运行失败（{day}）"
-                lines = [f"任务：{dag_id} / {task_id}（第 {tries} 次尝试，已用尽重试）", f"运行：{run_id}", f"错误：{error}",
-                         "处理：查看该任务日志，修复后在 Airflow 中清除（Clear）该任务；DAG 文档说明每个任务失败时怎么办。"]
+                lines = [f"任务：{dag_id} / {task_id}（第 {tries} 次尝试，已用尽重试）", f"运行：{run_id}",
+                         f"错误：{error}",
+                         "处理：查看该任务日志，修复后在 Airflow 中清除（Clear）该任务；"
+                         "DAG 文档说明每个任务失败时怎么办。"]
             else:
                 subject = f"[Operations] {dag_id}.{task_id} failed ({day})"
                 lines = [f"Task: {dag_id} / {task_id} (try {tries}, retries exhausted)", f"Run: {run_id}",
@@ -89,10 +77,14 @@ def on_task_failure(context: dict[str, Any]) -> None:
                          "the DAG's docs say what to do when each task fails."]
             return report_message(subject, lines)
 
-        _notify_operators(day, f"ops:{dag_id}", f"{dag_id}:{task_id}:{run_id}:{tries}",
+        notify_operators(day, f"ops:{dag_id}", f"{dag_id}:{task_id}:{run_id}:{tries}",
                           {"dag": dag_id, "task": task_id, "kind": "dq_halt" if halted else "task_failed"}, build)
     except Exception:  # noqa: BLE001 - the task's own failure is what matters; log ours
         log.exception("on_task_failure: could not notify the operators")
+
+
+def _tz_zh(tz: str) -> str:
+    return "北京时间" if tz == "Asia/Shanghai" else f"当地时间 {tz}"
 
 
 def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any] | None:
@@ -114,11 +106,13 @@ def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any
     if run_type == "backfill" or (run_type == "manual" and queued and pendulum.parse(str(queued)) >= deadline):
         return None  # a scheduled run created late (the scheduler was down) is exactly what to report
     dag_id, run_id = run.get("dag_id", "?"), run.get("dag_run_id") or run.get("run_id", "?")
-    local = deadline.in_timezone("Asia/Shanghai")
-    from hotline.app.operations import run_day
+    from hotline.app.operations import load_operations, run_day
+
+    tz = load_operations().timezone
+    local = deadline.in_timezone(tz)
 
     # the day the run covers, as the DAG's tasks take it
-    covered = run_day((run.get("conf") or {}).get("day"), run.get("data_interval_start") or run.get("logical_date"))
+    covered = run_day((run.get("conf") or {}).get("day"), run.get("data_interval_start") or run.get("logical_date"), tz)
     day = (covered or local.subtract(days=1).date()).isoformat()
     state = run.get("state", "?")
     failed = state == "failed"
@@ -127,13 +121,13 @@ def deadline_notice(context: dict[str, Any] | None) -> tuple[dict[str, str], Any
         if lang == "zh":
             what = "已失败，至今未重跑成功" if failed else f"未在 {local:%m-%d %H:%M} 前完成"
             return report_message(f"【运维告警】{dag_id} {day} 的运行{what}", [
-                f"运行：{run_id}（状态：{state}）", f"截止时间：{local:%Y-%m-%d %H:%M}（北京时间）",
+                f"运行：{run_id}（状态：{state}）", f"截止时间：{local:%Y-%m-%d %H:%M}（{_tz_zh(tz)}）",
                 "影响：各办公室今天的预警、红黄灯日报和看板可能延迟。",
                 "处理：在 Airflow 中查看该运行哪个任务仍在运行或排队（worker 是否在线、池是否占满），"
                 "必要时增加 worker；`hotline runs --last 3` 可看各阶段耗时。"])
         what = "failed and not rerun successfully" if failed else "not finished"
         return report_message(f"[Operations] {dag_id} for {day} {what} by {local:%m-%d %H:%M}", [
-            f"Run: {run_id} (state: {state})", f"Deadline: {local:%Y-%m-%d %H:%M} Asia/Shanghai",
+            f"Run: {run_id} (state: {state})", f"Deadline: {local:%Y-%m-%d %H:%M} {tz}",
             "Effect: today's alerts, overdue lists and the board may be late for the offices.",
             "What to do: see in Airflow which task is still running or queued (workers up? pool full?), "
             "add a worker if needed; `hotline runs --last 3` shows each stage's time."])
@@ -147,7 +141,7 @@ def _deadline_missed(context: dict[str, Any] | None) -> None:
         log.info("deadline missed by a run queued after its deadline (backfill or late rerun): not reported")
         return
     labels, build = got
-    _notify_operators(dt.date.fromisoformat(labels["day"]), f"ops:{labels['dag']}",
+    notify_operators(dt.date.fromisoformat(labels["day"]), f"ops:{labels['dag']}",
                       f"deadline:{labels['dag']}:{labels['run']}", labels, build)
 
 
@@ -161,38 +155,3 @@ async def on_daily_deadline_missed(context: dict[str, Any] | None = None, **kwar
     except Exception:  # noqa: BLE001 - log it: the triggerer marks the callback failed otherwise silently
         log.exception("on_daily_deadline_missed: could not notify the operators")
         raise
-
-
-def report_abandoned_runs(days: int = 7) -> int:
-    """Tell the operators of every run marked "abandoned" (left "running" by a process that was
-    killed) in the last ``days`` days: one notice per run, its dedup key the run id, so calling
-    this from every daily run sends each once. Returns how many were found; never raises."""
-    try:
-        from alerts.render import report_message
-        from hotline.core.settings import load_settings
-        from warehouse.db import connect
-        from warehouse.runs import abandoned_runs
-
-        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)
-        found = abandoned_runs(connect(load_settings().db_url), since)
-        for r in found:
-            day = r["logical_date"] or r["finished_at"].date()
-
-            def build(lang: str, rname: str, r=r, day=day):
-                if lang == "zh":
-                    return report_message(f"【运维告警】{r['stage']} 运行中断（{day}）", [
-                        f"运行：{r['run_id']}，开始于 {r['started_at']:%Y-%m-%d %H:%M} UTC", f"情况：{r['message']}",
-                        "影响：该运行未完成，其结果不完整；后续运行已接手。",
-                        "处理：查看该时段的日志（进程被杀或机器重启），确认后重跑该日（`hotline runs` 可看各阶段）。"])
-                return report_message(f"[Operations] {r['stage']} run abandoned ({day})", [
-                    f"Run: {r['run_id']}, started {r['started_at']:%Y-%m-%d %H:%M} UTC", f"What: {r['message']}",
-                    "Effect: the run did not finish and its output is incomplete; later runs have taken over.",
-                    "What to do: read the logs of that time (a killed process or a restart), then rerun the day "
-                    "(`hotline runs` shows each stage)."])
-
-            _notify_operators(day, "ops:runs", f"abandoned:{r['run_id']}",
-                              {"stage": r["stage"], "run": r["run_id"], "kind": "run_abandoned"}, build)
-        return len(found)
-    except Exception:  # noqa: BLE001 - reporting must not fail the task that calls it
-        log.exception("report_abandoned_runs: could not notify the operators")
-        return 0

@@ -222,7 +222,8 @@ class TicketMapper:
                 mapped = keyed.map(m)
                 unknown = mapped.isna() & ~blank
                 flag(unknown, "bad_enum", fld,
-                     lambda i, c=spec["column"], f=fld, k=keyed: k[i].map(lambda v: f"{f}: value {_show(v)} in column {c!r} is not in the mapping"))
+                     lambda i, c=spec["column"], f=fld, k=keyed: k[i].map(
+                         lambda v: f"{f}: value {_show(v)} in column {c!r} is not in the mapping"))
                 out[fld] = mapped.astype("object").where(~blank & ~unknown, None)
             else:
                 out[fld] = keyed
@@ -240,7 +241,8 @@ class TicketMapper:
             blank = src.isna() if pd.api.types.is_datetime64_any_dtype(src) else _blank(src)
             bad = parsed.isna() & ~blank
             flag(bad, "bad_timestamp", fld,
-                 lambda i, c=spec["column"], f=fld, v=src: v[i].map(lambda x: f"{f}: cannot parse {_show(x)} in column {c!r} as a timestamp"))
+                 lambda i, c=spec["column"], f=fld, v=src: v[i].map(
+                     lambda x: f"{f}: cannot parse {_show(x)} in column {c!r} as a timestamp"))
             if not spec.get("optional", False) and fld not in REQUIRED:
                 flag(blank, "missing_field", fld, f"{fld}: required column {spec['column']!r} is empty")
             out[fld] = parsed
@@ -275,7 +277,8 @@ class TicketMapper:
                 continue
             v = out[fld]
             badv = v.notna() & ~v.isin(allowed)
-            flag(badv, "bad_enum", fld, lambda i, v=v, f=fld, a=allowed: v[i].map(lambda x: f"{f}: {_show(x)} is not one of {', '.join(a)}"))
+            flag(badv, "bad_enum", fld, lambda i, v=v, f=fld, a=allowed: v[i].map(
+                lambda x: f"{f}: {_show(x)} is not one of {', '.join(a)}"))
         if self.fields.get("channel") is None:
             out["channel"] = "other"
 
@@ -327,7 +330,8 @@ class TicketMapper:
                 continue
             length = v.map(lambda x: len(x) if isinstance(x, str) else 0)
             flag(length > limit, "too_long", c,
-                 lambda i, c=c, n=length, lim=limit: n[i].map(lambda k: f"{c}: {k} characters, the warehouse holds at most {lim}"))
+                 lambda i, c=c, n=length, lim=limit: n[i].map(
+                     lambda k: f"{c}: {k} characters, the warehouse holds at most {lim}"))
 
         bad_mask = pd.Series(False, index=raw.index)
         for mask, *_ in problems:
@@ -344,9 +348,11 @@ class TicketMapper:
                 else pd.Series(np.arange(batch.first_row, batch.first_row + n), index=raw.index))
         first_row = ids.map(self.seen)
         flag(dup_in_batch, "duplicate_id", "ticket_id",
-             lambda i: ids[i].map(lambda v: f"ticket_id {_show(v, 70)} appears more than once in the batch; the latest version was kept"))
+             lambda i: ids[i].map(lambda v: f"ticket_id {_show(v, 70)} appears more than once in the batch; "
+                                            "the latest version was kept"))
         flag(dup_in_run, "duplicate_id", "ticket_id",
-             lambda i: pd.Series([f"ticket_id {_show(v, 70)} already read at row {r}" for v, r in zip(ids[i], first_row[i])], index=i))
+             lambda i: pd.Series([f"ticket_id {_show(v, 70)} already read at row {r}"
+                                  for v, r in zip(ids[i], first_row[i])], index=i))
         bad_mask |= dup_in_batch | dup_in_run
         good_ids = ids[~bad_mask]
         self.seen.update(zip(good_ids, rows[~bad_mask]))
@@ -407,7 +413,8 @@ class TicketMapper:
         prov = out["province_code"].astype("object")
         parent_prov = city.map(self._city_province)
         flag(prov.notna() & parent_prov.notna() & (prov != parent_prov), "unknown_region", "province_code",
-             lambda i: pd.Series([f"province_code {p} does not contain city {cc}" for p, cc in zip(prov[i], city[i])], index=i))
+             lambda i: pd.Series([f"province_code {p} does not contain city {cc}"
+                                  for p, cc in zip(prov[i], city[i])], index=i))
         out["city_code"] = city
         out["province_code"] = prov.where(prov.notna(), parent_prov)
 
@@ -443,7 +450,8 @@ class TicketMapper:
             code = code.where(~unmapped, UNMAPPED)
         else:
             flag(unmapped, "unknown_category", "category",
-                 lambda i, c=spec["column"]: raw_val[i].map(lambda v: f"category: {_show(v)} in column {c!r} is not mapped to the taxonomy"))
+                 lambda i, c=spec["column"]: raw_val[i].map(
+                     lambda v: f"category: {_show(v)} in column {c!r} is not mapped to the taxonomy"))
         out["category_l2"] = code
         out["category_l1"] = code.map(lambda c: c.split(".")[0] if isinstance(c, str) else None)
         out["category_raw"] = raw_val.str.slice(0, 255).astype("object").where(raw_val != "", None)

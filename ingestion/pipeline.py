@@ -94,7 +94,8 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
         summary.touched_dates = [d.isoformat() for d in sorted(touched)]
         if aggregate and publish:
             summary.days_aggregated = aggregate_days(engine, touched)
-        set_watermark(engine, mapper.source, logical_date, max_updated.to_pydatetime() if max_updated is not None else None)
+        set_watermark(engine, mapper.source, logical_date,
+                      max_updated.to_pydatetime() if max_updated is not None else None)
         summary.quarantine_reasons = dict(reasons.most_common())
         summary.seconds = round((dt.datetime.now(dt.timezone.utc) - t0).total_seconds(), 3)
         metrics = summary.as_dict()

@@ -20,7 +20,8 @@ from proposals.report import label
 from warehouse.runs import new_run_id, stage_run
 from warehouse.schema import pipeline_runs, proposals
 
-CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"), ("district", "l2"))
+CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "all"), ("district", "l1"),
+               ("district", "l2"))
 PROVINCE_LEVELS = (("province", "all"), ("province", "l1"), ("province", "l2"), ("city", "l1"), ("city", "l2"))
 
 
@@ -117,7 +118,8 @@ def previous_choices(engine: Engine, scope: str, month: pd.Period, months: int) 
 def stored(engine: Engine, month: pd.Period, scope: str) -> dict[str, Any] | None:
     p = proposals.c
     with engine.connect() as conn:
-        r = conn.execute(select(proposals).where(p.month == month.start_time.date(), p.scope == scope)).mappings().first()
+        r = conn.execute(select(proposals).where(p.month == month.start_time.date(),
+                                                 p.scope == scope)).mappings().first()
     return dict(r) if r else None
 
 

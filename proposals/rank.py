@@ -503,7 +503,8 @@ def _spread(cands: pd.DataFrame, counts: pd.DataFrame, expected: pd.Series, mont
         subs = [s for s in subs if s in zd]
         start = starts.get(cid)
         if whole and start is not None and wide is not None:
-            cols = [c for c in wide.columns if pd.Timestamp(start) <= c < pd.Timestamp(start) + pd.Timedelta(days=PEAK_WINDOW)]
+            cols = [c for c in wide.columns
+                    if pd.Timestamp(start) <= c < pd.Timestamp(start) + pd.Timedelta(days=PEAK_WINDOW)]
             got = wide.reindex(index=subs, columns=cols).fillna(0).sum(axis=1)
             zw = z_of(got, expected.reindex(subs) * len(cols))
             for sub in subs:

@@ -29,23 +29,27 @@ LANGS = ("zh", "en")
 T = {
     "zh": {
         "doc": "每月一题建议", "data": "数据月份", "for": "建议专项治理月份", "issue": "建议选题", "score": "综合得分",
-        "why": "为什么选它：四项原则", "basis": "依据", "charts": "图表", "districts": "涉及区域", "streets": "集中街道", "samples": "典型诉求（已脱敏）",
+        "why": "为什么选它：四项原则", "basis": "依据", "charts": "图表", "districts": "涉及区域",
+        "streets": "集中街道", "samples": "典型诉求（已脱敏）",
         "depts": "责任部门", "lead": "牵头部门", "coop": "配合部门", "actions": "建议举措", "measures": "跟踪指标",
         "watch": "备选问题（观察名单）", "components": "评分构成", "followup": "往期选题跟踪", "method": "方法说明",
         "override": "分析员改选", "model": "模型推荐", "blocked": "近期已选、未见恶化，本月不再推荐",
         "none": "无", "incomplete": "本月数据尚不完整，以下为截至目前的数据。",
-        "weak": "本月没有特别突出的问题（综合得分低于阈值）：以下为得分最高的候选，建议结合观察名单和上月选题研判。", "no_streets": "数据源未提供街道信息。",
+        "weak": "本月没有特别突出的问题（综合得分低于阈值）：以下为得分最高的候选，建议结合观察名单和上月选题研判。",
+        "no_streets": "数据源未提供街道信息。",
         "trend": "月度趋势与未来三个月预测", "bars_d": "各区本月诉求量", "bars_c": "相关子类本月诉求量",
         "candidate": "候选", "rank": "名次", "current": "本月", "target": "目标", "then": "选题当月", "now": "本月",
-        "change": "变化", "improved": "有所下降，未达目标", "worse": "未改善", "met": "达到目标", "observed": "月诉求量", "band": "预测区间",
+        "change": "变化", "improved": "有所下降，未达目标", "worse": "未改善", "met": "达到目标",
+        "observed": "月诉求量", "band": "预测区间",
         "expected": "预测", "focus": "集中于",
         "sprouts": "苗头（观察名单：激增、新发与季节高峰）", "kind": "类型", "principles": "选题原则",
         "sprout_none": "本月没有需要单列的苗头。", "earlier": "往期同类专项",
         "sprout_note": "苗头由每日预警跟进；仅集中在单一区域的上升不作为本级每月一题候选，列于此处供所在地研判。",
     },
     "en": {
-        "doc": "Issue of the month proposal", "data": "Data month", "for": "Governance month", "issue": "Proposed issue",
-        "score": "Score", "why": "Why this issue: the four principles", "basis": "Evidence", "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
+        "doc": "Issue of the month proposal", "data": "Data month", "for": "Governance month",
+        "issue": "Proposed issue", "score": "Score", "why": "Why this issue: the four principles", "basis": "Evidence",
+        "charts": "Charts", "districts": "Affected areas", "streets": "Streets",
         "samples": "Sample requests (personal data masked)", "depts": "Departments", "lead": "Lead department",
         "coop": "Cooperating departments", "actions": "Suggested actions", "measures": "Measures to track",
         "watch": "Runner-ups (watch list)", "components": "Score components", "followup": "Follow-up of earlier issues",
@@ -53,12 +57,15 @@ T = {
         "blocked": "chosen recently and not worse: not proposed again this month", "none": "none",
         "incomplete": "The month is not over: figures are to date.",
         "weak": "No issue stands out this month (the best score is below the threshold): the best candidate "
-                "follows; weigh it against the watch list and last month's issue.", "no_streets": "The source gives no streets.",
+                "follows; weigh it against the watch list and last month's issue.",
+        "no_streets": "The source gives no streets.",
         "trend": "Monthly trend and the next three months' outlook", "bars_d": "Requests this month by area",
-        "bars_c": "Related sub-categories this month", "candidate": "Candidate", "rank": "Rank", "current": "This month",
+        "bars_c": "Related sub-categories this month", "candidate": "Candidate", "rank": "Rank",
+        "current": "This month",
         "target": "Target", "then": "Month chosen", "now": "This month", "change": "Change",
         "improved": "down, short of the target",
-        "worse": "not improved", "met": "target met", "observed": "Monthly requests", "band": "Outlook range", "expected": "Outlook",
+        "worse": "not improved", "met": "target met", "observed": "Monthly requests", "band": "Outlook range",
+        "expected": "Outlook",
         "focus": "concentrated in",
         "sprouts": "Sprouts to watch (surges, new issues, seasonal peaks ahead)", "kind": "Kind",
         "principles": "Principles", "sprout_none": "No sprout to list this month.", "earlier": "Earlier campaigns",
@@ -74,7 +81,8 @@ COMPONENT_NAMES = {
     "en": {c: c for c in COMPONENTS},
 }
 PRINCIPLE_NAMES = {
-    "zh": {"frequency": "高频", "continuity": "持续", "hard": "难点", "outlook": "趋势（未诉先办）", "balance": "均衡扣分"},
+    "zh": {"frequency": "高频", "continuity": "持续", "hard": "难点", "outlook": "趋势（未诉先办）",
+           "balance": "均衡扣分"},
     "en": {"frequency": "frequency", "continuity": "continuity", "hard": "hard", "outlook": "outlook",
            "balance": "balance penalty"},
 }
@@ -172,16 +180,20 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     P = PRINCIPLE_NAMES[lang]
     tag = (lambda p: f"【{P[p]}】") if zh else (lambda p: f"[{P[p]}] ")
     n, avg = _num(row, "tickets") or 0.0, _num(row, "daily_avg") or 0.0
-    out.append(f"{month} 月共 {_n(n)} 件，日均 {_n(avg)} 件。" if zh else f"{_n(n)} requests in {month} ({_n(avg)} a day).")
+    out.append(f"{month} 月共 {_n(n)} 件，日均 {_n(avg)} 件。" if zh else
+               f"{_n(n)} requests in {month} ({_n(avg)} a day).")
 
     # 高频
     ny, sy, sm = _num(row, "tickets_year"), _num(row, "share_year"), _num(row, "share_month")
     if ny is not None and sy is not None:
-        line = (f"{tag('frequency')}近 12 个月 {_n(ny)} 件，占{scope_label}诉求的 {_pct(sy)}；本月占 {_pct(sm)}。" if zh else
-                f"{tag('frequency')}{_n(ny)} requests over 12 months, {_pct(sy)} of {scope_label}'s; {_pct(sm)} this month.")
+        line = (f"{tag('frequency')}近 12 个月 {_n(ny)} 件，占{scope_label}诉求的 {_pct(sy)}；"
+                f"本月占 {_pct(sm)}。" if zh else
+                f"{tag('frequency')}{_n(ny)} requests over 12 months, {_pct(sy)} of {scope_label}'s; "
+                f"{_pct(sm)} this month.")
         prev = _num(row, "tickets_prev_year")
         if prev:
-            line += (f"较上一年同期 {(ny / prev - 1) * 100:+.0f}%。" if zh else f" {(ny / prev - 1) * 100:+.0f}% on the year before.")
+            line += (f"较上一年同期 {(ny / prev - 1) * 100:+.0f}%。" if zh else
+                     f" {(ny / prev - 1) * 100:+.0f}% on the year before.")
         out.append(line)
     bn, bt = _num(row, "breadth_n"), _num(row, "breadth_total")
     if bn is not None and bt and bt > 1:
@@ -191,7 +203,8 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     # 持续
     mh, qh = _num(row, "months_high"), _num(row, "quarters_high")
     if mh is not None:
-        out.append(f"{tag('continuity')}近 12 个月中有 {int(mh)} 个月位居{scope_label}前列，{int(qh or 0)}/4 个季度处于高位。" if zh else
+        out.append(f"{tag('continuity')}近 12 个月中有 {int(mh)} 个月位居{scope_label}前列，"
+                   f"{int(qh or 0)}/4 个季度处于高位。" if zh else
                    f"{tag('continuity')}Among {scope_label}'s top problems in {int(mh)} of the last 12 months; "
                    f"high in {int(qh or 0)} of 4 quarters.")
     back = _text(row, "returned_from")
@@ -220,11 +233,13 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
         (hard if d > d0 * 1.1 else fine).append(text)
     sep = "；" if zh else "; "
     if hard:
-        out.append(tag("hard") + (sep.join(hard) + "，均为近 12 个月。" if zh else sep.join(hard) + ", over 12 months."))
+        out.append(tag("hard") + (sep.join(hard) + "，均为近 12 个月。" if zh else
+                                  sep.join(hard) + ", over 12 months."))
     elif fine:
-        out.append(f"{tag('hard')}办理指标与{scope_label}整体水平相当或更好（高出不到一成，近 12 个月）：{sep.join(fine)}。" if zh else
-                   f"{tag('hard')}Handled about as well as {scope_label}'s requests overall or better (under 10% worse, "
-                   f"12 months): {sep.join(fine)}.")
+        out.append(f"{tag('hard')}办理指标与{scope_label}整体水平相当或更好（高出不到一成，近 12 个月）："
+                   f"{sep.join(fine)}。" if zh else
+                   f"{tag('hard')}Handled about as well as {scope_label}'s requests overall or better "
+                   f"(under 10% worse, 12 months): {sep.join(fine)}.")
     if unknown and (hard or fine):
         out.append(f"数据源未提供{'、'.join(unknown)}，不计入难点。" if zh else
                    f"The source does not give {', '.join(unknown)}: left out of hard problems.")
@@ -234,8 +249,10 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     # 趋势
     br, by, ex = _num(row, "base_recent"), _num(row, "base_last_year"), _num(row, "expected_daily")
     if br is not None and br < 0.2 and (by is None or by < 0.2):
-        out.append(f"{tag('outlook')}此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）：新出现的问题。" if zh else
-                   f"{tag('outlook')}Almost none before (under 0.2 a day in the previous three months and a year ago): a new issue.")
+        out.append(f"{tag('outlook')}此前几乎没有此类诉求（前三个月和去年同月日均不足 0.2 件）："
+                   f"新出现的问题。" if zh else
+                   f"{tag('outlook')}Almost none before (under 0.2 a day in the previous three months and "
+                   f"a year ago): a new issue.")
     elif ex is not None and ex > 0:
         seasonal = row.get("expected_basis") == "seasonal"
         basis = (("去年同月按近三个月水平调整" if seasonal else "前三个月平均") if zh else
@@ -270,7 +287,8 @@ def evidence_lines(row: Mapping[str, Any], scope_label: str, ref: Reference, lan
     o = _num(row, "outlook_ratio")
     if o is not None and o >= 1.15:
         when = month + int(_num(row, "outlook_month") or 1)
-        out.append(f"按往年同期规律，预计 {when} 将达到本月的 {o:.1f} 倍：宜在高峰到来前提前部署（未诉先办）。" if zh else
+        out.append(f"按往年同期规律，预计 {when} 将达到本月的 {o:.1f} 倍："
+                   f"宜在高峰到来前提前部署（未诉先办）。" if zh else
                    f"Past years' pattern puts {when} at {o:.1f}x this month: act before the peak.")
     gate = _num(row, "gate")
     if gate is not None and gate < 1.0 and (_num(row, "p_outlook") or 0) > 0.2:
@@ -308,7 +326,8 @@ def _trend(res_row: Mapping[str, Any], data: Any, lang: str, title: str) -> Mark
     m = data.monthly[data.monthly["series_id"] == cid].set_index("month")["n_tickets"]
     months = pd.period_range(data.month - 23, data.month, freq="M")
     cov = data.coverage.reindex(months)
-    obs = (m.reindex(months).fillna(0) / cov * pd.Series([p.days_in_month for p in months], index=months)).where(cov > 0)
+    obs = (m.reindex(months).fillna(0) / cov
+           * pd.Series([p.days_in_month for p in months], index=months)).where(cov > 0)
     base = float(obs.iloc[-1]) if np.isfinite(obs.iloc[-1]) else np.nan
     ahead = [data.month + h for h in (1, 2, 3)]
     exp = [res_row.get(f"outlook_{h}") for h in (1, 2, 3)]
@@ -350,11 +369,13 @@ def _districts(res_row: Mapping[str, Any], data: Any, scope: Any, ref: Reference
     return sorted(rows, key=lambda r: -r["tickets"])
 
 
-def _subcategories(res_row: Mapping[str, Any], data: Any, ref: Reference, lang: str) -> tuple[list[str], list[float], set[str]]:
+def _subcategories(res_row: Mapping[str, Any], data: Any, ref: Reference,
+                   lang: str) -> tuple[list[str], list[float], set[str]]:
     rl, rc, cl, cc = parse_id(res_row["candidate"])
     l1 = cc.split(".")[0]
     cur = data.current
-    mon = cur[(cur["region_code"] == rc) & (cur["category_level"] == "l2") & cur["category_code"].str.startswith(l1 + ".")]
+    mon = cur[(cur["region_code"] == rc) & (cur["category_level"] == "l2")
+              & cur["category_code"].str.startswith(l1 + ".")]
     mon = mon.sort_values("n_tickets", ascending=False).head(8)
     names = [ref.taxonomy.name(c, lang) for c in mon["category_code"]]
     marked = {ref.taxonomy.name(cc, lang)} if cl == "l2" else set()
@@ -414,7 +435,8 @@ def sprout_rows(sprouts: pd.DataFrame | None, scope: Any, ref: Reference, lang: 
             if r.get("region_level") == scope.level:
                 up, tot = _num(r, "regions_up"), _num(r, "regions_total")
                 if up and tot:
-                    note += (f"，{int(up)}/{int(tot)} 个下辖区域上升" if zh else f", rising in {int(up)} of {int(tot)} areas")
+                    note += (f"，{int(up)}/{int(tot)} 个下辖区域上升" if zh else
+                             f", rising in {int(up)} of {int(tot)} areas")
         out.append({"candidate": label(r["candidate"], ref, lang), "kind": SPROUT_KINDS[lang].get(kind, kind),
                     "tickets": _n(_num(r, "tickets")),
                     "ratio": f"{avg / ex:.1f}x" if ex and ex > 0 and kind != "peak_ahead" else "—", "why": note})
@@ -433,9 +455,11 @@ def earlier_campaigns(chosen: str, history: Sequence[Mapping[str, Any]], row: Ma
             continue
         then = _num(h, "daily_avg")
         change = f"{(now / then - 1) * 100:+.0f}%" if now is not None and then else "—"
-        out.append(f"{h['month']} 选题“{label(h['chosen'], ref, lang)}”：当时日均 {_n(then)} 件，本月 {_n(now)} 件（{change}）。"
+        out.append(f"{h['month']} 选题“{label(h['chosen'], ref, lang)}”：当时日均 {_n(then)} 件，"
+                   f"本月 {_n(now)} 件（{change}）。"
                    if lang == "zh" else
-                   f"{h['month']}: {label(h['chosen'], ref, lang)} chosen at {_n(then)} a day; {_n(now)} a day now ({change}).")
+                   f"{h['month']}: {label(h['chosen'], ref, lang)} chosen at {_n(then)} a day; "
+                   f"{_n(now)} a day now ({change}).")
     return out
 
 
@@ -465,7 +489,8 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         v.notes.append(t["incomplete"])
     if res.lost_override:
         lo = res.lost_override
-        v.notes.append(f"分析员 {lo.get('by')} 此前改选的“{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}”"
+        v.notes.append(f"分析员 {lo.get('by')} 此前改选的“"
+                       f"{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}”"
                        f"已不在本月候选中（理由：{lo.get('reason')}），现为模型推荐。" if lang == "zh" else
                        f"The analyst's earlier choice ({lo.get('by')}: "
                        f"{label(lo['candidate'], ref, lang) if lo.get('candidate') else '—'}) is no longer a "
@@ -474,11 +499,13 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
     dist = _districts(row, data, res.scope, ref, lang)
     v.districts = dist
     top = dist[:12]
-    focus = _place(row["focus"], ref, lang) if row.get("focus") and (row.get("focus_share") or 0) >= 0.5 else (_place(rc, ref, lang) if rl == res.scope.child_level else "")
+    focus = (_place(row["focus"], ref, lang) if row.get("focus") and (row.get("focus_share") or 0) >= 0.5
+             else (_place(rc, ref, lang) if rl == res.scope.child_level else ""))
     v.charts.append(Markup(bar_chart([d["name"] for d in top], [d["tickets"] for d in top],
-                                     title=f"{ref.taxonomy.name(cc, lang)} · {t['bars_d']}", highlight={focus} if focus else (),
-                                     notes=[("+" if d["change"] >= 0 else "") + _pct(d["change"]) if np.isfinite(d["change"])
-                                            else "" for d in top])))
+                                     title=f"{ref.taxonomy.name(cc, lang)} · {t['bars_d']}",
+                                     highlight={focus} if focus else (),
+                                     notes=[("+" if d["change"] >= 0 else "") + _pct(d["change"])
+                                            if np.isfinite(d["change"]) else "" for d in top])))
     names, vals, marked = _subcategories(row, data, ref, lang)
     v.charts.append(Markup(bar_chart(names, vals, title=f"{_place(rc, ref, lang)} · {t['bars_c']}", highlight=marked)))
     cid4 = parse_id(chosen)
@@ -498,13 +525,15 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
         tgt = float(mdef.get("target", 0))
         v.measures.append({"name": mdef[lang], "current": shown,
                            "target": (f"{tgt:+.0%}" if mdef["key"] in ("volume", "repeat_rate", "overdue_rate")
-                                      else f"{tgt * 100:+.0f} 个百分点" if lang == "zh" else f"{tgt * 100:+.0f} points")})
+                                      else f"{tgt * 100:+.0f} 个百分点" if lang == "zh"
+                                      else f"{tgt * 100:+.0f} points")})
     names_c = COMPONENT_NAMES[lang]
     shown = [chosen, *res.choice["watch"]]
     v.contributions = principle_rows([ranked.loc[c].to_dict() for c in shown], ref, lang)
     for i, cid in enumerate(shown):
         r = ranked.loc[cid]
-        rec = {"candidate": label(cid, ref, lang), t["rank"]: int(res.ranked.index[res.ranked["candidate"] == cid][0]) + 1,
+        rec = {"candidate": label(cid, ref, lang),
+               t["rank"]: int(res.ranked.index[res.ranked["candidate"] == cid][0]) + 1,
                t["score"]: f"{float(r['score']):.3f}", t["current"]: int(r["tickets"])}
         rec.update({names_c[c]: "—" if not np.isfinite(float(r[f"c_{c}"])) else f"{float(r[f'c_{c}']):.2f}"
                     for c in COMPONENTS})
@@ -513,7 +542,8 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
             lines = evidence_lines(r.to_dict(), scope_label, ref, lang, month)[1:3]
             v.watch.append({"candidate": label(cid, ref, lang), "score": f"{float(r['score']):.3f}",
                             "tickets": float(r["tickets"]),
-                            "why": "；".join(x.rstrip("。") for x in lines) + "。" if lang == "zh" else " ".join(lines)})
+                            "why": "；".join(x.rstrip("。") for x in lines) + "。" if lang == "zh"
+                            else " ".join(lines)})
     v.sprouts = sprout_rows(res.sprouts, res.scope, ref, lang)
     v.earlier = earlier_campaigns(chosen, getattr(res, "history", []), row, data.region_parent, ref, lang)
     for cid, when in res.choice["blocked"].items():
@@ -526,8 +556,10 @@ def build_view(engine: Engine, res: Any, data: Any, cfg: ProposalsConfig, ref: R
     sep = "，" if lang == "zh" else ", "
     weights = sep.join(f"{P[p]} {w:g}" for p, w in cfg.principles.items())
     bal = cfg.balance
-    v.notes.append((f"得分 = 各原则得分（0-1）按权重（{weights}）加权平均，减去均衡扣分（同一牵头部门每次 {bal['same_department']:g}、"
-                    f"同一大类每次 {bal['same_family']:g}，看近 {int(bal['last_choices'])} 次选题）；数据源未提供的分项不计入。"
+    v.notes.append((f"得分 = 各原则得分（0-1）按权重（{weights}）加权平均，"
+                    f"减去均衡扣分（同一牵头部门每次 {bal['same_department']:g}、"
+                    f"同一大类每次 {bal['same_family']:g}，看近 {int(bal['last_choices'])} 次选题）；"
+                    "数据源未提供的分项不计入。"
                     "权重与分项见 config/proposals.yaml 和 docs/PROPOSALS.md。前瞻预测按往年同期月度比例推算。")
                    if lang == "zh" else
                    (f"Score = the principles (0-1) weighted ({weights}), less the balance penalty "
@@ -586,8 +618,10 @@ def render_markdown(v: View) -> str:
         lines += ["", "", *candidate_table(v.components)]
     if v.followup:
         lines += ["", f"## {t['followup']}", "", f"| | {t['then']} | {t['now']} | {t['change']} |", "|---|---|---|---|"]
-        lines += [f"| {f['month']} {f['issue']} | {_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · {_pct(f['then_sat'])} "
-                  f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | {_pct(f['change'])} {f['verdict']} |"
+        lines += [f"| {f['month']} {f['issue']} | {_n(f['then_avg'])}/d · {_pct(f['then_repeat'])} · "
+                  f"{_pct(f['then_sat'])} "
+                  f"| {_n(f['now_avg'])}/d · {_pct(f['now_repeat'])} · {_pct(f['now_sat'])} | "
+                  f"{_pct(f['change'])} {f['verdict']} |"
                   for f in v.followup]
     if v.notes or v.principles:
         lines += ["", f"## {t['method']}", *([f"- **{t['principles']}**：{v.principles}" if v.lang == "zh" else
@@ -603,7 +637,8 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
     e = escape
     parts = [f"<h1>{e(v.title)}</h1>"]
     if other_lang_href:
-        parts.append(f'<p class="meta"><a href="{e(other_lang_href)}">{"English" if v.lang == "zh" else "中文"}</a></p>')
+        parts.append(f'<p class="meta"><a href="{e(other_lang_href)}">'
+                     f'{"English" if v.lang == "zh" else "中文"}</a></p>')
     parts.append(table([{"k": k, "v": defang(val)} for k, val in v.head.items()], [("k", ""), ("v", "")]))
     parts.append(f"<h2>{e(t['why'])}</h2><ul class=\"why\">" + "".join(f"<li>{e(x)}</li>" for x in v.why) + "</ul>")
     if v.earlier:
@@ -618,7 +653,8 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
         streets = sep.join(f"{defang(s)} ({n})" for s, n in v.streets) if v.streets else t["no_streets"]
         parts.append(Markup("<p><b>{0}</b>{1}{2}</p>").format(t["streets"], colon, streets))
     if v.samples:
-        parts.append(f"<h2>{e(t['samples'])}</h2><ul>" + "".join(f"<li>{inert_html(s)}</li>" for s in v.samples) + "</ul>")
+        parts.append(f"<h2>{e(t['samples'])}</h2><ul>"
+                     + "".join(f"<li>{inert_html(s)}</li>" for s in v.samples) + "</ul>")
     if v.lead:
         colon, sep = ("：", "、") if v.lang == "zh" else (": ", ", ")
         parts.append(f"<h2>{e(t['depts'])}</h2><ul><li>{e(t['lead'])}{colon}{e(v.lead)}</li><li>{e(t['coop'])}{colon}"
@@ -637,8 +673,9 @@ def render_html(v: View, other_lang_href: str | None = None) -> str:
                                                     + f"<p class=\"meta\">{e(t['sprout_note'])}</p>" if v.sprouts
                                                     else f"<p>{e(t['sprout_none'])}</p>"))
     if v.contributions:
-        parts.append(f"<h2>{e(t['components'])}</h2>" + table(v.contributions, [(k, k if k != "candidate" else t["candidate"])
-                                                                                for k in v.contributions[0]]))
+        parts.append(f"<h2>{e(t['components'])}</h2>"
+                     + table(v.contributions, [(k, k if k != "candidate" else t["candidate"])
+                                               for k in v.contributions[0]]))
     if v.components:
         keys = list(v.components[0])
         parts.append(table(v.components, [(k, k if k != "candidate" else t["candidate"])

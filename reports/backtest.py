@@ -33,7 +33,8 @@ _BODY = _ENV.from_string("""<h1>回测报告 Backtest report{% if profile %} · 
 {% for s in sections %}
 <section class="event" id="{{ s.id }}">
 <h2>{{ s.heading }} · <span class="{{ s.status_class }}">{{ s.status }}</span></h2>
-<p class="meta">区域 region {{ s.region }} · 类别 category {{ s.category }} · 首次告警 first alert {{ s.first_alert }}</p>
+<p class="meta">区域 region {{ s.region }} · 类别 category {{ s.category }} · \
+首次告警 first alert {{ s.first_alert }}</p>
 {{ s.chart }}
 </section>
 {% endfor %}

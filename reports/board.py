@@ -37,7 +37,8 @@ PAST_DAYS = 60
 TOP_CATEGORIES = 5
 BOARD_CSS = """
 nav a { margin-right: .8em; }
-.kpi { display: inline-block; margin: 0 1.2em .6em 0; padding: .3em .8em; border: 1px solid #d0d7de; border-radius: 4px; }
+.kpi { display: inline-block; margin: 0 1.2em .6em 0; padding: .3em .8em; \
+border: 1px solid #d0d7de; border-radius: 4px; }
 .kpi b { font-size: 1.4em; }
 section.alert { border-top: 1px solid #e1e4e8; padding-top: .4em; }
 .proposal { background: #f6f8fa; border-left: 4px solid #1f4e79; padding: .4em 1em; }
@@ -77,7 +78,8 @@ def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date
 
 ALERT_COLUMNS = [("severity", "级别 severity"), ("place", "地区 region"), ("category", "类别 category"),
                  ("kind", "类型 kind"), ("observed", "实际 observed"), ("expected", "预期 expected"),
-                 ("rarity", "罕见程度 how unusual (本序列)"), ("since", "起始 since"), ("new", ""), ("status", "状态 status")]
+                 ("rarity", "罕见程度 how unusual (本序列)"), ("since", "起始 since"), ("new", ""),
+                 ("status", "状态 status")]
 
 
 def _alert_sections(engine: Engine, items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> str:
@@ -153,7 +155,8 @@ def _copy_proposal(rec: Mapping[str, Any] | None, out: Path) -> tuple[str | None
 
 def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) -> str:
     if not rec:
-        return '<p class="meta">尚无每月一题建议：每月初由 hotline_monthly 生成，或运行 hotline propose --month YYYY-MM。</p>'
+        return ('<p class="meta">尚无每月一题建议：每月初由 hotline_monthly 生成，'
+                '或运行 hotline propose --month YYYY-MM。</p>')
     zh, en = _copy_proposal(rec, out)
     month = pd.Timestamp(rec["month"]).to_period("M")
     ranked = {c["candidate"]: c for c in rec["candidates"]}
@@ -166,7 +169,9 @@ def _proposal_block(rec: Mapping[str, Any] | None, ref: Reference, out: Path) ->
     who = f"（分析员改选：{escape(rec['override_by'])}）" if rec["status"] == "overridden" else ""
     return (f'<div class="proposal"><p><b>{month} 数据 → {month + 1} 每月一题建议：{escape(chosen)}</b>{who} '
             f'得分 {round(score, 3) if score is not None else "—"} {links}</p>'
-            f'<p>观察名单 watch list</p>{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}</div>')
+            f'<p>观察名单 watch list</p>'
+            f'{table(rows, [("candidate", "候选 candidate"), ("score", "得分 score"), ("tickets", "件数 tickets")])}'
+            f'</div>')
 
 
 def _latest_ranking(engine: Engine, ref: Reference, province_code: str, before: dt.date, out: Path,
@@ -196,7 +201,8 @@ def _ranking_block(latest: tuple[dict[str, Any], str] | None, ref: Reference, pr
     from sla.report import movement
 
     if not latest:
-        return '<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，或运行 hotline ranking --month YYYY-MM。</p>'
+        return ('<p class="meta">尚无赛马排名：每月初由 hotline_monthly 生成，'
+                '或运行 hotline ranking --month YYYY-MM。</p>')
     doc, links = latest
     levels = doc["levels"]
     picked = []  # (group, unit)
@@ -233,7 +239,8 @@ def _dq_links(engine: Engine, day: dt.date, out: Path) -> str:
             href = rel.as_posix()
         text = f"{r['suite']}: {r['action']}"
         items.append(f'<li><a href="{escape(href)}">{escape(text)}</a></li>' if href else f"<li>{escape(text)}</li>")
-    return "<ul>" + "".join(items) + "</ul>" if items else '<p class="meta">当日无数据质量记录 (no data-quality verdict for the day).</p>'
+    return ("<ul>" + "".join(items) + "</ul>" if items
+            else '<p class="meta">当日无数据质量记录 (no data-quality verdict for the day).</p>')
 
 
 def _kpis(items: Sequence[Mapping[str, Any]], tickets: int | None) -> str:
@@ -301,7 +308,8 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
                  + _kpis(mine, _day_tickets(engine, day, "city", c.code))
                  + _section("proposal", "每月一题 Issue of the month",
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
-                 + _section("alerts", f"今日预警 Alerts ({len(mine)})", table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
+                 + _section("alerts", f"今日预警 Alerts ({len(mine)})",
+                            table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
                  + _section("ranking", "赛马排名 Horse race",
                             _ranking_block(ranking, ref, province_code, c.code))
                  + _section("forecast", "未来30天预测 Next 30 days",

@@ -39,7 +39,8 @@ def write_calibration_report(path: str | Path, summary: Mapping[str, Any], sourc
     """Write the report of ``summary`` (detectors.calibrate.summarise plus ``period``) to ``path``."""
     pit = summary["pit"]["shares"]
     edges = [f"{i / len(pit):.1f}–{(i + 1) / len(pit):.1f}" for i in range(len(pit))]
-    pit_chart = bar_chart(edges, [s * len(pit) for s in pit], title="PIT 直方图（1 = 均匀，即校准）PIT histogram (1 = flat)")
+    pit_chart = bar_chart(edges, [s * len(pit) for s in pit],
+                          title="PIT 直方图（1 = 均匀，即校准）PIT histogram (1 = flat)")
     cov = summary["coverage"]
     cov_rows = [{"level": f"{c}%", "observed": "—" if v is None else f"{v:.1%}",
                  "gap": "—" if v is None else f"{(v - int(c) / 100) * 100:+.1f} 个百分点"} for c, v in cov.items()]

@@ -64,7 +64,8 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
     run_id = new_run_id("lights")
     with stage_run(engine, "lights", day, {"city": city, "lookback_days": lookback_days}, run_id) as run:
         live = read_live(engine, since, end, province_code, city)
-        ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"], since, end, cfg)
+        ev = transitions(live["ticket_id"], live["received_at"], live["deadline_at"], live["closed_at"],
+                         since, end, cfg)
         written = _store(engine, ev, live, run_id, tz)
         ev = ev[ev["at"] > start] if since < start else ev  # the day's own changes (start, end], for the summary
         if since < start:  # the lights at the day's end: tickets still open at the day's start
@@ -121,7 +122,8 @@ def _summary(cur: pd.DataFrame, ev: pd.DataFrame, live: pd.DataFrame, cfg: SlaCo
                                                          on="ticket_id")
     escalations = pd.DataFrame({
         "ticket_id": esc["ticket_id"], "to": esc["level"].map(lambda i: cfg.levels[int(i)]),
-        "at": esc["at"].dt.tz_convert(tz).dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(r"(\d\d)$", r":\1", regex=True),
+        "at": (esc["at"].dt.tz_convert(tz).dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+               .str.replace(r"(\d\d)$", r":\1", regex=True)),
         "region": esc["district_code"].fillna(esc["city_code"])}).to_dict("records") if len(esc) else []
     key = lambda d: (-d["red"], -d["yellow"])  # noqa: E731
     return {"red": int((cur["light"] == "red").sum()), "yellow": int((cur["light"] == "yellow").sum()),

@@ -26,7 +26,8 @@ def _lines(g: pd.DataFrame, ref: Reference, cfg: SlaConfig, lang: str, end: pd.T
         for r in red.sort_values("deadline_at").head(PER_DEPARTMENT).itertuples():
             late_h = (end - pd.Timestamp(r.deadline_at)).total_seconds() / 3600
             lv = cfg.levels[int(r.level)]
-            out.append(f"  红 {r.ticket_id} {ref.taxonomy.name(r.category_l2, lang)} 超期 {late_h:.0f} 小时，已升级至{LEVEL_ZH.get(lv, lv)}级"
+            out.append(f"  红 {r.ticket_id} {ref.taxonomy.name(r.category_l2, lang)} 超期 {late_h:.0f} 小时，"
+                       f"已升级至{LEVEL_ZH.get(lv, lv)}级"
                        if lang == "zh" else
                        f"  red {r.ticket_id} {ref.taxonomy.name(r.category_l2, lang)} {late_h:.0f} h overdue, "
                        f"escalated to {lv}")

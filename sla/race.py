@@ -177,7 +177,8 @@ def load_stored(engine: Engine, month: pd.Period, ref: Reference, province_code:
         if df.empty:
             continue
         notes = df["notes"].map(lambda n: n or {})
-        res = pd.DataFrame({"unit": df["unit_code"], "group": df["group_key"], "closed": notes.map(lambda n: n.get("closed", 0)),
+        res = pd.DataFrame({"unit": df["unit_code"], "group": df["group_key"],
+                            "closed": notes.map(lambda n: n.get("closed", 0)),
                             "rankable": df["rank"].notna(), "composite": df["composite"], "rank": df["rank"],
                             "group_size": df["group_size"], "rank_prev": df["rank_prev"], "flagged": df["flagged"],
                             "significantly_worse": notes.map(lambda n: n.get("significantly_worse", [])),

@@ -151,7 +151,8 @@ def rank_units(agg: pd.DataFrame, unit_col: str, groups: Mapping[str, str], cfg:
     res["rank_prev"] = [prev[u][1] if u in prev and prev[u][0] == res.at[u, "group"] else None for u in units]
     # the bottom ``bottom`` of each group, ties included; a group tied throughout has no bottom
     ranked = res[res["rankable"]]
-    worst_rank = ranked.groupby("group")["composite"].transform(lambda c: c.round(2).rank(ascending=False, method="max"))
+    worst_rank = ranked.groupby("group")["composite"].transform(
+        lambda c: c.round(2).rank(ascending=False, method="max"))
     res["flagged"] = ((worst_rank > ranked["group_size"] - cfg.bottom) & (ranked["rank"] > 1)).reindex(
         res.index).fillna(False).astype(bool)
     res["significantly_worse"] = [[m for m in METRICS if detail[m].at[u, "z"] < -cfg.significance_z

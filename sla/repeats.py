@@ -55,14 +55,16 @@ def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaCo
              .subquery())
     i = inner.c
     rep = case((and_(i.caller_key.is_not(None), i.prev_at.is_not(None),
-                     func.round(seconds_between(engine, i.received_at, i.prev_at) * 1000) <= cfg.repeat_window_days * 86_400_000), 1), else_=0)
+                     func.round(seconds_between(engine, i.received_at, i.prev_at) * 1000)
+                     <= cfg.repeat_window_days * 86_400_000), 1), else_=0)
     q = (select(i.city_code, i.district_code, i.category_l2, func.count().label("n"),
                 func.sum(case((i.caller_key.is_not(None), 1), else_=0)).label("c"), func.sum(rep).label("r"))
          .where(i.received_at >= lo).group_by(i.city_code, i.district_code, i.category_l2))
     run_id = new_run_id("repeats")
     with stage_run(engine, "repeats", month.end_time.date(), {"month": str(month)}, run_id) as run:
         with engine.connect() as conn:
-            df = pd.DataFrame(conn.execute(q).all(), columns=["city_code", "district_code", "category_l2", "n", "c", "r"])
+            df = pd.DataFrame(conn.execute(q).all(),
+                              columns=["city_code", "district_code", "category_l2", "n", "c", "r"])
         rows = _rates(df, month, run_id)
         with engine.begin() as conn:  # this province's rows of the month (its cities share its prefix)
             conn.execute(delete(repeat_rates).where(repeat_rates.c.month == month.start_time.date(),
@@ -84,7 +86,8 @@ def _rates(df: pd.DataFrame, month: pd.Period, run_id: str) -> list[dict[str, An
     for cat_col in ("category_l2", None):
         keys = ["level", "place", "city_code"] + ([cat_col] if cat_col else [])
         g = d.groupby(keys, dropna=False)[["n", "c", "r"]].sum().reset_index()
-        out.append(pd.DataFrame({"month": month.start_time.date(), "region_level": g["level"], "region_code": g["place"],
+        out.append(pd.DataFrame({"month": month.start_time.date(), "region_level": g["level"],
+                                 "region_code": g["place"],
                                  "city_code": g["city_code"], "category_code": g[cat_col] if cat_col else "*",
                                  "n_tickets": g["n"].astype(int), "n_with_caller": g["c"].astype(int),
                                  "n_repeat": g["r"].astype(int), "run_id": run_id}))

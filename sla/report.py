@@ -22,7 +22,8 @@ T = {
            "follow": "跟进", "flag": "末位·需跟进", "not_ranked": "样本不足，不排名", "cat": "诉求类别",
            "rising": "上升的市", "new": "新增（热点迁入）", "cooled": "回落", "seasonal": "去年同期亦上升",
            "change": "全省环比", "cross": "跨市", "anom": "有异常的市", "chart_comp": "综合得分（50 = 全省同结构水平）",
-           "chart_metric": "{n}：优于(+)/差于(−)全省同结构水平（{u}）", "chart_trend": "上升城市数（前10类）", "none": "无",
+           "chart_metric": "{n}：优于(+)/差于(−)全省同结构水平（{u}）", "chart_trend": "上升城市数（前10类）",
+           "none": "无",
            "partial": "注意：仓库中最早的工单为 {d}，早于本月受理、本月办结的工单不全，办理类指标仅供参考。",
            "other": "English version", "prev_computed": "上月名次由工单重算（上月未存排名）。",
            "worse": "显著差于全省同结构水平：{x}"},
@@ -34,17 +35,21 @@ T = {
            "cat": "Category", "rising": "Rising in", "new": "New (hotspot moved in)", "cooled": "Cooled",
            "seasonal": "Rose last year too", "change": "Province change", "cross": "Cross-city",
            "anom": "Cities with anomalies", "chart_comp": "Composite (50 = the province's level for the mix)",
-           "chart_metric": "{n}: better (+) / worse (-) than the province for the mix ({u})", "chart_trend": "Cities rising (top 10 categories)", "none": "none",
+           "chart_metric": "{n}: better (+) / worse (-) than the province for the mix ({u})",
+           "chart_trend": "Cities rising (top 10 categories)", "none": "none",
            "partial": "Note: the warehouse's first ticket is from {d}; tickets received before it and closed this "
                       "month are missing, so the handling metrics are indicative.",
            "other": "中文版", "prev_computed": "Last month's ranks were computed from the tickets (none stored).",
            "worse": "significantly worse than its mix predicts: {x}"},
 }
 METHOD = {
-    "zh": ["六项指标：按时办结率、平均办理时长、超期率、重复诉求率（同人同事，{w}天内）、满意率、解决率；权重见 config/sla.yaml。",
-           "结构调整：每项指标先按全省本月各二级类别的水平，算出该地区按其自身类别结构“应有”的水平；调整值 = 全省水平 +（实际 − 应有）。"
+    "zh": ["六项指标：按时办结率、平均办理时长、超期率、重复诉求率（同人同事，{w}天内）、满意率、解决率；"
+           "权重见 config/sla.yaml。",
+           "结构调整：每项指标先按全省本月各二级类别的水平，算出该地区按其自身类别结构“应有”的水平；"
+           "调整值 = 全省水平 +（实际 − 应有）。"
            "疑难类别多的地区不因结构吃亏。",
-           "得分：调整后差距除以全省各地区差距的标准差（封顶±3），按权重合成综合得分（50 为全省同结构水平，每 10 分为一个标准差）。",
+           "得分：调整后差距除以全省各地区差距的标准差（封顶±3），按权重合成综合得分"
+           "（50 为全省同结构水平，每 10 分为一个标准差）。",
            "市在同规模档（超大、大、中等、小城市）内排名，区在本市内排名；办结量少于 {n} 件的不排名；各组末位标记跟进，"
            "并列出显著差于全省同结构水平（z < −{z}）的指标。"],
     "en": ["Six metrics: on-time completion, mean handling time, overdue rate, repeat complaints (same caller, "
@@ -114,8 +119,8 @@ def brief_lines(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lan
             worse = "、".join(METRICS[x][2] for x in b["significantly_worse"]) if zh else \
                 ", ".join(METRICS[x][3] for x in b["significantly_worse"])
             s += (f"，末位 {b['name']}（{b['composite']:.1f}）" + (f"，{worse}显著差于全省同结构水平" if worse else "")
-                  if zh else f", bottom {b['name']} ({b['composite']:.1f})" + (f", {worse} significantly worse "
-                                                                               "than its mix predicts" if worse else ""))
+                  if zh else f", bottom {b['name']} ({b['composite']:.1f})"
+                  + (f", {worse} significantly worse than its mix predicts" if worse else ""))
         out.append(s + ("。" if zh else "."))
     rising = [c for c in trends.get("categories", []) if c["rising"]][:3]
     for c in rising:
@@ -129,7 +134,8 @@ def brief_lines(doc: dict[str, Any], trends: dict[str, Any], ref: Reference, lan
     cross = trends.get("cross_city", [])
     if cross:
         names = ("、" if zh else ", ").join(ref.taxonomy.name(c["category"], lang) for c in cross[:5])
-        out.append(f"跨市问题：{names}，建议省级统筹。" if zh else f"Cross-city issues: {names}; coordinate at province level.")
+        out.append(f"跨市问题：{names}，建议省级统筹。" if zh else
+                   f"Cross-city issues: {names}; coordinate at province level.")
     else:
         out.append("本月无跨市上升问题。" if zh else "No issue rose in several cities this month.")
     if proposal and proposal.get("chosen"):

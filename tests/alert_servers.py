@@ -101,15 +101,18 @@ class RobotServer:
             return 200, {"errcode": 0, "errmsg": "ok"}
         if path.startswith("/feishu"):
             ts = str(doc.get("timestamp", ""))
-            want = base64.b64encode(hmac.new(f"{ts}\n{self.feishu_secret}".encode(), b"", hashlib.sha256).digest()).decode()
+            want = base64.b64encode(hmac.new(f"{ts}\n{self.feishu_secret}".encode(), b"",
+                                             hashlib.sha256).digest()).decode()
             if doc.get("sign") != want:
-                return 200, {"code": 19021, "msg": "sign match fail or timestamp is not within one hour from current time"}
+                return 200, {"code": 19021,
+                             "msg": "sign match fail or timestamp is not within one hour from current time"}
             if doc.get("msg_type") != "interactive":
                 return 200, {"code": 9499, "msg": "Bad Request"}
             return 200, {"code": 0, "msg": "success"}
         if path.startswith("/webhook"):
             ts = headers.get("X-Hotline-Timestamp", "")
-            want = "sha256=" + hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+            want = "sha256=" + hmac.new(self.webhook_secret.encode(), f"{ts}.".encode() + body,
+                                        hashlib.sha256).hexdigest()
             if headers.get("X-Hotline-Signature") != want:
                 return 401, {"error": "bad signature"}
             return 200, {"ok": True}

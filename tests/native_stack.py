@@ -174,7 +174,8 @@ class NativeStack:
     def run(self, argv: list[str], timeout: float) -> str:
         out = subprocess.run(argv, env=self.env(), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         if out.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+            raise RuntimeError(f"{' '.join(argv)} failed ({out.returncode}):\n{out.stdout[-3000:]}\n"
+                               f"{out.stderr[-3000:]}")
         return out.stdout
 
     def spawn(self, name: str, argv: list[str]) -> Proc:

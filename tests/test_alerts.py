@@ -190,7 +190,8 @@ def test_a_sub_category_alert_inhibits_its_category_and_that_the_all_tickets_one
 
 # ------------------------------------------------------------------ messages
 def test_the_notice_says_what_an_office_needs_in_chinese_by_default(ref):
-    a = _alert(anomaly("district", BAOAN, explanation="当日突增：40 件，预期 10.0 件。主要来源（占超出量）某街道 60%"), ref)
+    a = _alert(anomaly("district", BAOAN,
+                       explanation="当日突增：40 件，预期 10.0 件。主要来源（占超出量）某街道 60%"), ref)
     a["samples"] = ["市民反映小区突然停水，无任何通知"]
     msg = compose("深圳市宝安区12345工作站", DAY, [a], [], "zh", {a["fingerprint"]: "file:///r/a.html"})
     assert msg.subject.startswith("【12345预警】深圳市宝安区12345工作站：1 条预警（红 1）")
@@ -446,9 +447,11 @@ FEISHU_HOOK = "9f8e7d6c-1234-5678-9abc-def012345678"  # a robot's hook id is its
 
 def robot_channels(robots: RobotServer) -> tuple[dict, dict]:
     env = {
-        "AIRFLOW_CONN_HOTLINE_DINGTALK": json.dumps({"conn_type": "http", "host": robots.url("/dingtalk/robot/send?access_token=dt-token"),
+        "AIRFLOW_CONN_HOTLINE_DINGTALK": json.dumps({"conn_type": "http",
+                                                     "host": robots.url("/dingtalk/robot/send?access_token=dt-token"),
                                                      "password": robots.dingtalk_secret}),
-        "AIRFLOW_CONN_HOTLINE_FEISHU": json.dumps({"conn_type": "http", "host": robots.url(f"/feishu/open-apis/bot/v2/hook/{FEISHU_HOOK}"),
+        "AIRFLOW_CONN_HOTLINE_FEISHU": json.dumps({"conn_type": "http",
+                                                   "host": robots.url(f"/feishu/open-apis/bot/v2/hook/{FEISHU_HOOK}"),
                                                    "password": robots.feishu_secret}),
         "HOTLINE_WECOM_URL": robots.url("/wecom/cgi-bin/webhook/send?key=wecom-key"),
         "HOTLINE_HUB_URL": robots.url("/webhook/hotline"),
@@ -561,14 +564,16 @@ def test_after_too_many_attempts_a_notice_is_failed_until_an_operator_requeues_i
     assert deliver_due(wh, cfg, Secrets(env), tmp_path, now=NOW + dt.timedelta(days=2), sleep=Sleeps()) == {
         "delivered": 0, "retrying": 0, "failed": 0}
     requeue(wh, failed[0]["id"], "运维值班", now=NOW + dt.timedelta(days=2))
-    assert deliver_due(wh, cfg, Secrets(env), tmp_path, now=NOW + dt.timedelta(days=2), sleep=Sleeps())["delivered"] == 1
+    assert deliver_due(wh, cfg, Secrets(env), tmp_path, now=NOW + dt.timedelta(days=2),
+                       sleep=Sleeps())["delivered"] == 1
     assert len(robots.delivered("/wecom")) == 1
 
 
 def test_email_goes_through_a_real_smtp_server_with_the_connections_credentials(wh, ref, tmp_path):
     smtp = SmtpServer().start()
     try:
-        env = {"AIRFLOW_CONN_HOTLINE_SMTP": f"smtp://{smtp.user.replace('@', '%40')}:{smtp.password}@127.0.0.1:{smtp.port}"
+        env = {"AIRFLOW_CONN_HOTLINE_SMTP": f"smtp://{smtp.user.replace('@', '%40')}:{smtp.password}"
+                                            f"@127.0.0.1:{smtp.port}"
                                             f"?from_email=12345-alerts%40gd.example.gov.cn&starttls=false"}
         cfg = config({"mail": {"type": "email", "conn_id": "hotline_smtp", "to": ["baoan@example.gov.cn"]}},
                      {"defaults": {"district": ["mail"]}})
@@ -577,7 +582,8 @@ def test_email_goes_through_a_real_smtp_server_with_the_connections_credentials(
         assert res["delivery_delivered"] == 1
         assert len(smtp.messages) == 1
         m = smtp.messages[0]
-        assert m["authenticated"] and m["to"] == ["baoan@example.gov.cn"] and m["from"] == "12345-alerts@gd.example.gov.cn"
+        assert (m["authenticated"] and m["to"] == ["baoan@example.gov.cn"]
+                and m["from"] == "12345-alerts@gd.example.gov.cn")
         msg = m["message"]
         assert msg["Subject"].startswith("【12345预警】深圳市宝安区12345工作站")
         assert msg["Message-ID"].strip() == f"<{outbox(wh)[0]['dedup_key']}@hotline-early-warning>"
@@ -608,7 +614,8 @@ def test_a_wrong_smtp_password_is_a_retry_not_a_loss(wh, ref, tmp_path):
 
 
 def test_a_missing_connection_says_where_to_set_it(wh, ref, tmp_path):
-    cfg = config({"ding": {"type": "dingtalk", "conn_id": "hotline_dingtalk_nowhere"}}, {"defaults": {"district": ["ding"]}})
+    cfg = config({"ding": {"type": "dingtalk", "conn_id": "hotline_dingtalk_nowhere"}},
+                 {"defaults": {"district": ["ding"]}})
     store(wh, anomaly("district", BAOAN))
     run(wh, ref, cfg, tmp_path)
     assert "AIRFLOW_CONN_HOTLINE_DINGTALK_NOWHERE" in outbox(wh, "pending")[0]["last_error"]

@@ -215,7 +215,8 @@ def test_an_alerts_typo_names_the_key():
     doc = _alerts_doc()
     AlertsConfig.from_dict(doc, "config/alerts.yaml")  # the shipped file loads
     doc["inhibit_rule"] = doc.pop("inhibit_rules")
-    with pytest.raises(ConfigError, match=r"config/alerts.yaml: unknown key\(s\) inhibit_rule \(known: .*inhibit_rules"):
+    with pytest.raises(ConfigError,
+                       match=r"config/alerts.yaml: unknown key\(s\) inhibit_rule \(known: .*inhibit_rules"):
         AlertsConfig.from_dict(doc, "config/alerts.yaml")
     doc = _alerts_doc()
     doc["delivery"] = {**(doc.get("delivery") or {}), "timeout_second": 5}

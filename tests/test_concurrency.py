@@ -61,7 +61,8 @@ def test_two_runs_publishing_the_same_day_at_once_both_succeed_and_count_once(en
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(staged_tickets)).scalar_one() == 0
         n_tickets = conn.execute(select(func.count()).select_from(tickets)).scalar_one()
-        statuses = conn.execute(select(pipeline_runs.c.status).where(pipeline_runs.c.stage == "aggregate")).scalars().all()
+        statuses = conn.execute(select(pipeline_runs.c.status)
+                                .where(pipeline_runs.c.stage == "aggregate")).scalars().all()
     assert statuses == ["success"] * 4
     got = _counts(engine)
     assert not got.duplicated(["ds", "rl", "rc", "cl", "cc"]).any()
@@ -79,7 +80,8 @@ def test_a_second_run_of_a_day_waits_then_stops_naming_who_holds_the_day(engine,
     go.touch()
     try:
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(RunLocked, match=r"another run holds the lock 'day:2024-05-08' \((PostgreSQL session )?pid \d+"
+        with pytest.raises(RunLocked, match=r"another run holds the lock 'day:2024-05-08' "
+                                            r"\((PostgreSQL session )?pid \d+"
                                             r".*waited 0.5 s"):
             with day_lock(engine, DAY, wait_seconds=0.5):
                 pass

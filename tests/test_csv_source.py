@@ -6,7 +6,8 @@ import pytest
 from ingestion.canonical import Batch, SourceFormatError
 from ingestion.sources import CsvSource
 
-HEADER = "unique_key,account,opendate,closedate,complaint_type,descriptor,zip,borough,city,council_dist,community_board\n"
+HEADER = ("unique_key,account,opendate,closedate,complaint_type,descriptor,zip,borough,city,council_dist,"
+          "community_board\n")
 ROWS = ("K1,NYCC01,2021-05-03,2021-05-04,Housing and Buildings,Heat/Hot Water,,Queens,,,\n"
         "K2,NYCC01,2021-05-03,,Parks,说明：公园,,Bronx,,,\n")
 
@@ -58,7 +59,8 @@ def test_utf8_rows_then_gbk_rows_quarantine_the_minority_never_load_it_garbled(t
 def test_a_gbk_header_over_utf8_rows_names_the_line_where_the_rows_show_it(tmp_path):
     ascii_rows = "".join(f"K{i},NYCC01,2021-05-03,,Parks,bench,,Bronx,,,\n" for i in range(10))
     p = tmp_path / "hdr.csv"
-    p.write_bytes(("编号" + HEADER).encode("gbk") + ascii_rows.encode() + "K10,NYCC01,2021-05-03,,Parks,公园,,Bronx,,,\n".encode())
+    p.write_bytes(("编号" + HEADER).encode("gbk") + ascii_rows.encode()
+                  + "K10,NYCC01,2021-05-03,,Parks,公园,,Bronx,,,\n".encode())
     with pytest.raises(SourceFormatError, match=r"hdr\.csv: line 1 \(header\), column 1: byte 0xb1 is not valid UTF-8 "
                                                 r"while the rows are \(first non-ASCII row at line 12\)"):
         _read_all(p)
@@ -86,7 +88,8 @@ def test_gzip_files_are_read_transparently(tmp_path):
 
 def test_a_row_with_the_wrong_number_of_fields_is_quarantined_with_its_line(tmp_path, mapper_factory):
     p = tmp_path / "x.csv"
-    p.write_text(HEADER + ROWS + "K3,NYCC01,2021-05-03\n" + "K4,NYCC01,2021-05-05,,Parks,,,Bronx,,,\n", encoding="utf-8")
+    p.write_text(HEADER + ROWS + "K3,NYCC01,2021-05-03\n" + "K4,NYCC01,2021-05-05,,Parks,,,Bronx,,,\n",
+                 encoding="utf-8")
     _, batches = _read_all(p)
     out = mapper_factory("nyc_council").map(batches[0])
     assert len(out.good) == 3 and len(out.bad) == 1

@@ -38,7 +38,8 @@ def test_dag_policy_tags_owner_retries_docs(dagbag, dag_id):
 @pytest.mark.parametrize("name", ["hotline_daily.py", "hotline_monthly.py"])
 def test_parsing_a_dag_file_imports_no_heavy_library(name):
     code = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
-            "print('heavy:' + ','.join(m for m in ('pandas', 'great_expectations', 'prophet', 'statsmodels', 'ingestion', "
+            "print('heavy:' + ','.join(m for m in ('pandas', 'great_expectations', 'prophet', 'statsmodels', "
+            "'ingestion', "
             "'generator', 'proposals') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(DAGS / name)], capture_output=True,
                          text=True, env={**os.environ}, timeout=120)

@@ -187,7 +187,8 @@ def test_cool_down_keeps_a_series_quiet_unless_the_severity_rises():
 
 def test_cool_down_in_the_daily_decision():
     def boost(series, idx, lam):
-        row = np.flatnonzero((series["district_code"] == "440104") & (series["category_l2"] == "housing.property_service"))
+        row = np.flatnonzero((series["district_code"] == "440104")
+                             & (series["category_l2"] == "housing.property_service"))
         lam[row, -3:] *= 10
     panel = _panel(*_district_counts("2025-06-30", seed=8, boost=boost))
     cool = Cooldown()
@@ -299,7 +300,8 @@ def test_labels_file_errors_name_file_line_and_field(tmp_path, ref):
                  "spike,2025-13-01,2025-03-02,440106,transport.taxi\n", encoding="utf-8")
     with pytest.raises(LabelsError, match=r"labels.csv, line 3, field start: '2025-13-01' is not a date"):
         read_labels(p, ref)
-    p.write_text("type,start,end,region,category\nspike,2025-03-01,2025-03-02,999999,transport.taxi\n", encoding="utf-8")
+    p.write_text("type,start,end,region,category\nspike,2025-03-01,2025-03-02,999999,transport.taxi\n",
+                 encoding="utf-8")
     with pytest.raises(LabelsError, match=r"line 2, field region: '999999' is not a configured region"):
         read_labels(p, ref)
     p.write_text("type,start,region\n", encoding="utf-8")
@@ -331,9 +333,11 @@ def small_warehouse(tmp_path_factory):
     from warehouse.db import connect, migrate
 
     def boost(series, idx, lam):
-        spike = np.flatnonzero((series["district_code"] == "440106") & (series["category_l2"] == "housing.property_service"))
+        spike = np.flatnonzero((series["district_code"] == "440106")
+                               & (series["category_l2"] == "housing.property_service"))
         lam[spike, idx.get_loc(pd.Timestamp("2025-06-10"))] *= 5
-        shift = np.flatnonzero((series["district_code"] == "440104") & (series["category_l2"] == "environment.living_noise"))
+        shift = np.flatnonzero((series["district_code"] == "440104")
+                               & (series["category_l2"] == "environment.living_noise"))
         lam[np.ix_(shift, np.flatnonzero(idx >= pd.Timestamp("2025-06-14")))] *= 3
     d = tmp_path_factory.mktemp("bt")
     engine = connect(f"sqlite:///{d}/hotline.db")
@@ -401,7 +405,8 @@ def test_the_daily_detect_job_stores_anomalies_with_explanations_and_a_rerun_rep
     from warehouse.schema import anomalies, pipeline_runs
 
     def boost(series, idx, lam):
-        row = np.flatnonzero((series["district_code"] == "440106") & (series["category_l2"] == "housing.property_service"))
+        row = np.flatnonzero((series["district_code"] == "440106")
+                             & (series["category_l2"] == "housing.property_service"))
         lam[row, -1] *= 10
     load_counts(engine, *_district_counts("2025-06-30", days=460, seed=21, boost=boost))
     day = dt.date(2025, 6, 30)
@@ -498,7 +503,8 @@ def test_load_counts_writes_every_level_alike_on_both_databases(engine):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(daily_counts)).scalar_one() == n
         assert conn.execute(select(func.sum(daily_counts.c.n_tickets)).where(
-            daily_counts.c.region_level == "province", daily_counts.c.category_level == "all")).scalar_one() == counts.sum()
+            daily_counts.c.region_level == "province",
+            daily_counts.c.category_level == "all")).scalar_one() == counts.sum()
         assert conn.execute(select(func.count()).select_from(daily_counts).where(
             daily_counts.c.region_level == "province", daily_counts.c.city_code.is_not(None))).scalar_one() == 0
     d = read_counts(engine, "district", "l2")

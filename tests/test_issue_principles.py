@@ -104,7 +104,8 @@ def _cid(level, code, cat):
     return f"{level}:{code}|l2:{cat}"
 
 
-def test_a_chronic_hard_problem_beats_a_one_county_surge_of_its_size_which_goes_to_the_citys_watch_list(world, ref, cfg):
+def test_a_chronic_hard_problem_beats_a_one_county_surge_of_its_size_which_goes_to_the_citys_watch_list(
+        world, ref, cfg):
     eng, _ = world
     prov = _rank(eng, ref, cfg, "2026-05", "440000")
     r = prov.ranked.set_index("candidate")
@@ -118,7 +119,8 @@ def test_a_chronic_hard_problem_beats_a_one_county_surge_of_its_size_which_goes_
     assert r.loc[chronic, "score"] > r.loc[surge_whole, "score"] + 0.1
     assert chronic in list(prov.ranked["candidate"].head(3))
     # why: it is frequent all year, high every month, hard; the surge's rise is in one city only
-    assert r.loc[chronic, "months_high"] >= 10 and r.loc[chronic, "c_repeat"] > 0.5 and r.loc[chronic, "c_unresolved"] > 0.5
+    assert (r.loc[chronic, "months_high"] >= 10 and r.loc[chronic, "c_repeat"] > 0.5
+            and r.loc[chronic, "c_unresolved"] > 0.5)
     assert r.loc[chronic, "breadth_n"] == len(CITIES)
     assert not r.loc[surge_whole, "rise_broad"] and r.loc[surge_whole, "c_growth"] == 0.0
     # the province leaves one city's surge to that city: not in its 苗头
@@ -215,7 +217,8 @@ def _synthetic(resolved_share: float):
     for m in months:
         for region_level, code, k in (("city", "C", 2), ("district", "D1", 1), ("district", "D2", 1)):
             for cat_level, cat, n in (("l2", "a.x", 300 * k), ("l2", "b.y", 100 * k), ("all", "*", 400 * k)):
-                rows.append({"series_id": candidate_id(region_level, code, cat_level, cat), "region_level": region_level,
+                rows.append({"series_id": candidate_id(region_level, code, cat_level, cat),
+                             "region_level": region_level,
                              "region_code": code, "category_level": cat_level, "category_code": cat, "month": m,
                              "n_tickets": n, "n_closed": n, "n_overdue": 0, "n_repeat": 0, "n_rated": 0,
                              "n_unsatisfied": 0, "n_resolved": round(n * resolved_share)})

@@ -68,7 +68,8 @@ def test_lights_are_vectorised_and_tickets_without_deadline_have_none():
 
 
 def _ticket(tid, received, deadline, closed=None, district="440306", department="宝安区住房和建设局"):
-    return {"ticket_id": tid, "source": "test", "received_at": received, "received_date": received.astimezone(CN).date(),
+    return {"ticket_id": tid, "source": "test", "received_at": received,
+            "received_date": received.astimezone(CN).date(),
             "channel": "phone", "province_code": "440000", "city_code": "440300", "district_code": district,
             "category_l1": "housing", "category_l2": "housing.property_service", "department": department,
             "deadline_at": deadline, "closed_at": closed, "status": "closed" if closed else "processing",
@@ -188,7 +189,8 @@ def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
     t0 = dt.datetime(2026, 3, 2, 9, tzinfo=CN)
     with eng.begin() as conn:
         conn.execute(insert(tickets), [_ticket("A", t0, t0 + dt.timedelta(days=5))])
-        conn.execute(insert(daily_counts), [{"ds": dt.date(2026, 3, 7), "region_level": "province", "region_code": "440000",
+        conn.execute(insert(daily_counts), [{"ds": dt.date(2026, 3, 7), "region_level": "province",
+                                             "region_code": "440000",
                                              "category_level": "all", "category_code": "*", "province_code": "440000",
                                              "city_code": None, "n_tickets": 1, "n_closed": 0, "n_overdue": 0,
                                              "n_repeat": 0, "n_rated": 0, "n_unsatisfied": 0, "n_resolved": 0,

@@ -152,7 +152,8 @@ def test_citizen_text_in_the_notice_files_md_inert_jsonl_as_data(wh, ref, tmp_pa
 def test_citizen_text_in_the_proposal_md_and_html_inert(ref):
     from proposals.report import View, render_html, render_markdown
 
-    v = View("zh", "每月一题建议 · 深圳市 · 2026-03：深圳市·供水", {"数据月份": "2026-03", "分析员改选": f"李分析: {EVIL}"},
+    v = View("zh", "每月一题建议 · 深圳市 · 2026-03：深圳市·供水",
+             {"数据月份": "2026-03", "分析员改选": f"李分析: {EVIL}"},
              ["2026-03 月共 120 件，日均 3.9 件。"], samples=[EVIL, mask_outgoing(EVIL)],
              streets=[(f"新安街道{EVIL}", 3)], notes=[f"分析员理由：{EVIL}"],
              districts=[{"code": BAOAN, "name": "宝安区", "tickets": 3.0, "base": 2.0, "change": 0.5}])

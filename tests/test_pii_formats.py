@@ -438,10 +438,12 @@ BENIGN = st.one_of(
     st.builds(lambda y, m, d, sep: f"{y}{sep}{m:02d}{sep}{d:02d}", st.integers(1950, 2030), st.integers(1, 12),
               st.integers(1, 28), st.sampled_from(["", "-", ".", "/"])),
     st.builds(lambda y, m, d: f"{y}年{m}月{d}日", st.integers(1950, 2030), st.integers(1, 12), st.integers(1, 28)),
-    st.builds(lambda n, u: f"{n}{u}", st.integers(0, 99_999_999), st.sampled_from(["元", "万元", "次", "人", "户", "米", "号"])),
+    st.builds(lambda n, u: f"{n}{u}", st.integers(0, 99_999_999),
+              st.sampled_from(["元", "万元", "次", "人", "户", "米", "号"])),
     st.builds(lambda h, m: f"{h:02d}:{m:02d}", st.integers(0, 23), st.integers(0, 59)),
     st.builds(lambda p, n: f"{p}{n}", st.sampled_from(["GD", "SZ", "T"]), st.integers(0, 10**15)),
-    st.builds(lambda p, n: f"{p}{n}", st.sampled_from(["No.", "编号", "工单号", "单号：", "第"]), st.integers(0, 99_999_999)),
+    st.builds(lambda p, n: f"{p}{n}", st.sampled_from(["No.", "编号", "工单号", "单号：", "第"]),
+              st.integers(0, 99_999_999)),
     st.integers(0, 999_999).map(str),
 )
 

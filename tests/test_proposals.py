@@ -170,7 +170,8 @@ def test_weights_come_from_config_and_change_the_ranking(fresh, ref):
         ProposalsConfig.from_dict({"weights": {"volume": 1.0}}, "config/proposals.yaml")
     with pytest.raises(ProposalsConfigError, match="principles: unknown key.*balanse"):
         ProposalsConfig.from_dict({"principles": {"balanse": 1.0}}, "config/proposals.yaml")
-    with pytest.raises(ProposalsConfigError, match=r"scoring: unknown key\(s\) \['min_ticket'\]; known: .*'min_tickets'"):
+    with pytest.raises(ProposalsConfigError,
+                       match=r"scoring: unknown key\(s\) \['min_ticket'\]; known: .*'min_tickets'"):
         ProposalsConfig.from_dict({"scoring": {"min_ticket": 5}}, "config/proposals.yaml")
 
 
@@ -227,8 +228,10 @@ def test_propose_stores_writes_both_languages_and_masks_ticket_texts(fresh, ref,
              "供水压力不足，高层住户无水可用"]
     with eng.begin() as conn:
         conn.execute(insert(tickets), [
-            {"ticket_id": f"T{i}", "source": "test", "received_at": dt.datetime(2026, 3, 10 + i, 2, tzinfo=dt.timezone.utc),
-             "received_date": dt.date(2026, 3, 10 + i), "channel": "phone", "province_code": "440000", "city_code": CITY,
+            {"ticket_id": f"T{i}", "source": "test",
+             "received_at": dt.datetime(2026, 3, 10 + i, 2, tzinfo=dt.timezone.utc),
+             "received_date": dt.date(2026, 3, 10 + i), "channel": "phone", "province_code": "440000",
+             "city_code": CITY,
              "district_code": "440306", "street_code": "新安街道", "category_l1": top.l1,
              "category_l2": top.cc, "content": t, "status": "closed", "is_repeat": False,
              "updated_at": now} for i, t in enumerate(texts)])
@@ -252,9 +255,9 @@ def test_propose_stores_writes_both_languages_and_masks_ticket_texts(fresh, ref,
     en = (tmp_path / "reports/proposals/2026-03/440300.en.html").read_text(encoding="utf-8")
     md_zh = (tmp_path / "reports/proposals/2026-03/440300.zh.md").read_text(encoding="utf-8")
     md_en = (tmp_path / "reports/proposals/2026-03/440300.en.md").read_text(encoding="utf-8")
-    for text in ("每月一题建议", "为什么选它：四项原则", "【高频】", "【持续】", "【难点】", "牵头部门", top.dept, "配合部门",
-                 "建议举措", "跟踪指标", "备选问题", "苗头", "评分构成", "选题原则", "高频", "持续", "难点", "均衡", "宝安区",
-                 "新安街道"):
+    for text in ("每月一题建议", "为什么选它：四项原则", "【高频】", "【持续】", "【难点】", "牵头部门", top.dept,
+                 "配合部门", "建议举措", "跟踪指标", "备选问题", "苗头", "评分构成", "选题原则", "高频", "持续", "难点",
+                 "均衡", "宝安区", "新安街道"):
         assert text in zh and text in md_zh, text
     for text in ("Issue of the month proposal", "the four principles", "Lead department", "Suggested actions",
                  "Measures to track", "Runner-ups", "Sprouts to watch", "Score components", "high frequency",
@@ -284,7 +287,8 @@ def test_an_analyst_override_is_kept_and_shown(fresh, ref, cfg, tmp_path, top):
     propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY], override=alt, override_by="李分析",
             override_reason="区里已列入年度重点")
     row = stored(eng, month, CITY)
-    assert (row["status"], row["chosen"], row["model_choice"], row["override_by"]) == ("overridden", alt, top.cid, "李分析")
+    assert (row["status"], row["chosen"], row["model_choice"], row["override_by"]) == (
+        "overridden", alt, top.cid, "李分析")
     propose(eng, month, ref, cfg, "440000", tmp_path, cities=[CITY])  # a rerun keeps the analyst's choice
     row = stored(eng, month, CITY)
     assert row["chosen"] == alt and row["override_reason"] == "区里已列入年度重点"
@@ -353,7 +357,8 @@ def test_anomalies_count_rising_days_once_at_their_worst_severity(fresh, ref, cf
         with eng.begin() as conn:
             conn.execute(anomalies.delete())
     assert (r.loc[SURGE, "anomalies"], r.loc[SURGE, "anomaly_points"]) == (2, 3 + 1)  # day 1 red, day 3 yellow
-    assert (r.loc["city:440300|l1:utilities", "anomalies"], r.loc["city:440300|l1:utilities", "anomaly_points"]) == (2, 4)
+    assert (r.loc["city:440300|l1:utilities", "anomalies"],
+            r.loc["city:440300|l1:utilities", "anomaly_points"]) == (2, 4)
     lines = evidence_lines(r.loc[SURGE].to_dict(), "深圳市", ref, "zh", pd.Period("2026-03", freq="M"))
     assert "本月有 2 天检测到上升异常。" in lines  # evidence the proposal shows
 
@@ -422,7 +427,8 @@ def test_delivery_goes_through_the_outbox_once(fresh, ref, cfg, tmp_path, top):
     assert again == {"queued": 0, "offices_without_channel": 0}
     with eng.connect() as conn:
         row = conn.execute(select(notifications)).mappings().one()
-    assert row["receiver"] == "city:440300" and row["subject"].startswith(f"【每月一题建议】深圳市12345热线中心：{top.zh}")
+    assert row["receiver"] == "city:440300" and row["subject"].startswith(
+        f"【每月一题建议】深圳市12345热线中心：{top.zh}")
     notice = (tmp_path / "notices" / "2026-03-31.md").read_text(encoding="utf-8")
     assert "每月一题建议" in notice and "440300.zh.html" in notice
     # the 苗头 ride along with the proposal, by kind
@@ -466,7 +472,8 @@ def test_monthly_reads_agree_on_sqlite_and_postgresql(engine, ref, cfg):
         assert got == expect
         assert m[(m["region_level"] == "district") & (m["month"] == pd.Period(p, "M"))]["n_tickets"].sum() == expect
     cov = coverage(engine, pd.Period("2026-01", "M"), pd.Period("2026-03", "M"), "440000")
-    assert cov.to_dict() == {pd.Period("2026-01", "M"): 12, pd.Period("2026-02", "M"): 28, pd.Period("2026-03", "M"): 10}
+    assert cov.to_dict() == {pd.Period("2026-01", "M"): 12, pd.Period("2026-02", "M"): 28,
+                             pd.Period("2026-03", "M"): 10}
     d = read_days(engine, pd.Period("2026-02", "M"), "440000", [("district", "l2")])
     assert d["ds"].min() == pd.Timestamp("2026-02-01") and d["ds"].max() == pd.Timestamp("2026-02-28")
     assert d["y"].sum() == counts[mine][:, month_of == pd.Period("2026-02", "M")].sum()
@@ -495,7 +502,8 @@ def test_propose_stores_and_reads_back_on_both_dialects(engine, ref, cfg, tmp_pa
     with engine.begin() as conn:
         conn.execute(insert(tickets), [
             {"ticket_id": f"H{i}", "source": "test", "received_at": t0, "received_date": t0.date(), "channel": "phone",
-             "province_code": "440000", "city_code": "440400", "district_code": "440402", "category_l1": cat.split(".")[0],
+             "province_code": "440000", "city_code": "440400", "district_code": "440402",
+             "category_l1": cat.split(".")[0],
              "category_l2": cat, "status": "closed", "is_repeat": False, "updated_at": t0,
              "closed_at": t0 + dt.timedelta(days=days)}
             for i, (cat, days) in enumerate([("housing.property_service", 2), ("housing.property_service", 4),
@@ -515,10 +523,12 @@ def test_propose_stores_and_reads_back_on_both_dialects(engine, ref, cfg, tmp_pa
     assert h.loc[sid, "n_handled"] == 3 and h.loc[sid, "handling_days"] == pytest.approx(12.5)
     water = h.loc["city:440400|l2:utilities.water_supply"]
     assert water["n_handled"] == 2 and water["handling_days"] == pytest.approx(10.0)
-    assert h.loc["city:440400|all:*", "n_handled"] == 7 and h.loc["city:440400|all:*", "handling_days"] == pytest.approx(24.5)
+    assert (h.loc["city:440400|all:*", "n_handled"] == 7
+            and h.loc["city:440400|all:*", "handling_days"] == pytest.approx(24.5))
     assert h.loc["province:440000|l1:housing", "handling_days"] == pytest.approx(12.5)
     an = anomaly_counts(engine, pd.Period("2026-02", "M"), "440000")
-    assert an[["region_code", "category_code", "severity"]].values.tolist() == [["440400", "housing.property_service", "red"]]
+    assert an[["region_code", "category_code", "severity"]].values.tolist() == [
+        ["440400", "housing.property_service", "red"]]
     month = pd.Period("2026-02", freq="M")
     res = propose(engine, month, ref, cfg, "440000", tmp_path, cities=["440400"],
                   now=dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc))

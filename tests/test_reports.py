@@ -179,7 +179,8 @@ def test_backtest_report(tmp_path):
     assert [i for i, _ in sections] == ["1", "2", "3"]
     headings = [re.sub(r"<[^>]+>", "", re.search(r"<h2>(.*?)</h2>", s, re.S).group(1)) for _, s in sections]
     assert headings == ["突增 spike · 天河区 · 噪音扰民 · 2025-03-26 至 2025-03-28 · 已检出(延迟 0 天)",
-                        "持续上升 level_shift · 越秀&lt;区&gt; · 噪音扰民 · 2025-03-26 至 2025-03-28 · 已检出(延迟 2 天)",
+                        "持续上升 level_shift · 越秀&lt;区&gt; · 噪音扰民 · 2025-03-26 至 2025-03-28 · "
+                        "已检出(延迟 2 天)",
                         "骤降 drop · 白云区 · 噪音扰民 · 2025-03-26 至 2025-03-28 · 未检出 missed"]
     for (_, body), n_alerts in zip(sections, (1, 1, 0)):
         root = ET.fromstring(re.search(r"<svg.*?</svg>", body, re.S).group(0))

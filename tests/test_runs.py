@@ -52,7 +52,8 @@ def test_daily_runs_summarise_each_day_newest_first_with_retries_and_failures(en
     assert new["status"] == "failed"
     assert new["stages"]["ingest"] == {"status": "success", "scopes": 1, "runs": 2, "seconds": 4.0}  # the retry won
     assert new["tickets"]["read"] == 120
-    assert new["failures"] == [{"stage": "detect", "scope": "440100", "status": "failed", "message": "ValueError: no history"}]
+    assert new["failures"] == [{"stage": "detect", "scope": "440100", "status": "failed",
+                                "message": "ValueError: no history"}]
     assert "propose" not in new["stages"]
     assert [r["day"] for r in daily_runs(engine, last=1)] == ["2026-11-25"]
 

@@ -154,7 +154,8 @@ def test_the_daily_dag_on_celery_workers_survives_a_killed_worker_and_leaves_not
             tis = _task_instances(stack, "it-day2")
             bad = [(t["task_id"], t["state"]) for t in tis if t["state"] in ("failed", "upstream_failed")]
             assert not bad, bad
-            return [(t["task_id"], t["map_index"]) for t in tis if t["state"] == "running" and t["task_id"] == "forecast"]
+            return [(t["task_id"], t["map_index"]) for t in tis
+                    if t["state"] == "running" and t["task_id"] == "forecast"]
 
         stack.wait_for(forecasts_running, 600, "a forecast task to run", every=0.5)
         stack.kill("worker-1")

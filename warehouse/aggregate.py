@@ -97,7 +97,8 @@ def aggregate_in(conn: Connection, days: Iterable[dt.date], now: dt.datetime | N
     return len(days)
 
 
-RAW_COLUMNS = ["ds", "region_level", "region_code", "category_level", "category_code", "province_code", "city_code", "y"]
+RAW_COLUMNS = ["ds", "region_level", "region_code", "category_level", "category_code", "province_code", "city_code",
+               "y"]
 
 
 def read_counts(engine: Engine, region_level: str, category_level: str, start: dt.date | None = None,
@@ -131,7 +132,8 @@ def read_counts(engine: Engine, region_level: str, category_level: str, start: d
                 buf = io.BytesIO()
                 cur.copy_expert(b"COPY (" + cur.mogrify(str(compiled), params) + b") TO STDOUT WITH (FORMAT csv)", buf)
                 buf.seek(0)
-                df = pd.read_csv(buf, names=RAW_COLUMNS, header=None, keep_default_na=False, na_values={"city_code": [""]},
+                df = pd.read_csv(buf, names=RAW_COLUMNS, header=None, keep_default_na=False,
+                                 na_values={"city_code": [""]},
                                  dtype={c: str for c in RAW_COLUMNS[1:7]} | {"y": "int64"})
                 df["city_code"] = df["city_code"].astype(object).where(df["city_code"].notna(), None)
             else:
@@ -162,7 +164,8 @@ def read_series(engine: Engine, region_level: str, category_level: str, start: d
         # a quiet last day is a zero, not the end of the data: fill to the requested end
         last = max(g["ds"].max(), pd.Timestamp(end)) if end else g["ds"].max()
         days = pd.date_range(g["ds"].min(), last, freq="D")
-        wide = g.pivot_table(index="series_id", columns="ds", values="y", aggfunc="sum").reindex(columns=days, fill_value=0)
+        wide = (g.pivot_table(index="series_id", columns="ds", values="y", aggfunc="sum")
+                .reindex(columns=days, fill_value=0))
         long = wide.fillna(0).stack().rename("y").reset_index()
         long.columns = ["series_id", "ds", "y"]
         parts.append(long)

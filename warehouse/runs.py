@@ -109,7 +109,8 @@ def stage_run(engine: Engine, stage: str, logical_date: dt.date | None, params: 
     finish_run(engine, run.id, run.status, run.metrics, run.message)
 
 
-def set_watermark(engine: Engine, source: str, logical_date: dt.date | None, max_updated_at: dt.datetime | None) -> None:
+def set_watermark(engine: Engine, source: str, logical_date: dt.date | None,
+                  max_updated_at: dt.datetime | None) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
         row = conn.execute(select(ingest_watermarks).where(ingest_watermarks.c.source == source)).mappings().first()
@@ -187,7 +188,8 @@ def daily_runs(engine: Engine, last: int = 7, city: str | None = None) -> list[d
         finished = max((r["finished_at"] for r in latest.values() if r["finished_at"]), default=None)
         out.append({
             "day": str(day), "status": "failed" if "failed" in statuses else "abandoned" if "abandoned" in statuses
-            else "running" if "running" in statuses else "success", "started_at": started.isoformat() if started else None,
+            else "running" if "running" in statuses else "success",
+            "started_at": started.isoformat() if started else None,
             "wall_seconds": round((finished - started).total_seconds(), 1) if started and finished else None,
             "stages": stages,
             "tickets": {k: metric("ingest", k) for k in ("read", "loaded", "quarantined")},

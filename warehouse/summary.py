@@ -17,7 +17,8 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
             select(func.count(func.distinct(daily_counts.c.ds)), func.min(daily_counts.c.ds),
                    func.max(daily_counts.c.ds), func.count()).select_from(daily_counts)).one()
         day_tickets, day_cities = conn.execute(
-            select(func.count(), func.count(func.distinct(tickets.c.city_code))).where(tickets.c.received_date == day)).one()
+            select(func.count(), func.count(func.distinct(tickets.c.city_code)))
+            .where(tickets.c.received_date == day)).one()
         run = conn.execute(
             select(pipeline_runs).where(pipeline_runs.c.stage == "ingest", pipeline_runs.c.logical_date == day)
             .order_by(pipeline_runs.c.started_at.desc()).limit(1)).mappings().first()
@@ -29,10 +30,12 @@ def warehouse_summary(engine: Engine, day: dt.date) -> dict[str, Any]:
                                  func.max(forecasts.c.ds)).where(forecasts.c.origin == day)
                           .group_by(forecasts.c.model)).all()
         an = conn.execute(select(anomalies).where(anomalies.c.ds == day)
-                          .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(), anomalies.c.series_id)).mappings().all()
+                          .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(),
+                                    anomalies.c.series_id)).mappings().all()
         recent = conn.execute(select(anomalies).where(anomalies.c.ds >= day - dt.timedelta(days=7),
                                                       anomalies.c.ds < day)
-                              .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(), anomalies.c.ds.desc(), anomalies.c.series_id)
+                              .order_by(func.coalesce(anomalies.c.surprise, 0).desc(), anomalies.c.score.desc(),
+                                        anomalies.c.ds.desc(), anomalies.c.series_id)
                               ).mappings().all()
     m = (run or {}).get("metrics") or {}
     latest = {v["suite"]: v for v in dq}  # the newest verdict per suite

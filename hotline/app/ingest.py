@@ -31,7 +31,8 @@ def make_generator(spec: dict[str, Any], settings: Settings):
     if spec.get("planted_events") and spec.get("anchor"):  # the demo's events, on the day it runs for
         planted = planted_events(list(spec["planted_events"]), dt.date.fromisoformat(str(spec["anchor"])),
                                  load_reference(settings.config_dir))
-    return ProvinceGenerator(province_code=str(spec.get("province", "440000")), seed=int(spec.get("seed", 12345)),
+    return ProvinceGenerator(province_code=str(spec.get("province", settings.province)),
+                             seed=int(spec.get("seed", 12345)),
                              scale=float(spec.get("scale", 0.01)), anomalies=bool(spec.get("anomalies", True)),
                              config_dir=settings.config_dir, planted=planted)
 

@@ -38,6 +38,7 @@ class Operations:
     retries: int = 2
     retry_delay: dt.timedelta = dt.timedelta(minutes=5)
     max_retry_delay: dt.timedelta = dt.timedelta(hours=1)
+    timezone: str = TZ
     model_pool: str = "hotline_models"
     daily_deadline: dt.time | None = dt.time(6, 0)
 
@@ -60,6 +61,20 @@ class Operations:
 def _path(env: dict[str, str]) -> Path:
     config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
     return Path(env.get("HOTLINE_SETTINGS", config_dir / "hotline.yaml"))
+
+
+def province_timezone(doc: dict[str, Any], env: dict[str, str]) -> str:
+    """The configured province's time zone, from its region file (config/regions/<code>_*.yaml):
+    the DAGs' schedules and run days are in it. Read with yaml alone, as the DAG files parse."""
+    from hotline.core.settings import DEFAULT_PROVINCE
+
+    province = str((doc.get("source") or {}).get("province", DEFAULT_PROVINCE))
+    config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
+    for f in sorted((config_dir / "regions").glob(f"{province}_*.yaml")):
+        region = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
+        if str(region.get("code")) == province:
+            return str(region.get("timezone") or TZ)
+    return TZ
 
 
 def load_operations(env: dict[str, str] | None = None) -> Operations:
@@ -96,7 +111,7 @@ def load_operations(env: dict[str, str] | None = None) -> Operations:
     if not m and not off:
         hint = " (quote it: YAML reads an unquoted 6:00 as the number 360)" if isinstance(raw_deadline, int) else ""
         raise ValueError(f"{where}: expected HH:MM (Asia/Shanghai) or off, got {deadline!r}{hint}")
-    return Operations(owner=str(raw.get("owner", d.owner)), retries=retries,
+    return Operations(owner=str(raw.get("owner", d.owner)), retries=retries, timezone=province_timezone(doc, env),
                       retry_delay=seconds("retry_delay_seconds", d.retry_delay),
                       max_retry_delay=seconds("max_retry_delay_seconds", d.max_retry_delay),
                       model_pool=str(raw.get("model_pool", d.model_pool)),

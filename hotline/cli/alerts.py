@@ -113,11 +113,13 @@ def alerts_show(ctx, alert_id, db_url, as_json):
     hist = [as_mapping(h) for h in history(engine, fp)]
     lines = [f"alert {fp} [{a['severity']}] {a['status']} ({a['state']}) since {a['starts_on']}, last {a['last_seen']}"
              + (f", resolved {a['ends_on']}" if a["ends_on"] else ""),
-             f"  {a['labels']['region_name']} · {a['labels']['category_name']} · {a['kind']}: observed {a['observed']:g},"
+             f"  {a['labels']['region_name']} · {a['labels']['category_name']} · {a['kind']}: "
+             f"observed {a['observed']:g},"
              f" expected {a['expected'] if a['expected'] is None else round(a['expected'], 1)}, score {a['score']:.7f}",
              f"  {a['explanation']}"]
     if a["ack_by"]:
-        lines.append(f"  acknowledged by {a['ack_by']} at {a['ack_at']}: {a['ack_verdict'] or '-'} {a['ack_comment'] or ''}")
+        lines.append(f"  acknowledged by {a['ack_by']} at {a['ack_at']}: {a['ack_verdict'] or '-'} "
+                     f"{a['ack_comment'] or ''}")
     lines.append("  history:")
     lines += [f"    {h['at'][:19]} {h['ds'] or '':<10} {h['action']:<16} {h['actor']:<10} "
               f"{json.dumps(h['detail'], ensure_ascii=False, default=str) if h['detail'] else ''}" for h in hist]
@@ -209,7 +211,8 @@ def alerts_silences(ctx, include_ended, db_url, as_json):
         held = sorted({h["fingerprint"][:8] for h in history(engine, silence_id=s["id"]) if h["action"] == "silenced"})
         rows.append(as_mapping({**s, "held_back": held}))
         lines.append(f"  #{s['id']} {s['state']:<7} {' '.join(s['matchers'])} by {s['created_by']} until "
-                     f"{s['ends_at']:%Y-%m-%d %H:%M} UTC: {s['reason']}" + (f"; held back {', '.join(held)}" if held else "")
+                     f"{s['ends_at']:%Y-%m-%d %H:%M} UTC: {s['reason']}"
+                     + (f"; held back {', '.join(held)}" if held else "")
                      + (f"; ended by {s['expired_by']}: {s['expire_reason']}" if s["expired_at"] else ""))
     _emit({"silences": rows}, as_json, [f"{len(rows)} silence(s)"] + lines)
 
@@ -245,5 +248,6 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
     lines.append(f"{len(rows)} notice(s): " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     for r in rows:
         lines.append(f"  #{r['id']} {r['ds']} {r['status']:<9} {r['channel']:<14} {r['receiver_name']}: {r['subject']}"
-                     f" (attempts {r['attempts']}" + (f", last error: {r['last_error']}" if r["last_error"] else "") + ")")
+                     f" (attempts {r['attempts']}"
+                     + (f", last error: {r['last_error']}" if r["last_error"] else "") + ")")
     _emit({"notices": rows, "counts": counts}, as_json, lines)

@@ -92,6 +92,13 @@ def _warehouse(ctx: click.Context, db_url: str | None):
     return s, engine
 
 
+def _runtime(ctx: click.Context, db_url: str | None):
+    """The app's Runtime for this command (settings with --db applied)."""
+    from hotline.app.runtime import Runtime
+
+    return Runtime(_settings(ctx).with_db(db_url))
+
+
 def _day_or_last(engine, s: Settings, day):
     """The given day, else the warehouse's last day; an empty warehouse is an error."""
     from proposals.panel import last_day
@@ -102,7 +109,8 @@ def _day_or_last(engine, s: Settings, day):
     return day
 
 
-db_option = click.option("--db", "db_url", default=None, help="Warehouse URL (default: HOTLINE_DB_URL or var/hotline.db).")
+db_option = click.option("--db", "db_url", default=None,
+                         help="Warehouse URL (default: HOTLINE_DB_URL or var/hotline.db).")
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print one JSON document on stdout (the words go to stderr).")
 
@@ -113,7 +121,8 @@ json_option = click.option("--json", "as_json", is_flag=True,
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
     """12345 hotline early-warning pipeline."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     from hotline.core.reference import ConfigError
 
     try:

@@ -110,7 +110,8 @@ def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_d
 @ingest.command("csv")
 @click.argument("path", type=click.Path(dir_okay=False))
 @click.option("--mapping", "mapping_name", required=True, help="Mapping name in config/mappings/ or a YAML path.")
-@click.option("--encoding", default=None, help="File encoding; default: the mapping's, else auto (UTF-8, then GB18030).")
+@click.option("--encoding", default=None,
+              help="File encoding; default: the mapping's, else auto (UTF-8, then GB18030).")
 @click.option("--no-aggregate", is_flag=True, help="Skip re-aggregating the touched days.")
 @db_option
 @json_option

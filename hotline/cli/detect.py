@@ -60,7 +60,8 @@ def summary(ctx, day, db_url, as_json):
         lines.append("data quality: no verdict recorded for this day")
     an = rep["anomalies"]
     sev = {s: sum(1 for a in an if a["severity"] == s) for s in ("red", "orange", "yellow")}
-    lines.append(f"anomalies on {day}: {len(an)} (红 red {sev['red']}, 橙 orange {sev['orange']}, 黄 yellow {sev['yellow']})")
+    lines.append(f"anomalies on {day}: {len(an)} (红 red {sev['red']}, 橙 orange {sev['orange']}, "
+                 f"黄 yellow {sev['yellow']})")
     from hotline.core.reference import load_reference
 
     ref = load_reference(_settings(ctx).config_dir)
@@ -68,8 +69,8 @@ def summary(ctx, day, db_url, as_json):
     recent = rep["recent_anomalies"]
     if recent:
         rsev = {s: sum(1 for a in recent if a["severity"] == s) for s in ("red", "orange", "yellow")}
-        lines.append(f"anomalies in the 7 days before: {len(recent)} (红 red {rsev['red']}, 橙 orange {rsev['orange']}, "
-                     f"黄 yellow {rsev['yellow']}); the most severe:")
+        lines.append(f"anomalies in the 7 days before: {len(recent)} (红 red {rsev['red']}, "
+                     f"橙 orange {rsev['orange']}, 黄 yellow {rsev['yellow']}); the most severe:")
         from hotline.core.severity import worst_first
 
         worst = sorted(recent, key=lambda a: (worst_first(a["severity"]), -(a.get("surprise") or 0), -a["score"]))
@@ -140,7 +141,7 @@ def backtest(ctx, labels_path, start, end, profile, sweep, max_false, province, 
     if start < first or end > last:
         _fail(f"the warehouse holds {first} .. {last}: replay a period inside it (--start {start}, --end {end})")
     labels = labels[(labels["end"] >= start) & (labels["start"] <= end)].reset_index(drop=True)
-    province = province or str((s.source or {}).get("province", "440000"))
+    province = province or s.province
     if ref.regions.level_of(province) != "province":
         _fail(f"--province {province}: not a configured province (config/regions/)")
     t0 = time.perf_counter()
@@ -252,7 +253,7 @@ def calibrate(ctx, csv_path, level, start, end, province, calendar, report_path,
 
         s, engine = _warehouse(ctx, db_url)
         ref = load_reference(s.config_dir)
-        province = province or str((s.source or {}).get("province", "440000"))
+        province = province or s.province
         if ref.regions.level_of(province) != "province":
             _fail(f"--province {province}: not a configured province (config/regions/)")
         rl, _, cl = level.partition(":")
@@ -289,17 +290,21 @@ def calibrate(ctx, csv_path, level, start, end, province, calendar, report_path,
              f"{ex['tests']:,} one-sided tests"
              + (f"; {summary['short_series']} short series (fewer than 4 weeks of their own residuals: judged "
                 f"on their volume band's pooled calibration)" if summary["short_series"] else ""),
-             "PIT histogram (1 = flat): " + " ".join(f"{x * summary['pit']['bins']:.2f}" for x in summary["pit"]["shares"]),
-             "coverage: " + ", ".join(f"{c}% -> {'-' if v is None else f'{v:.1%}'}" for c, v in summary["coverage"].items()),
+             "PIT histogram (1 = flat): " + " ".join(f"{x * summary['pit']['bins']:.2f}"
+                                                     for x in summary["pit"]["shares"]),
+             "coverage: " + ", ".join(f"{c}% -> {'-' if v is None else f'{v:.1%}'}"
+                                      for c, v in summary["coverage"].items()),
              f"{'threshold':<28} {'claimed':>10} {'observed':>9} {'ratio':>7}"]
     for lv in ex["levels"]:
         lines.append(f"{'p <= ' + format(lv['claimed'], 'g'):<28} {lv['expected']:>10.1f} {lv['hits']:>9} "
                      f"{'-' if lv['ratio'] is None else format(lv['ratio'], '.2f'):>7}")
     for sv in ex["severity"]:
-        lines.append(f"{sv['severity'] + ' (p <= ' + sv['threshold'] + ')':<28} {sv['expected']:>10.1f} {sv['hits']:>9} "
+        lines.append(f"{sv['severity'] + ' (p <= ' + sv['threshold'] + ')':<28} "
+                     f"{sv['expected']:>10.1f} {sv['hits']:>9} "
                      f"{'-' if sv['ratio'] is None else format(sv['ratio'], '.2f'):>7}")
     for d, g in summary["by_detector"].items():
-        lines.append(f"  {d}: " + ", ".join(f"{lv['claimed']:g} {'-' if lv['ratio'] is None else format(lv['ratio'], '.2f')}x"
+        lines.append(f"  {d}: " + ", ".join(f"{lv['claimed']:g} "
+                                            f"{'-' if lv['ratio'] is None else format(lv['ratio'], '.2f')}x"
                                             for lv in g["levels"]))
     lines.append(f"report: {path}")
     summary["report"] = str(path)
@@ -309,7 +314,8 @@ def calibrate(ctx, csv_path, level, start, end, province, calendar, report_path,
 @main.command("score-csv")
 @click.argument("input_path", type=click.Path(dir_okay=False))
 @click.argument("output_path", type=click.Path(dir_okay=False))
-@click.option("--detector", default="robust", show_default=True, help="robust (spikes and drops) or cusum (level shifts).")
+@click.option("--detector", default="robust", show_default=True,
+              help="robust (spikes and drops) or cusum (level shifts).")
 @click.option("--policy", type=click.Choice(["grid", "steps"]), default="grid", show_default=True,
               help="grid: rows on the dominant step's grid, rows sharing a step combined; steps: every row one step.")
 @click.option("--combine", type=click.Choice(["mean", "sum", "max", "last"]), default="mean", show_default=True,

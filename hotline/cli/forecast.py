@@ -62,7 +62,7 @@ def forecast_backtest(ctx, csv_path, level, city, end, horizon, folds, step, cal
         if history.empty:
             _fail(f"no series at level {level} in {engine.url.render_as_string(hide_password=True)}")
         if calendar is None:
-            prov = str(history["province_code"].iat[0]) if "province_code" in history.columns else "440000"
+            prov = str(history["province_code"].iat[0]) if "province_code" in history.columns else s.province
             try:
                 calendar = load_reference(s.config_dir).regions.province(prov).calendar
             except Exception:  # noqa: BLE001 - a province outside config: the Chinese calendar

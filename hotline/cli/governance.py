@@ -13,6 +13,7 @@ from hotline.cli.base import (
     _emit,
     _fail,
     _month,
+    _runtime,
     _warehouse,
     db_option,
     json_option,
@@ -29,8 +30,10 @@ from hotline.cli.base import (
               help="Analyst override: the candidate id to choose instead (needs one --city, --by and --reason).")
 @click.option("--by", "override_by", default=None, help="Who overrides (kept with the proposal).")
 @click.option("--reason", "override_reason", default=None, help="Why (kept with the proposal).")
-@click.option("--top", type=int, default=None, help="Candidates to print per scope (default: 10 for one city, 3 otherwise).")
-@click.option("--deliver", is_flag=True, help="Queue and deliver each scope's proposal to its office (config/alerts.yaml).")
+@click.option("--top", type=int, default=None,
+              help="Candidates to print per scope (default: 10 for one city, 3 otherwise).")
+@click.option("--deliver", is_flag=True,
+              help="Queue and deliver each scope's proposal to its office (config/alerts.yaml).")
 @click.option("--explain", is_flag=True, help="Print each principle's contribution to every candidate's score, "
                                               "and the chosen issue's evidence, principle by principle.")
 @db_option
@@ -120,21 +123,21 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
 
 
 @main.command()
-@click.option("--date", "day", callback=_date, default=None, help="The day to show (default: the warehouse's last day).")
+@click.option("--date", "day", callback=_date, default=None,
+              help="The day to show (default: the warehouse's last day).")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Folder to write (default: var/site).")
 @db_option
 @json_option
 @click.pass_context
 def board(ctx, day, out, db_url, as_json):
-    """Build the warning board: a static site (index.html and a page per city) that opens from disk."""
-    from hotline.core.reference import load_reference
-    from reports.board import build_board
+    """Build the warning board: a static site (index.html and a page per city) that opens from disk.
+    The latest day's goes to var/site; an older day's to var/site/days/<day>, as the daily DAG does."""
+    from hotline.app import daily
 
-    s, engine = _warehouse(ctx, db_url)
-    day = _day_or_last(engine, s, day)
-    out_dir = Path(out) if out else s.var_dir / "site"
-    index = build_board(engine, day, load_reference(s.config_dir), s.province, out_dir, s.var_dir)
-    _emit({"day": str(day), "index": str(index.resolve())}, as_json, [f"board for {day}: {index.resolve()}"])
+    rt = _runtime(ctx, db_url)
+    day = _day_or_last(rt.engine, rt.settings, day)
+    res = daily.board(rt, day, Path(out) if out else None)
+    _emit(res, as_json, [f"board for {day}: {res['index']}"])
 
 
 @main.command()
@@ -148,21 +151,15 @@ def board(ctx, day, out, db_url, as_json):
 def lights(ctx, day, city, top, send, db_url, as_json):
     """Red/yellow overdue lights (红黄灯): record the day's light changes and escalations, and print
     the open tickets' lights at the day's end by level, district and department."""
-    from hotline.core.reference import load_reference
-    from sla.job import lights_day
-    from sla.lights import SlaConfig
+    from hotline.app import daily
 
-    s, engine = _warehouse(ctx, db_url)
-    day = _day_or_last(engine, s, day)
-    ref = load_reference(s.config_dir)
-    outbox = None
-    if send:
-        from alerts.config import AlertsConfig
-        outbox = (AlertsConfig.load(s.config_dir), s.var_dir)
-    res = lights_day(engine, day, ref, SlaConfig.load(s.config_dir), s.province, city, outbox,
-                     lookback_days=s.lookback_days)
+    rt = _runtime(ctx, db_url)
+    day = _day_or_last(rt.engine, rt.settings, day)
+    ref = rt.ref
+    res = daily.lights(rt, day, city, send)
     esc = res["escalations"]
-    lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} open tickets; "
+    lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} "
+             f"open tickets; "
              f"{len(esc)} escalation(s) today; {res['events_recorded']} light change(s) recorded",
              "  by level: " + (", ".join(f"{k} {v}" for k, v in sorted(res["by_level"].items())) or "-")]
     lines += [f"  {d['name']} ({d['region']}): 红 {d['red']} 黄 {d['yellow']}" for d in res["by_district"][:top]]
@@ -172,7 +169,7 @@ def lights(ctx, day, city, top, send, db_url, as_json):
     if send:
         li = res.get("lists") or {}
         lines.append(f"  lists (红黄灯日报) for {li.get('offices', 0)} office(s): queued {li.get('queued', 0)}, "
-                     f"delivered {li.get('delivered', 0)}")
+                     f"delivered {li.get('delivered', 0)}" if "lists_held" not in res else f"  {res['lists_held']}")
     _emit(res, as_json, lines)
 
 
@@ -201,9 +198,11 @@ def repeats(ctx, month, city, top, db_url, as_json):
     rows = []
     if not df.empty:
         places = df[df["category_code"] == "*"].sort_values(["rate", "n_repeat"], ascending=False)
-        cats = df[(df["category_code"] != "*") & (df["n_repeat"] >= 2)].sort_values(["rate", "n_repeat"], ascending=False)
+        cats = df[(df["category_code"] != "*") & (df["n_repeat"] >= 2)].sort_values(["rate", "n_repeat"],
+                                                                                    ascending=False)
         lines.append("  places:")
-        lines += [f"    {ref.regions.name(r.region_code)} ({r.region_code}): {r.n_repeat}/{r.n_with_caller} = {r.rate:.1%}"
+        lines += [f"    {ref.regions.name(r.region_code)} ({r.region_code}): "
+                  f"{r.n_repeat}/{r.n_with_caller} = {r.rate:.1%}"
                   for r in places.head(top).itertuples()]
         lines.append("  place x category (2 repeats or more):")
         lines += [f"    {ref.regions.name(r.region_code)} · {ref.taxonomy.name(r.category_code)}: "
@@ -269,5 +268,6 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
     lines += ["  brief:"] + [f"    {x}" for x in res["brief"]]
     lines.append(f"  report: {Path(res['reports']['zh']).resolve()}")
     if deliver:
-        lines.append(f"  brief queued {res['delivery'].get('queued', 0)}, delivered {res['delivery'].get('delivered', 0)}")
+        lines.append(f"  brief queued {res['delivery'].get('queued', 0)}, "
+                     f"delivered {res['delivery'].get('delivered', 0)}")
     _emit(res, as_json, lines)

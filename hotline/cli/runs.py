@@ -33,10 +33,12 @@ def runs(ctx, city, last, db_url, as_json):
     lines = [f"daily runs{' of ' + city if city else ''} (last {last}): {len(res)}"]
     for r in res:
         st = ", ".join(f"{k} {v['seconds']:.1f}s" + (f" x{v['runs']}" if v["runs"] > v["scopes"] else "")
-                       + ("" if v["status"] == "success" else f" {v['status'].upper()}") for k, v in r["stages"].items())
+                       + ("" if v["status"] == "success" else f" {v['status'].upper()}")
+                       for k, v in r["stages"].items())
         t = r["tickets"]
         lines.append(f"  {r['day']} {r['status']}: wall {r['wall_seconds']}s; read {t['read']}, loaded {t['loaded']}, "
-                     f"quarantined {t['quarantined']}; {r['series_forecast']} series forecast, {r['anomalies']} anomalies, "
+                     f"quarantined {t['quarantined']}; {r['series_forecast']} series forecast, "
+                     f"{r['anomalies']} anomalies, "
                      f"{r['notices']} notices, {r['lists']} overdue lists; 红 {r['red']} 黄 {r['yellow']}")
         lines.append(f"    {st}")
         lines += [f"    {f['status']}: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]

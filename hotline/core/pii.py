@@ -205,7 +205,8 @@ _STOP2 = frozenset((
     "来自", "位于", "所在", "家属", "本人", "居民", "业主", "租户", "家长", "市民", "称其", "报称", "声称", "诉求",
     "情况", "问题", "小区", "物业", "社区", "街道", "村民", "游客", "网友", "群众", "朋友", "代表", *_HONORIFICS))
 # one-character words that follow a name (checked after the first given-name character: 张家豪 stays whole)
-_STOP1 = frozenset("称说家住的在是和与及等于对向从给也都就已要想请因现今昨前近曾又还被把将让到去为了着过之所不未无没并而但或即则")
+_STOP1 = frozenset("称说家住的在是和与及等于对向从给也都就已要想请因现今昨前近曾又还被把将让到去"
+                   "为了着过之所不未无没并而但或即则")
 _FIRST_STOP = frozenset("某")  # 王某: already anonymous
 # two characters right after a cue that are never a name (the pre-existing list, kept and extended)
 _NOT_A_NAME = {"反映", "咨询", "投诉", "建议", "居民", "业主", "家长", "租户", "来电", "求助", "市民", "物业", "社区",
@@ -216,10 +217,12 @@ _SURNAME_CUES = frozenset(("我姓", "本人姓"))
 
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
-_UNITS = frozenset("元块角分万亿千百年月日号时秒次人户个位名米吨件台辆只条份张页天周岁度平斤克升楼室栋层期批笔项套间%％℃")
+_UNITS = frozenset("元块角分万亿千百年月日号时秒次人户个位名米吨件台辆只条份张页天周岁度平斤克升"
+                   "楼室栋层期批笔项套间%％℃")
 _LETTER_CUES = frozenset(("tel", "phone", "mobile", "mob", "cell", "fax", "call", "no", "id", "qq", "vx", "wx",
                           "wechat", "weixin", "card", "sfz", "dh", "sj"))
-_ID_CUE_BEFORE = re.compile(r"(?:编号|单号|工单|订单|流水|序号|批次|发票|合同|案号|文号|第|No\.?|NO\.?|[¥$￥])[:：#\s号]{0,3}$")
+_ID_CUE_BEFORE = re.compile(r"(?:编号|单号|工单|订单|流水|序号|批次|发票|合同|案号|文号|第|No\.?|NO\.?|[¥$￥])"
+                            r"[:：#\s号]{0,3}$")
 
 # --------------------------------------------------------------------------- patterns (normalised text)
 _SEP = r"[ \t.\-·]{1,3}"
@@ -229,7 +232,8 @@ _DIGITS = re.compile(r"[0-9]+")
 _WX_ID = re.compile(r"[A-Za-z][A-Za-z0-9_\-]{5,19}(?![A-Za-z0-9_\-])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+[ \t]{0,2}@[ \t]{0,2}[A-Za-z0-9][A-Za-z0-9\-]*(?:\.[A-Za-z0-9\-]+)+")
 _LETTERS = re.compile(r"[A-Za-z]+")
-_PLATE_TAIL = re.compile(r"[A-Za-z][ ·.\-]?(?:[A-Za-z0-9]{4}[挂学警港澳领]|[A-Za-z0-9]{5,6}(?![A-Za-z0-9])[挂学警港澳]?)")
+_PLATE_TAIL = re.compile(r"[A-Za-z][ ·.\-]?(?:[A-Za-z0-9]{4}[挂学警港澳领]|"
+                         r"[A-Za-z0-9]{5,6}(?![A-Za-z0-9])[挂学警港澳]?)")
 _PROVINCE_SET = frozenset(_PROVINCES)
 _NAME_CUES = "我叫|我姓|本人姓|我是|本人|姓名|联系人|来电人|反映人|市民"
 _NAME_AT = re.compile(_NAME_CUES)
@@ -635,13 +639,16 @@ PII_PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
         rf"(?<![\dA-Za-z])\d{{6}}{_S}?(?:18|19|20)\d{{2}}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]){_S}?\d{{3}}[\dXx](?![\dA-Za-z])"),
      "[身份证号]"),
     ("bank_card", re.compile(rf"(?<![\dA-Za-z])\d{{4}}(?:{_S}?\d{{4}}){{3}}(?:{_S}?\d{{3}})?(?![\dA-Za-z])"), "[卡号]"),
-    ("id_number_15", re.compile(r"(?<![\dA-Za-z])[1-8]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}(?![\dA-Za-z])"),
+    ("id_number_15", re.compile(r"(?<![\dA-Za-z])[1-8]\d{5}\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"
+                                r"(?![\dA-Za-z])"),
      "[身份证号]"),
     ("mobile", re.compile(rf"(?<![\dA-Za-z])(?:[+＋]86{_S}?)?1[3-9]\d(?:{_S}?\d{{4}}){{2}}(?!\d)"), "[手机号]"),
-    ("landline", re.compile(rf"(?<![\dA-Za-z])(?:[(（]0\d{{2,3}}[)）]|0\d{{2,3}}{_S}?)[2-9]\d{{2,3}}{_S}?\d{{4}}(?![\dA-Za-z])"), "[电话]"),
+    ("landline", re.compile(rf"(?<![\dA-Za-z])(?:[(（]0\d{{2,3}}[)）]|0\d{{2,3}}{_S}?)[2-9]\d{{2,3}}{_S}?\d{{4}}"
+                            r"(?![\dA-Za-z])"), "[电话]"),
     ("email", re.compile(r"[A-Za-z0-9._%+\-]+\s?[@＠﹫]\s?[A-Za-z0-9\-]+(?:[.．][A-Za-z0-9\-]+)+"), "[邮箱]"),
     ("qq", re.compile(r"(?:[QqＱｑ]{2}|扣扣|[QqＱｑ]号)(?:号码|号)?[:：]?\s?\d{5,11}(?!\d)"), "[QQ号]"),
-    ("wechat", re.compile(r"(?:微信|[VvＶｖ][XxＸｘ]|[WwＷｗ][XxＸｘ]|WeChat)(?:号)?[:：]?\s?[A-Za-z][A-Za-z0-9_\-]{5,19}(?![A-Za-z0-9_\-])"),
+    ("wechat", re.compile(r"(?:微信|[VvＶｖ][XxＸｘ]|[WwＷｗ][XxＸｘ]|WeChat)(?:号)?[:：]?\s?"
+                          r"[A-Za-z][A-Za-z0-9_\-]{5,19}(?![A-Za-z0-9_\-])"),
      "[微信号]"),
     ("plate", re.compile(rf"[{_PROVINCES}][A-Z]·?(?:[DF]\d{{5}}|\d{{5}}[DF]?)(?![A-Za-z0-9])"), "[车牌号]"),
 ]

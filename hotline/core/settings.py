@@ -26,6 +26,9 @@ import yaml
 
 from hotline.core.reference import ConfigError
 
+# The demo's province (Guangdong) when config/hotline.yaml names none.
+DEFAULT_PROVINCE = "440000"
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SETTINGS_KEYS = ("database", "var_dir", "caller_salt", "lookback_days", "lock_wait_seconds", "source",
                  "forecasting", "operations")
@@ -49,7 +52,7 @@ class Settings:
     @property
     def province(self) -> str:
         """The province the pipeline serves: the daily source's (config/hotline.yaml)."""
-        return str(self.source.get("province", "440000"))
+        return str(self.source.get("province", DEFAULT_PROVINCE))
 
 
 def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('ds', 'region_level', 'region_code', 'category_level', 'category_code')
     )
     with op.batch_alter_table('daily_counts', schema=None) as batch_op:
-        batch_op.create_index('ix_daily_counts_series', ['region_level', 'region_code', 'category_level', 'category_code', 'ds'], unique=False)
+        batch_op.create_index('ix_daily_counts_series',
+                              ['region_level', 'region_code', 'category_level', 'category_code', 'ds'], unique=False)
 
     op.create_table('ingest_watermarks',
     sa.Column('source', sa.String(length=64), nullable=False),

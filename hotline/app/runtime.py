@@ -1,0 +1,63 @@
+"""The Runtime: what a use case needs, built once from the settings (config/hotline.yaml and the
+HOTLINE_* environment): the warehouse engine, the reference data, the province's time zone and
+the stage configs, each loaded on first use. The DAG tasks and the CLI make one and pass it in;
+nothing below the app layer reads the environment or loads settings itself."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from hotline.core.reference import Reference, load_reference
+from hotline.core.settings import Settings, load_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+
+    @classmethod
+    def from_env(cls, db_url: str | None = None) -> "Runtime":
+        return cls(load_settings(db_url))
+
+    @functools.cached_property
+    def engine(self):
+        """The warehouse, migrated to the current schema."""
+        from warehouse.db import connect, migrate
+
+        engine = connect(self.settings.db_url)
+        migrate(engine)
+        return engine
+
+    @functools.cached_property
+    def ref(self) -> Reference:
+        return load_reference(self.settings.config_dir)
+
+    @property
+    def province(self) -> str:
+        return self.settings.province
+
+    @functools.cached_property
+    def tz(self) -> str:
+        """The configured province's time zone (its region file's ``timezone``)."""
+        return self.ref.regions.province(self.settings.province).timezone
+
+    @functools.cached_property
+    def alerts_config(self) -> Any:
+        from alerts.config import AlertsConfig
+
+        return AlertsConfig.load(self.settings.config_dir)
+
+    @functools.cached_property
+    def sla_config(self) -> Any:
+        from hotline.core.sla import SlaConfig
+
+        return SlaConfig.load(self.settings.config_dir)
+
+    def secrets(self) -> Any:
+        """Channel secrets from this runtime's environment (passed into delivery, never read there)."""
+        from alerts.channels import Secrets
+
+        return Secrets(self.env)
