@@ -64,7 +64,10 @@ if ! HOTLINE_DAILY_DEADLINE=off "$BIN/airflow" dags test hotline_daily "$DAY" --
   tail -40 "$LOG" >&2
   exit 1
 fi
-grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|lights: |board: |  )" "$LOG" | sed 's/^/   task: /'
+# the tasks log through `logging` (logger hotline.daily); their messages, without Airflow's prefix
+sed -nE 's/^[^ ]+ \[(info|warning) *\] (.*[^ ]) +\[hotline\.daily\] .*$/\2/p' "$LOG" \
+  | grep -E "^(ingest |data quality |published: |forecast |detect |notify: (alerts|notices)|lights: |board: |  )" \
+  | sed 's/^/   task: /'
 echo "   DAG run: success (log: $LOG)"
 
 echo "== 5/5 summary"
