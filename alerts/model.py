@@ -33,7 +33,7 @@ def labels_for(a: Mapping[str, Any], ref: Reference) -> dict[str, str]:
     """The routing labels of an anomaly row (anomalies table columns)."""
     regions, tax = ref.regions, ref.taxonomy
     level, code = str(a["region_level"]), str(a["region_code"])
-    province = code[:2] + "0000"
+    province = regions.province_of(code)
     city = code if level == "city" else (regions.district_parent().get(code) if level == "district" else None)
     cat_level, cat = str(a["category_level"]), str(a["category_code"])
     l1 = "" if cat_level == "all" else (cat if cat_level == "l1" else tax.parent(cat))

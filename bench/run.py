@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import create_engine, insert, text
 
 from generator.province import ProvinceGenerator
-from hotline.core.reference import load_mapping, load_reference
+from hotline.core.reference import DEFAULT_TIMEZONE, load_mapping, load_reference
 from ingestion.canonical import Batch, TicketMapper
 from ingestion.pipeline import ingest
 from ingestion.sources import GeneratorSource
@@ -161,8 +161,8 @@ def bench_rerun_vs_history(url: str, label: str, years: int) -> None:
     migrate(engine)
 
     def one_day() -> float:
-        z = pd.Timestamp(day + dt.timedelta(days=1), tz="Asia/Shanghai")
-        since = pd.Timestamp(day - dt.timedelta(days=7), tz="Asia/Shanghai")
+        z = pd.Timestamp(day + dt.timedelta(days=1), tz=DEFAULT_TIMEZONE)
+        since = pd.Timestamp(day - dt.timedelta(days=7), tz=DEFAULT_TIMEZONE)
         src = GeneratorSource(gen, day - dt.timedelta(days=7), day, as_of=z, updated_since=since)
         frames = list(src.batches())  # generation is not what is measured
         t = time.perf_counter()
@@ -525,7 +525,7 @@ def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
     districts = [(d.code, c.code) for c in ref.regions.province("440000").cities for d in c.districts]
     pick = rng.integers(0, len(districts), n)
     df = pd.DataFrame({"ticket_id": [f"B{i:09d}" for i in range(n)], "source": "bench", "received_at": rec,
-                       "received_date": rec.tz_convert("Asia/Shanghai").date, "channel": "phone",
+                       "received_date": rec.tz_convert(DEFAULT_TIMEZONE).date, "channel": "phone",
                        "province_code": "440000", "city_code": [districts[i][1] for i in pick],
                        "district_code": [districts[i][0] for i in pick], "category_l1": "housing",
                        "category_l2": "housing.property_service", "department": "住房和建设局",
@@ -557,7 +557,7 @@ def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
 
     from sla.job import COLS, day_bounds, read_live
 
-    start, stop = day_bounds(day, "Asia/Shanghai")
+    start, stop = day_bounds(day, DEFAULT_TIMEZONE)
     t = time.perf_counter()
     fast = read_live(engine, start, stop, "440000")
     t_fast = time.perf_counter() - t
@@ -646,11 +646,11 @@ def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
         res = horse_race(engine, month, ref, ref.config_dir, Path(d), "440000")
         fast = time.perf_counter() - t
     t = time.perf_counter()
-    base = _ranking_in_memory(engine, month, "Asia/Shanghai")
+    base = _ranking_in_memory(engine, month, DEFAULT_TIMEZONE)
     slow = time.perf_counter() - t
     t = time.perf_counter()
     month_rates(engine, month, "440000", SlaConfig())
-    sql = read_aggregates(engine, month, "440000", "Asia/Shanghai")
+    sql = read_aggregates(engine, month, "440000", DEFAULT_TIMEZONE)
     t_sql = time.perf_counter() - t
     sql["district_code"] = sql["district_code"].fillna("")
     sql = sql.set_index(["city_code", "district_code", "category_l2"]).sort_index()

@@ -20,7 +20,7 @@ from data_quality.gx import run_suite
 from data_quality.policy import load_policy, policy_for, worst
 from data_quality.verdict import Verdict
 from hotline.core.calendar import calendar_frame
-from hotline.core.reference import UNMAPPED, Reference
+from hotline.core.reference import DEFAULT_TIMEZONE, UNMAPPED, Reference
 from warehouse.schema import daily_counts, dq_day_flags, dq_verdicts, tickets
 
 SUITE = "feed_health"
@@ -115,7 +115,7 @@ def _local_hours(ts: pd.Series, tz: str) -> pd.Series:
 
 
 def feed_metrics(engine: Engine, day: dt.date, ref: Reference, run_id: str | None = None,
-                 tz: str = "Asia/Shanghai") -> pd.DataFrame:
+                 tz: str = DEFAULT_TIMEZONE) -> pd.DataFrame:
     """The metrics frame; ``.attrs["reference_days"]`` holds the days the bands came from."""
     """The metrics frame the suite validates: one row per check and region (or channel)."""
     raw_policy = load_policy(ref.config_dir)
@@ -243,7 +243,7 @@ def _reason(row: pd.Series, ref: Reference) -> str:
             f"{exp}，允许范围 [{fmt(row['low'])}, {high}] → {row['action']}")
 
 
-def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: str = "Asia/Shanghai") -> Verdict:
+def feed_health(engine: Engine, day: dt.date, ref: Reference, run_id: str, tz: str = DEFAULT_TIMEZONE) -> Verdict:
     """Validate the day's feed against history; record flags for the regions that failed."""
     metrics = feed_metrics(engine, day, ref, run_id, tz)
     if metrics.empty:

@@ -21,7 +21,7 @@ from data_quality.feed_health import SUITE as FEED_SUITE
 from data_quality.feed_health import feed_health
 from data_quality.tickets_batch import SUITE, validate_batch, validate_frame
 from data_quality.verdict import Verdict, save
-from hotline.core.reference import Reference
+from hotline.core.reference import DEFAULT_TIMEZONE, Reference
 from warehouse.aggregate import aggregate_in
 from warehouse.load import publish_in
 from warehouse.locks import DEFAULT_WAIT_SECONDS, WRITE_LOCK, day_lock, run_lock
@@ -58,7 +58,7 @@ def ingest_counts(engine: Engine, run_id: str) -> tuple[int, int]:
 
 
 def validate_staged(engine: Engine, ref: Reference, var_dir: Path, run_id: str, day: dt.date,
-                    lookback_days: int, tz: str = "Asia/Shanghai") -> Verdict:
+                    lookback_days: int, tz: str = DEFAULT_TIMEZONE) -> Verdict:
     def check() -> Verdict:
         read, mapped_q = ingest_counts(engine, run_id)
         return validate_batch(engine, run_id, day, ref, lookback_days, read=read, mapping_quarantined=mapped_q, tz=tz)
@@ -85,7 +85,7 @@ def publish_and_aggregate(engine: Engine, run_id: str, day: dt.date,
 
 
 def check_feed(engine: Engine, ref: Reference, var_dir: Path, run_id: str, day: dt.date,
-               tz: str = "Asia/Shanghai") -> Verdict:
+               tz: str = DEFAULT_TIMEZONE) -> Verdict:
     return _gated(engine, FEED_SUITE, day, run_id, var_dir, lambda: feed_health(engine, day, ref, run_id, tz))
 
 
@@ -95,7 +95,7 @@ def halt_message(v: Verdict) -> str:
 
 
 def validate_day(engine: Engine, ref: Reference, var_dir: Path, day: dt.date, lookback_days: int,
-                 run_id: str | None = None, tz: str = "Asia/Shanghai") -> list[Verdict]:
+                 run_id: str | None = None, tz: str = DEFAULT_TIMEZONE) -> list[Verdict]:
     """`hotline validate`: gate the day's staged batch for real, or report on a published day.
 
     A batch still staged (the DAG's ingest ran, validate did not) is validated with the policy

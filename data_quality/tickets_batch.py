@@ -21,7 +21,7 @@ from data_quality.gx import run_suite
 from data_quality.policy import load_policy, policy_for, worst
 from data_quality.verdict import Verdict
 from hotline.core.pii import PII_PATTERNS, mask_text
-from hotline.core.reference import Reference
+from hotline.core.reference import DEFAULT_TIMEZONE, Reference
 from hotline.core.tickets import CHANNELS, REQUEST_TYPES, SATISFACTION, STATUSES, URGENCY
 from warehouse.load import insert_quarantine
 from warehouse.schema import staged_tickets, tickets
@@ -110,7 +110,7 @@ def _existing(engine: Engine, ids: list[str]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["ticket_id", "stored_date", "stored_city"])
 
 
-def run_window(day: dt.date, lookback_days: int, tz: str = "Asia/Shanghai") -> tuple[pd.Timestamp, pd.Timestamp]:
+def run_window(day: dt.date, lookback_days: int, tz: str = DEFAULT_TIMEZONE) -> tuple[pd.Timestamp, pd.Timestamp]:
     z = zoneinfo.ZoneInfo(tz)
     start = pd.Timestamp(dt.datetime.combine(day - dt.timedelta(days=lookback_days), dt.time(), z)).tz_convert("UTC")
     end = pd.Timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), z)).tz_convert("UTC")
@@ -118,7 +118,7 @@ def run_window(day: dt.date, lookback_days: int, tz: str = "Asia/Shanghai") -> t
 
 
 def validate_frame(frame: pd.DataFrame, engine: Engine, ref: Reference, day: dt.date, lookback_days: int,
-                   tz: str = "Asia/Shanghai", as_of_day: dt.date | None = None):
+                   tz: str = DEFAULT_TIMEZONE, as_of_day: dt.date | None = None):
     """Run the suite on a canonical frame; returns (outcomes, ids of failing rows, helper frame).
 
     ``as_of_day`` is the day the closure backlog is judged at (default: the run's day).
@@ -153,7 +153,7 @@ def validate_frame(frame: pd.DataFrame, engine: Engine, ref: Reference, day: dt.
 
 
 def validate_batch(engine: Engine, run_id: str, day: dt.date, ref: Reference, lookback_days: int,
-                   read: int, mapping_quarantined: int, tz: str = "Asia/Shanghai",
+                   read: int, mapping_quarantined: int, tz: str = DEFAULT_TIMEZONE,
                    apply: bool = True) -> Verdict:
     """The gate's first step on a staged batch; with ``apply`` failing rows go to quarantine."""
     policy = policy_for(load_policy(ref.config_dir))["tickets_batch"]

@@ -74,12 +74,13 @@ def read_labels(path: str | Path, ref: Reference) -> pd.DataFrame:
             raise LabelsError(f"{path}, line {n}, field region: {region!r} is not a configured region code")
         cat = r["category"].strip() or "*"
         clevel = r.get("category_level", "").strip() or ("all" if cat in ("*", "all") else "l2" if "." in cat else "l1")
-        city = {"district": region[:4] + "00", "city": region}.get(level, "")
+        city = {"district": ref.regions.parent_of(region), "city": region}.get(level, "")
         rows.append({"type": r["type"].strip(), "start": start, "end": end, "region_level": level,
-                     "region": region, "city": r.get("city", "").strip() or city, "category_level": clevel,
+                     "region": region, "city": r.get("city", "").strip() or city,
+                     "province": ref.regions.province_of(region), "category_level": clevel,
                      "category": "*" if clevel == "all" else cat})
-    return pd.DataFrame(rows, columns=["type", "start", "end", "region_level", "region", "city", "category_level",
-                                       "category"])
+    return pd.DataFrame(rows, columns=["type", "start", "end", "region_level", "region", "city", "province",
+                                       "category_level", "category"])
 
 
 def related(alert: pd.Series, event: pd.Series) -> bool:
@@ -94,9 +95,9 @@ def related(alert: pd.Series, event: pd.Series) -> bool:
                 or (event["category_level"] == "l1" and parent_category(cc) == event["category"])
                 or event["category_level"] == "all")
     near = (rc == event["region"] or (rl == "city" and rc == event["city"])
-            or (event["region_level"] == "city" and rl == "district" and rc[:4] == event["region"][:4]))
+            or (event["region_level"] == "city" and rl == "district" and alert["city_code"] == event["region"]))
     if rl == "province":
-        return bool(rc[:2] == event["region"][:2] and same_cat and cl != "all")
+        return bool(rc == event["province"] and same_cat and cl != "all")
     return bool(near and (same_cat or cl == "all"))
 
 
@@ -321,17 +322,16 @@ def replay_into_warehouse(engine: Engine, start: dt.date, end: dt.date, config_d
     carried from day to day) and store the anomalies: a warehouse built from history then holds
     the alert history a running pipeline would have. Returns the number stored."""
     from detectors.job import store
-    from warehouse.runs import finish_run, new_run_id, start_run
+    from warehouse.runs import stage_run
 
-    run_id = new_run_id("detect")
-    start_run(engine, run_id, "detect", end, {"scope": province, "replay": [str(start), str(end)]})
-    empty = pd.DataFrame(columns=["type", "start", "end", "region_level", "region", "city", "category_level",
-                                  "category"])
-    alerts = run_backtest(engine, empty, start, end, config_dir, ref, province)["alerts"]["config"]
-    prov = ref.regions.province(province)
-    codes = [prov.code] + [c.code for c in prov.cities] + [d.code for c in prov.cities for d in c.districts]
-    days = pd.to_datetime(alerts["ds"]) if len(alerts) else pd.Series(dtype="datetime64[ns]")
-    for day in pd.date_range(start, end):
-        store(engine, alerts[days == day] if len(alerts) else alerts, day.date(), codes, run_id)
-    finish_run(engine, run_id, "success", {"anomalies": int(len(alerts)), "days": (end - start).days + 1})
+    with stage_run(engine, "detect", end, {"scope": province, "replay": [str(start), str(end)]}) as run:
+        empty = pd.DataFrame(columns=["type", "start", "end", "region_level", "region", "city", "province",
+                                      "category_level", "category"])
+        alerts = run_backtest(engine, empty, start, end, config_dir, ref, province)["alerts"]["config"]
+        prov = ref.regions.province(province)
+        codes = [prov.code] + [c.code for c in prov.cities] + [d.code for c in prov.cities for d in c.districts]
+        days = pd.to_datetime(alerts["ds"]) if len(alerts) else pd.Series(dtype="datetime64[ns]")
+        for day in pd.date_range(start, end):
+            store(engine, alerts[days == day] if len(alerts) else alerts, day.date(), codes, run.id)
+        run.metrics = {"anomalies": int(len(alerts)), "days": (end - start).days + 1}
     return int(len(alerts))

@@ -74,7 +74,7 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
     with stage_run(engine, "detect", day, {"scope": scope}, run_id) as run:
         cfg = cfg or DetectionConfig.load(config_dir)
         panel = load_panel(engine, day - dt.timedelta(days=PANEL_DAYS), day, scope, level,
-                           ref.regions.province(scope[:2] + "0000").calendar, districts_of(ref, scope))
+                           ref.regions.province(ref.regions.province_of(scope)).calendar, districts_of(ref, scope))
         if panel is None:
             run.metrics = {"anomalies": 0}
             return {"scope": scope, "anomalies": 0, "by_severity": {}}

@@ -26,9 +26,14 @@ GRID_DAYS = 14        # grid origins every other Sunday: days whose ordinal % GR
 WEEKS_PER_BLOCK = GRID_DAYS // 7
 
 
-def keys_from_ids(ids) -> pd.DataFrame:
-    """Keys parsed from warehouse series ids (``district:440111|l2:housing.noise``); other ids are
+def keys_from_ids(ids, regions=None) -> pd.DataFrame:
+    """Keys parsed from warehouse series ids (``district:440111|l2:housing.noise``), each region's
+    parent from the reference data (``regions``, default: the configured reference); other ids are
     standalone series (no region, no hierarchy)."""
+    if regions is None:
+        from hotline.core.reference import load_reference
+
+        regions = load_reference().regions
     rows = []
     for sid in ids:
         s = str(sid)
@@ -37,8 +42,8 @@ def keys_from_ids(ids) -> pd.DataFrame:
         except ValueError:
             rl = None
         if rl is not None:
-            city = rc if rl == "city" else (rc[:4] + "00" if rl == "district" else "")
-            parent = {"district": rc[:4] + "00", "city": rc[:2] + "0000"}.get(rl, "")
+            parent = regions.parent_of(rc) if rl in ("district", "city") else ""
+            city = rc if rl == "city" else (parent if rl == "district" else "")
             rows.append((rl, rc, cl, cc, city, parent))
         else:
             rows.append(("series", s, "all", "*", "", ""))
@@ -62,11 +67,13 @@ class Panel:
     _children: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_long(cls, frame: pd.DataFrame, keys: pd.DataFrame | None = None, country: str = "CN") -> "Panel":
+    def from_long(cls, frame: pd.DataFrame, keys: pd.DataFrame | None = None, country: str = "CN",
+                  regions=None) -> "Panel":
         """From the long series frame (``series_id, ds, y``); keys from ``keys`` (indexed by
-        series_id) or parsed from the ids; ``country``: the holiday calendar."""
+        series_id) or parsed from the ids (parents from ``regions``); ``country``: the holiday
+        calendar."""
         m = to_matrix(frame[["series_id", "ds", "y"]], EXTRA_DAYS, country)
-        k = keys_from_ids(m.ids) if keys is None else keys.reindex(m.ids).reindex(columns=KEY_COLUMNS)
+        k = keys_from_ids(m.ids, regions) if keys is None else keys.reindex(m.ids).reindex(columns=KEY_COLUMNS)
         k = k.fillna("")
         days = pd.date_range(m.start, periods=m.Y.shape[1], freq="D")
         return cls(m.ids, k.reset_index(drop=True), m.Y, days, m.cal, m.kinds, m.groups)

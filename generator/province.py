@@ -106,6 +106,7 @@ class ProvinceGenerator:
                                  city_rate * ds_ * cs))
         self.series = pd.DataFrame(rows, columns=["city_code", "district_code", "district_zh", "category_l2",
                                                   "category_l1", "season", "phrase", "base"])
+        self.series.insert(0, "province_code", self.province.code)
         self.city_profiles = {c.code: tier_profile(c, self.config_dir) for c in self.province.cities}
         self.cities = {c.code: c for c in self.province.cities}
         self._season_cache: dict[tuple, np.ndarray] = {}

@@ -35,7 +35,7 @@ import pandas as pd
 
 from hotline.core.calendar import deadlines_for
 from hotline.core.pii import caller_keys, mask_series, mask_text
-from hotline.core.reference import UNMAPPED, Reference
+from hotline.core.reference import DEFAULT_TIMEZONE, UNMAPPED, Reference
 from hotline.core.tickets import (  # noqa: F401 (the vocabulary, re-exported)
     CANONICAL_COLUMNS,
     CHANNELS,
@@ -119,7 +119,7 @@ class TicketMapper:
         self.fields: dict[str, Any] = mapping.get("fields", {})
         self.ref = ref
         self.salt = caller_salt
-        self.tz = zoneinfo.ZoneInfo(mapping.get("timezone", "Asia/Shanghai"))
+        self.tz = zoneinfo.ZoneInfo(mapping.get("timezone", DEFAULT_TIMEZONE))
         self.now = pd.Timestamp(now or dt.datetime.now(dt.timezone.utc)).tz_convert("UTC")
         self.source = mapping.get("source", mapping.get("name", "unknown"))
         self.seen: dict[str, int] = {}

@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from ingestion.canonical import Batch, TicketMapper
 from warehouse.aggregate import aggregate_days
 from warehouse.load import UpsertResult, insert_quarantine, stage_batch, upsert_tickets
-from warehouse.runs import finish_run, new_run_id, set_watermark, start_run
+from warehouse.runs import new_run_id, set_watermark, stage_run
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,6 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
     run_id = run_id or new_run_id("ingest")
     t0 = dt.datetime.now(dt.timezone.utc)
     summary = IngestSummary(run_id=run_id, source=mapper.source)
-    start_run(engine, run_id, "ingest", logical_date, {"source": mapper.source, **(params or {})})
     touched: set[dt.date] = set()
     reasons: collections.Counter[str] = collections.Counter()
     max_updated = None
@@ -87,7 +86,8 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
         log.info("batch %s rows from %s: %s loaded, %s quarantined", len(batch.frame), batch.source_file,
                  len(mapped.good), len(mapped.bad))
 
-    try:
+    with stage_run(engine, "ingest", logical_date, {"source": mapper.source, **(params or {})}, run_id) as run:
+        run.failure_metrics = lambda: asdict(summary) | {"touched_dates": []}  # what was read before it failed
         for batch in source.batches():
             load(batch, mapper.map(batch))
         assert summary.read == summary.loaded + summary.quarantined, "rows lost between read and load"
@@ -100,8 +100,5 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
         summary.seconds = round((dt.datetime.now(dt.timezone.utc) - t0).total_seconds(), 3)
         metrics = summary.as_dict()
         metrics["touched_dates"] = [metrics["touched_dates"][0], metrics["touched_dates"][-1]] if touched else []
-        finish_run(engine, run_id, "success", metrics)
+        run.metrics = metrics
         return summary
-    except Exception as exc:
-        finish_run(engine, run_id, "failed", asdict(summary) | {"touched_dates": []}, f"{type(exc).__name__}: {exc}")
-        raise

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, and_, case, distinct, extract, func, literal, or_
 from sqlalchemy import text as text_
 
 from hotline.core.pii import mask_outgoing
+from hotline.core.reference import DEFAULT_TIMEZONE
 from hotline.core.series import series_ids
 from warehouse.schema import COUNT_COLUMNS, anomalies, daily_counts, tickets
 
@@ -154,7 +155,7 @@ def _handling_days(engine: Engine, as_of: dt.datetime):
 
 
 def handling(engine: Engine, first: pd.Period, last: pd.Period, province_code: str,
-             timezone: str = "Asia/Shanghai") -> pd.DataFrame:
+             timezone: str = DEFAULT_TIMEZONE) -> pd.DataFrame:
     """``series_id, n_handled, handling_days`` of the tickets received in the months
     ``first``..``last``, for the province, its cities and districts, at every category level: what
     'long handling times' are measured on. As the office saw it at the end of ``last`` (in the

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, and_, case, delete, func, select
 
+from hotline.core.reference import DEFAULT_TIMEZONE
 from sla.job import month_bounds_utc
 from sla.lights import SlaConfig
 from warehouse.db import seconds_between
@@ -37,7 +38,7 @@ def find_repeats(df: pd.DataFrame, window_days: int) -> pd.Series:
 
 
 def month_rates(engine: Engine, month: pd.Period, province_code: str, cfg: SlaConfig,
-                tz: str = "Asia/Shanghai") -> dict[str, Any]:
+                tz: str = DEFAULT_TIMEZONE) -> dict[str, Any]:
     """Find the month's repeats (looking back ``repeat_window_days`` before it) and store the rates.
     The database does the work (a window function over caller, category and place, then counts per
     place and category), so a month of a large province never comes into memory; the rule is the

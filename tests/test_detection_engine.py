@@ -37,6 +37,7 @@ def _district_counts(end: str, days: int = 460, seed: int = 0, boost=None) -> tu
     idx = pd.date_range(end=end, periods=days)
     rows = [(CITY, d, c, c.split(".")[0], base) for d in DISTRICTS for c, base in CATS.items()]
     series = pd.DataFrame(rows, columns=["city_code", "district_code", "category_l2", "category_l1", "base"])
+    series.insert(0, "province_code", "440000")
     lam = series["base"].to_numpy()[:, None] * _lam(idx)[None, :]
     if boost:
         boost(series, idx, lam)
@@ -263,9 +264,13 @@ def test_a_budget_of_zero_on_the_command_line_is_refused_naming_the_key():
 
 # ---------------------------------------------------------------------------------- backtest
 def _alert(ds, sid, kind="spike"):
+    """An alert row as the engine records it (RECORD_COLUMNS), with its city from the reference."""
+    from hotline.core.reference import load_reference
+
     (rl, rc), (cl, cc) = (p.split(":", 1) for p in sid.split("|"))
+    city = rc if rl == "city" else load_reference().regions.parent_of(rc) if rl == "district" else None
     return {"series_id": sid, "ds": pd.Timestamp(ds), "kind": kind, "region_level": rl, "region_code": rc,
-            "category_level": cl, "category_code": cc}
+            "category_level": cl, "category_code": cc, "city_code": city}
 
 
 def test_backtest_scores_alerts_against_events_with_hierarchy_and_grace(ref):
@@ -273,9 +278,11 @@ def test_backtest_scores_alerts_against_events_with_hierarchy_and_grace(ref):
 
     labels = pd.DataFrame([
         {"type": "spike", "start": dt.date(2025, 3, 1), "end": dt.date(2025, 3, 2), "region_level": "district",
-         "region": "440106", "city": "440100", "category_level": "l2", "category": "transport.taxi"},
+         "region": "440106", "city": "440100", "province": "440000", "category_level": "l2",
+         "category": "transport.taxi"},
         {"type": "level_shift", "start": dt.date(2025, 4, 1), "end": dt.date(2025, 4, 20), "region_level": "district",
-         "region": "440103", "city": "440100", "category_level": "l2", "category": "housing.property_service"},
+         "region": "440103", "city": "440100", "province": "440000", "category_level": "l2",
+         "category": "housing.property_service"},
     ])
     alerts = pd.DataFrame([
         _alert("2025-03-02", "district:440106|l2:transport.taxi"),           # the event's series, day 1
@@ -438,7 +445,7 @@ def test_matching_rules_for_aggregates_and_the_province():
     from detectors.backtest import related
 
     ev = pd.Series({"type": "spike", "region_level": "district", "region": "440106", "city": "440100",
-                    "category_level": "l2", "category": "transport.taxi"})
+                    "province": "440000", "category_level": "l2", "category": "transport.taxi"})
     ok = ["district:440106|l2:transport.taxi", "district:440106|l1:transport", "district:440106|all:*",
           "city:440100|l2:transport.taxi", "city:440100|all:*", "province:440000|l2:transport.taxi"]
     no = ["district:440105|l2:transport.taxi", "province:440000|all:*", "district:440106|l2:transport.bus",

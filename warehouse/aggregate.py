@@ -185,7 +185,9 @@ def load_counts(engine: Engine, series: pd.DataFrame, days: pd.DatetimeIndex, co
     unknown = sorted(set(measures) - set(COUNT_COLUMNS[1:]))
     if unknown:
         raise ValueError(f"load_counts: unknown measure(s) {unknown}; known: {list(COUNT_COLUMNS[1:])}")
-    prov = series["city_code"].str[:2] + "0000"
+    if "province_code" not in series.columns:
+        raise ValueError("load_counts: the series frame needs a province_code column (the generator's has one)")
+    prov = series["province_code"]
     now = dt.datetime.now(dt.timezone.utc)
     regions = {"province": prov, "city": series["city_code"], "district": series["district_code"]}
     cats = {"all": pd.Series("*", index=series.index), "l1": series["category_l1"], "l2": series["category_l2"]}

@@ -6,7 +6,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,8 @@ class StageRun:
     status: str = "success"
     metrics: dict[str, Any] | None = None
     message: str | None = None
+    # what a failed run records, read when it fails (e.g. the rows read so far); else ``metrics``
+    failure_metrics: Callable[[], dict[str, Any]] | None = None
 
 
 @contextmanager
@@ -104,7 +106,8 @@ def stage_run(engine: Engine, stage: str, logical_date: dt.date | None, params: 
     try:
         yield run
     except Exception as exc:
-        finish_run(engine, run.id, "failed", run.metrics, f"{type(exc).__name__}: {exc}")
+        metrics = run.failure_metrics() if run.failure_metrics else run.metrics
+        finish_run(engine, run.id, "failed", metrics, f"{type(exc).__name__}: {exc}")
         raise
     finish_run(engine, run.id, run.status, run.metrics, run.message)
 

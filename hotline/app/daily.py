@@ -47,7 +47,7 @@ def validate(rt: Runtime, ingested: dict) -> dict:
     from data_quality.gate import halt_message, validate_staged
 
     s, day = rt.settings, dt.date.fromisoformat(ingested["day"])
-    v = validate_staged(rt.engine, rt.ref, s.var_dir, ingested["run_id"], day, s.lookback_days)
+    v = validate_staged(rt.engine, rt.ref, s.var_dir, ingested["run_id"], day, s.lookback_days, rt.tz)
     log.info("data quality (tickets batch) %s: %s, %s failed expectations, %s rows quarantined; page %s",
              day, v.action, len(v.failed), v.quarantined, v.docs_path)
     if v.action == "halt":
@@ -71,7 +71,7 @@ def feed_health(rt: Runtime, published: dict) -> dict:
     from data_quality.gate import check_feed, halt_message
 
     day = dt.date.fromisoformat(published["day"])
-    v = check_feed(rt.engine, rt.ref, rt.settings.var_dir, published["run_id"], day)
+    v = check_feed(rt.engine, rt.ref, rt.settings.var_dir, published["run_id"], day, rt.tz)
     log.info("data quality (feed health) %s: %s, %s failed expectations; page %s", day, v.action, len(v.failed),
              v.docs_path)
     for r in v.reasons:

@@ -7,7 +7,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from hotline.core.reference import load_mapping, load_reference
+from hotline.core.reference import DEFAULT_TIMEZONE, load_mapping, load_reference
 from hotline.core.settings import Settings
 from ingestion.canonical import TicketMapper
 from ingestion.pipeline import IngestSummary, ingest
@@ -41,7 +41,7 @@ def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None
     """The configured source (settings.source) limited to ``day`` and its look-back window."""
     spec = dict(spec or settings.source or {"kind": "generator"})
     mapping = load_mapping(spec.get("mapping", "generator"), settings.config_dir)
-    tz = mapping.get("timezone", "Asia/Shanghai")
+    tz = mapping.get("timezone", DEFAULT_TIMEZONE)
     start, end = day_window(day, settings.lookback_days, tz)
     kind = spec.get("kind", "generator")
     if kind == "generator":

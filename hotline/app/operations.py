@@ -28,8 +28,10 @@ from typing import Any
 
 import yaml
 
+from hotline.core.reference import DEFAULT_TIMEZONE
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-TZ = "Asia/Shanghai"
+TZ = DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from hotline.cli.base import (
     json_option,
     main,
 )
+from hotline.core.reference import DEFAULT_TIMEZONE
 
 
 @main.command()
@@ -149,7 +150,7 @@ def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, db_url
     from ingestion.sources import SqlSource
 
     mapping = load_mapping(mapping_name, _settings(ctx).config_dir)
-    z = zoneinfo.ZoneInfo(mapping.get("timezone", "Asia/Shanghai"))
+    z = zoneinfo.ZoneInfo(mapping.get("timezone", DEFAULT_TIMEZONE))
     f = mapping["fields"]
     stamp = (f.get("updated_at") or f["received_at"]).get("column")
     src = SqlSource(url, table, stamp,
@@ -246,7 +247,9 @@ def validate(ctx, day, run_id, db_url, as_json):
     from hotline.core.reference import load_reference
 
     s, engine = _warehouse(ctx, db_url)
-    verdicts = validate_day(engine, load_reference(s.config_dir), s.var_dir, day, s.lookback_days, run_id)
+    ref = load_reference(s.config_dir)
+    verdicts = validate_day(engine, ref, s.var_dir, day, s.lookback_days, run_id,
+                            ref.regions.province(s.province).timezone)
     out = combine(verdicts)
     lines = [f"{v.suite}: {v.action} ({len(v.failed)} failed expectations, {v.quarantined} quarantined) {v.docs_path}"
              for v in verdicts] + [f"  {r}" for r in out["reasons"]]

@@ -13,6 +13,8 @@ from typing import Any
 import yaml
 
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+# A region file without `timezone:` is in China's; everything else reads the province's own.
+DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 REGION_LEVELS = ("province", "city", "district")
 CATEGORY_LEVELS = ("all", "l1", "l2")
@@ -113,6 +115,23 @@ class Regions:
     def city_parent(self) -> dict[str, str]:
         return {c.code: c.province_code for p in self.provinces for c in p.cities}
 
+    @functools.cached_property
+    def _parents(self) -> dict[str, str]:
+        return {**self.city_parent(), **self.district_parent()}
+
+    def parent_of(self, code: str) -> str:
+        """The region one level up (a district's city, a city's province); "" for a province or a
+        code the reference data does not know."""
+        return self._parents.get(str(code), "")
+
+    def province_of(self, code: str) -> str:
+        """The province a region code belongs to (itself for a province); "" when unknown."""
+        code = str(code)
+        if any(p.code == code for p in self.provinces):
+            return code
+        up = self.parent_of(code)
+        return up if not up or any(p.code == up for p in self.provinces) else self.parent_of(up)
+
 
 def load_regions(config_dir: Path = DEFAULT_CONFIG_DIR) -> Regions:
     """Read every ``config/regions/*.yaml`` into a :class:`Regions` tree."""
@@ -136,7 +155,7 @@ def load_regions(config_dir: Path = DEFAULT_CONFIG_DIR) -> Regions:
                             bool(c.get("coastal", False)), districts)
                 cities.append(city)
             hs = doc.get("heating_season")
-            prov = Province(pcode, doc["zh"], doc["en"], doc.get("timezone", "Asia/Shanghai"),
+            prov = Province(pcode, doc["zh"], doc["en"], doc.get("timezone", DEFAULT_TIMEZONE),
                             doc.get("climate", "south"), tuple(cities),
                             (hs["start"], hs["end"]) if hs else None, bool(doc.get("sample", False)),
                             str(doc.get("calendar", "CN")))
