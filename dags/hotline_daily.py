@@ -14,6 +14,7 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, Param, 
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from hotline.app.operations import load_operations, run_day
+from hotline.app.runtime import Runtime
 from hotline.callbacks import on_daily_deadline_missed, on_task_failure
 
 OPS = load_operations()
@@ -26,12 +27,6 @@ DOC = (Path(__file__).with_name("hotline_daily.md")).read_text(encoding="utf-8")
 def _day(context) -> dt.date:
     """The local day this run covers: the `day` param if given, else the data interval's day."""
     return run_day((context.get("params") or {}).get("day"), context["data_interval_start"], TZ)
-
-
-def _rt():
-    from hotline.app.runtime import Runtime
-
-    return Runtime.from_env()
 
 
 def _gate(step, *args):
@@ -70,50 +65,50 @@ def hotline_daily():
     @task
     def ingest() -> dict:
         """Stage the day's batch (plus look-back); return a small summary."""
-        return app.ingest(_rt(), _day(get_current_context()))
+        return app.ingest(Runtime.from_env(), _day(get_current_context()))
 
     @task
     def validate(ingested: dict) -> dict:
         """The tickets-batch suite on the staged batch; halts the run on a broken feed."""
-        return _gate(app.validate, _rt(), ingested)
+        return _gate(app.validate, Runtime.from_env(), ingested)
 
     @task
     def publish(validated: dict) -> dict:
         """Merge the audited batch into tickets and re-aggregate the days it touched."""
-        return app.publish(_rt(), validated)
+        return app.publish(Runtime.from_env(), validated)
 
     @task
     def feed_health(published: dict) -> dict:
         """Feed health against history; halts before forecasting on an implausible feed."""
-        return _gate(app.feed_health, _rt(), published)
+        return _gate(app.feed_health, Runtime.from_env(), published)
 
     @task
     def forecast_scopes(checked: dict) -> list[dict]:
         """Every city of the configured province: one mapped task each."""
-        return app.city_scopes(_rt(), checked["day"])
+        return app.city_scopes(Runtime.from_env(), checked["day"])
 
     @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item'].get('name', '') }}",
           pool=OPS.model_pool)
     def forecast(item: dict) -> dict:
         """Forecast one city's series from the day just loaded, made coherent within the city."""
-        return app.forecast_city(_rt(), item)
+        return app.forecast_city(Runtime.from_env(), item)
 
     @task
     def forecast_province(cities: list[dict]) -> dict:
         """The province's forecast as the sum of its cities' (bottom-up, coherent by construction)."""
-        return app.forecast_province(_rt(), cities)
+        return app.forecast_province(Runtime.from_env(), cities)
 
     @task
     def detect_scopes(province_forecast: dict, cities: list[dict]) -> list[dict]:
         """The same cities again, and the province, for detection once the forecasts are in."""
-        return app.detect_scopes(_rt(), cities)
+        return app.detect_scopes(Runtime.from_env(), cities)
 
     @task(map_index_template="{{ task.op_kwargs['item']['scope'] }} {{ task.op_kwargs['item'].get('name', '') }}",
           pool=OPS.model_pool)
     def detect(item: dict) -> dict:
         """Spikes, drops, level shifts, emerging issues and spreading problems in one city's day
         (or the province's), with the city's tier profile and the districts that drove them."""
-        return app.detect(_rt(), item)
+        return app.detect(Runtime.from_env(), item)
 
     @task
     def notify(detected: list[dict]) -> dict:
@@ -121,14 +116,14 @@ def hotline_daily():
         grouped; notices queued in the outbox and delivered (retries and the outbox carry what
         fails to the next run; a rerun sends nothing twice)."""
         day = dt.date.fromisoformat(list(detected)[0]["day"]) if detected else _day(get_current_context())
-        return app.notify(_rt(), day)
+        return app.notify(Runtime.from_env(), day)
 
     @task
     def lights(published: dict) -> dict:
         """Red/yellow overdue lights: the day's light changes and escalations recorded (light_events),
         the open tickets' lights at the day's end counted by level, district and department; the
         districts' lists go out for the latest day only."""
-        res = app.lights(_rt(), _day(get_current_context()))
+        res = app.lights(Runtime.from_env(), _day(get_current_context()))
         return {k: res[k] for k in ("day", "red", "yellow", "open", "events_recorded")}
 
     @task
@@ -136,7 +131,7 @@ def hotline_daily():
         """The warning board (var/site/): the day's alerts with charts, the next 30 days, the
         latest issue-of-the-month proposal, data-quality pages; static files, no server. An older
         day's board goes to var/site/days/<day>, beside the live one."""
-        return app.board(_rt(), _day(get_current_context()))
+        return app.board(Runtime.from_env(), _day(get_current_context()))
 
     published = publish(validate(ingest()))
     lights(published)

@@ -13,6 +13,7 @@ from airflow.sdk import Param, PokeReturnValue, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from hotline.app.operations import load_operations
+from hotline.app.runtime import Runtime
 from hotline.callbacks import on_task_failure
 
 OPS = load_operations()
@@ -28,12 +29,6 @@ def _month(context) -> str:
         return str(given)
     start = pendulum.instance(context["data_interval_start"]).in_timezone(TZ)
     return f"{start.year:04d}-{start.month:02d}"
-
-
-def _rt():
-    from hotline.app.runtime import Runtime
-
-    return Runtime.from_env()
 
 
 @dag(
@@ -53,28 +48,28 @@ def hotline_monthly():
 
     @task.sensor(poke_interval=600, timeout=12 * 3600, mode="reschedule")
     def wait_for_month() -> PokeReturnValue:
-        done, month = app.month_done(_rt(), _month(get_current_context()))
+        done, month = app.month_done(Runtime.from_env(), _month(get_current_context()))
         return PokeReturnValue(is_done=done, xcom_value={"month": month})
 
     @task
     def propose(waited: dict) -> dict:
-        return app.propose(_rt(), waited["month"])
+        return app.propose(Runtime.from_env(), waited["month"])
 
     @task
     def deliver(proposed: dict) -> dict:
-        return app.deliver(_rt(), proposed["month"])
+        return app.deliver(Runtime.from_env(), proposed["month"])
 
     @task
     def ranking(waited: dict) -> dict:
-        return app.ranking(_rt(), waited["month"])
+        return app.ranking(Runtime.from_env(), waited["month"])
 
     @task
     def brief(ranked: dict, delivered: dict) -> dict:
-        return app.brief(_rt(), ranked["month"])
+        return app.brief(Runtime.from_env(), ranked["month"])
 
     @task
     def board(briefed: dict) -> dict:
-        return app.board(_rt())
+        return app.board(Runtime.from_env())
 
     waited = wait_for_month()
     board(brief(ranking(waited), deliver(propose(waited))))

@@ -37,6 +37,7 @@ from tests.test_alerts import (
     robots,  # noqa: F401 - robots and wh are fixtures
     run,
     store,
+    wh,  # noqa: F401
 )
 from warehouse.schema import notifications, tickets
 

@@ -6,15 +6,7 @@ import json
 
 import click
 
-from hotline.cli.base import (
-    _date,
-    _emit,
-    _fail,
-    _warehouse,
-    db_option,
-    json_option,
-    main,
-)
+from hotline.cli.base import _date, _emit, _fail, _warehouse, db_option, json_option, main
 
 
 def _alerts_ctx(ctx, db_url):

@@ -9,17 +9,7 @@ from typing import Any
 
 import click
 
-from hotline.cli.base import (
-    _date,
-    _emit,
-    _fail,
-    _province,
-    _settings,
-    _warehouse,
-    db_option,
-    json_option,
-    main,
-)
+from hotline.cli.base import _date, _emit, _fail, _province, _settings, _warehouse, db_option, json_option, main
 from hotline.core.reference import DEFAULT_TIMEZONE
 
 

@@ -9,17 +9,7 @@ from pathlib import Path
 
 import click
 
-from hotline.cli.base import (
-    _date,
-    _emit,
-    _fail,
-    _province,
-    _settings,
-    _warehouse,
-    db_option,
-    json_option,
-    main,
-)
+from hotline.cli.base import _date, _emit, _fail, _province, _settings, _warehouse, db_option, json_option, main
 
 
 def _anomaly_line(a: dict, ref, with_day: bool = False) -> str:

@@ -5,15 +5,7 @@ import sys
 
 import click
 
-from hotline.cli.base import (
-    _date,
-    _emit,
-    _fail,
-    _settings,
-    db_option,
-    json_option,
-    main,
-)
+from hotline.cli.base import _date, _emit, _fail, _settings, db_option, json_option, main
 
 
 @main.command("forecast-backtest")

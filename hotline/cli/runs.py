@@ -3,15 +3,7 @@ from __future__ import annotations
 
 import click
 
-from hotline.cli.base import (
-    _city,
-    _emit,
-    _fail,
-    _warehouse,
-    db_option,
-    json_option,
-    main,
-)
+from hotline.cli.base import _city, _emit, _fail, _warehouse, db_option, json_option, main
 
 
 @main.command()
