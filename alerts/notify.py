@@ -309,7 +309,6 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
     id), ``ds``, ``group`` (what it is), ``keys`` (what makes it new: the same keys on the same day
     are queued once) and ``build(lang, receiver_name) -> Message``. An office without a channel
     gets nothing (``offices_without_channel`` counts them)."""
-    import os
 
     now = utc(now)
     items = list(items)
@@ -344,7 +343,8 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
     out: dict[str, Any] = {"queued": len(ids),
                            "offices_without_channel": sum(1 for it in items if not cfg.channels_of(it["receiver"]))}
     if ids:
-        out.update(deliver_due(engine, cfg, secrets or Secrets(os.environ), Path(var_dir), now, ids=ids))
+        # secrets come from the caller (the app's Runtime, the CLI's environment); none given: none used
+        out.update(deliver_due(engine, cfg, secrets or Secrets({}), Path(var_dir), now, ids=ids))
     return out
 
 

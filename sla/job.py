@@ -50,13 +50,13 @@ def read_live(engine: Engine, start: dt.datetime, end: dt.datetime, province_cod
 
 
 def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
-               city: str | None = None, outbox: tuple[Any, Path] | None = None,
+               city: str | None = None, outbox: tuple | None = None,
                lookback_days: int = 0) -> dict[str, Any]:
     """Record the day's light changes (idempotent) and summarise the lights at the day's end.
     ``lookback_days``: also record the changes of that many days before, which tickets loaded
     late (the ingest's look-back window) bring, so that a run records, the first time, what a
     later rerun of those days would (a backfill run twice records nothing new).
-    ``outbox`` (alerts config, var dir): also send each district its list of yellow and red
+    ``outbox`` (alerts config, var dir[, channel secrets]): also send each district its list of yellow and red
     tickets by department (once per office and day)."""
     tz = ref.regions.province(province_code).timezone
     start, end = day_bounds(day, tz)
@@ -79,9 +79,10 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
             from alerts.notify import queue_reports
             from sla.notice import light_items
 
-            alerts_cfg, var_dir = outbox
+            alerts_cfg, var_dir, *secrets = outbox  # (alerts config, var dir[, channel secrets])
             items = light_items(cur, day, ref, cfg, tz, end)
-            summary["lists"] = {"offices": len(items), **queue_reports(engine, items, alerts_cfg, ref, Path(var_dir))}
+            summary["lists"] = {"offices": len(items), **queue_reports(engine, items, alerts_cfg, ref, Path(var_dir),
+                                                                          secrets=secrets[0] if secrets else None)}
         run.metrics = {**{k: summary[k] for k in ("red", "yellow", "events_recorded")},
                        "lists_queued": (summary.get("lists") or {}).get("queued", 0)}
         return summary

@@ -38,7 +38,7 @@ def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, p
 
 
 def deliver_brief(engine, res: dict[str, Any], ref: Reference, alerts_cfg, var_dir: Path,
-                  now: dt.datetime | None = None) -> dict[str, Any]:
+                  now: dt.datetime | None = None, secrets=None) -> dict[str, Any]:
     """The province's brief (with a link to the report) to ``province:<code>``, once per month."""
     from alerts.notify import queue_reports, report_link
     from alerts.render import Message, report_message
@@ -56,4 +56,4 @@ def deliver_brief(engine, res: dict[str, Any], ref: Reference, alerts_cfg, var_d
 
     item = {"receiver": f"province:{prov}", "ds": pd.Period(month, freq="M").end_time.date(),
             "group": f"ranking:{month}", "keys": [month], "labels": {"ranking": month}, "build": build}
-    return queue_reports(engine, [item], alerts_cfg, ref, var_dir, now)
+    return queue_reports(engine, [item], alerts_cfg, ref, var_dir, now, secrets)

@@ -140,7 +140,7 @@ def lights(rt: Runtime, day: dt.date, city: str | None = None, send: bool = True
     from sla.job import lights_day
 
     latest = _is_latest(rt, day)
-    outbox = (rt.alerts_config, rt.settings.var_dir) if send and latest else None
+    outbox = (rt.alerts_config, rt.settings.var_dir, rt.secrets()) if send and latest else None
     res = lights_day(rt.engine, day, rt.ref, rt.sla_config, rt.province, city, outbox,
                      lookback_days=rt.settings.lookback_days)
     if send and not latest:

@@ -63,7 +63,7 @@ def brief(rt: Runtime, month: str) -> dict:
 
     s = rt.settings
     res = horse_race(rt.engine, parse_month(month), rt.ref, s.config_dir, s.var_dir, rt.province, rerank=False)
-    sent = deliver_brief(rt.engine, res, rt.ref, rt.alerts_config, s.var_dir)
+    sent = deliver_brief(rt.engine, res, rt.ref, rt.alerts_config, s.var_dir, secrets=rt.secrets())
     log.info("brief: %s sent %s", res["reports"]["zh"], sent)
     return {"report": res["reports"]["zh"], "delivery": sent}
 

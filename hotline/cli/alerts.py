@@ -6,7 +6,7 @@ import json
 
 import click
 
-from hotline.cli.base import _date, _emit, _fail, _warehouse, db_option, json_option, main
+from hotline.cli.base import _date, _emit, _fail, _warehouse, _working, db_option, json_option, main
 
 
 def _alerts_ctx(ctx, db_url):
@@ -53,7 +53,8 @@ def alerts_notify(ctx, day, show, db_url, as_json):
     from alerts.notify import notify_day, summary_lines
 
     s, engine, cfg, ref = _alerts_ctx(ctx, db_url)
-    res = notify_day(engine, day, ref, cfg, s.var_dir, Secrets(os.environ))
+    with _working(f"notify for {day} ..."):
+        res = notify_day(engine, day, ref, cfg, s.var_dir, Secrets(os.environ))
     lines = summary_lines(res, show)
     _emit({k: v for k, v in res.items() if k != "queued"} | {"notices": [
         {k: n[k] for k in ("id", "receiver", "receiver_name", "channel", "subject", "firing", "resolved")}

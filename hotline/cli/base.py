@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -90,6 +92,20 @@ def _warehouse(ctx: click.Context, db_url: str | None):
     engine = connect(s.db_url)
     migrate(engine)
     return s, engine
+
+
+@contextmanager
+def _working(label: str) -> Iterator[None]:
+    """A spinner with ``label`` on stderr while a slow step runs: on a terminal only, so nothing
+    reaches a pipe, a log or --json's stdout."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(label):
+        yield
 
 
 def _runtime(ctx: click.Context, db_url: str | None):

@@ -9,7 +9,18 @@ from typing import Any
 
 import click
 
-from hotline.cli.base import _date, _emit, _fail, _province, _settings, _warehouse, db_option, json_option, main
+from hotline.cli.base import (
+    _date,
+    _emit,
+    _fail,
+    _province,
+    _settings,
+    _warehouse,
+    _working,
+    db_option,
+    json_option,
+    main,
+)
 from hotline.core.reference import DEFAULT_TIMEZONE
 
 
@@ -82,7 +93,8 @@ def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_d
         engine = connect(s.db_url)
         migrate(engine)
         mapper = TicketMapper(mapping, load_reference(s.config_dir), s.caller_salt, now=now)
-        summary = run(engine, source, mapper, logical_date=logical_date, aggregate=aggregate)
+        with _working(f"ingesting ({mapper.source}) ..."):
+            summary = run(engine, source, mapper, logical_date=logical_date, aggregate=aggregate)
     except (SourceFormatError, ConfigError) as exc:
         _fail(str(exc))
     d = summary.as_dict()
@@ -196,7 +208,8 @@ def aggregate(ctx, day, start, end, db_url, as_json):
         days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     else:
         raise click.UsageError("give --date, or --start and --end")
-    n = aggregate_days(engine, days)
+    with _working(f"aggregating {len(days)} day(s) ..."):
+        n = aggregate_days(engine, days)
     _emit({"days_aggregated": n, "start": days[0], "end": days[-1]}, as_json, [f"{n} days aggregated"])
 
 
@@ -238,8 +251,9 @@ def validate(ctx, day, run_id, db_url, as_json):
 
     s, engine = _warehouse(ctx, db_url)
     ref = load_reference(s.config_dir)
-    verdicts = validate_day(engine, ref, s.var_dir, day, s.lookback_days, run_id,
-                            ref.regions.province(s.province).timezone)
+    with _working(f"data-quality suites for {day} ..."):
+        verdicts = validate_day(engine, ref, s.var_dir, day, s.lookback_days, run_id,
+                                ref.regions.province(s.province).timezone)
     out = combine(verdicts)
     lines = [f"{v.suite}: {v.action} ({len(v.failed)} failed expectations, {v.quarantined} quarantined) {v.docs_path}"
              for v in verdicts] + [f"  {r}" for r in out["reasons"]]
@@ -270,8 +284,13 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
     from ingestion.sources import GeneratorSource
 
     s = _settings(ctx).with_db(db_url)
-    if end is None:
-        end = (dt.datetime.now(dt.timezone(dt.timedelta(hours=8))) - dt.timedelta(days=1)).date()
+    if end is None:  # yesterday in the province's time zone
+        import zoneinfo
+
+        from hotline.core.reference import load_reference
+
+        tz = zoneinfo.ZoneInfo(load_reference(s.config_dir).regions.province(s.province).timezone)
+        end = (dt.datetime.now(tz) - dt.timedelta(days=1)).date()
     spec = dict(s.source)
     spec.update({k: v for k, v in (("scale", scale), ("seed", seed)) if v is not None})
     gen = make_generator(spec, s)
@@ -290,7 +309,8 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
         engine = connect(s.db_url)
         migrate(engine)
         t0 = time.perf_counter()
-        rows = load_counts(engine, *gen.counts(start, last))
+        with _working("generating and loading daily counts ..."):
+            rows = load_counts(engine, *gen.counts(start, last))
         payload["daily_count_rows"] = rows
         say(f"daily_counts: {rows} rows for {start} .. {last} in {time.perf_counter() - t0:.1f} s (counts only)")
     else:
@@ -303,7 +323,8 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
             engine = connect(s.db_url)
             migrate(engine)
             t0 = time.perf_counter()
-            rows = load_counts(engine, *gen.counts(start, first_ticket_day - dt.timedelta(days=1)))
+            with _working("generating and loading daily counts ..."):
+                rows = load_counts(engine, *gen.counts(start, first_ticket_day - dt.timedelta(days=1)))
             payload["daily_count_rows"] = rows
             say(f"daily_counts: {rows} rows for {start} .. {first_ticket_day - dt.timedelta(days=1)} in "
                 f"{time.perf_counter() - t0:.1f} s (ticket counts only); tickets from {first_ticket_day}")
@@ -319,8 +340,9 @@ def demo(ctx, end, days, scale, seed, detect_days, counts_only, ticket_days, db_
 
         t0 = time.perf_counter()
         first = last - dt.timedelta(days=detect_days - 1)
-        n = replay_into_warehouse(connect(s.db_url), first, last, s.config_dir, load_reference(s.config_dir),
-                                  gen.province.code)
+        with _working(f"replaying detection for {first} .. {last} ..."):
+            n = replay_into_warehouse(connect(s.db_url), first, last, s.config_dir, load_reference(s.config_dir),
+                                      gen.province.code)
         payload["detection"] = {"first": str(first), "last": str(last), "anomalies": n}
         say(f"detection replayed for {first} .. {last}: {n} anomalies stored in {time.perf_counter() - t0:.0f} s")
     if as_json:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from hotline.cli.base import (
     _month,
     _runtime,
     _warehouse,
+    _working,
     db_option,
     json_option,
     main,
@@ -63,9 +65,10 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
     ref = load_reference(s.config_dir)
     try:
         cfg = ProposalsConfig.load(s.config_dir)
-        results = run(engine, parse_month(month), ref, cfg, s.province, s.var_dir, cities=list(cities) or None,
-                      override=override, override_by=override_by, override_reason=override_reason,
-                      province_only=province_only)
+        with _working(f"ranking the candidate issues of {month} ..."):
+            results = run(engine, parse_month(month), ref, cfg, s.province, s.var_dir, cities=list(cities) or None,
+                          override=override, override_by=override_by, override_reason=override_reason,
+                          province_only=province_only)
     except (ProposalError, ProposalsConfigError) as exc:
         _fail(str(exc))
     top = top if top is not None else (10 if len(results) == 1 else 3)
@@ -112,12 +115,13 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
                         "model_choice": r.choice["model_choice"], "override": r.override is not None,
                         "watch": r.choice["watch"], "candidates": recs, "sprouts": sprouts, "reports": r.report_paths})
     if deliver:
+        from alerts.channels import Secrets
         from alerts.config import AlertsConfig
         from proposals.deliver import deliver_proposals
         from proposals.job import stored_month
 
         res = deliver_proposals(engine, stored_month(engine, parse_month(month), [r.scope.code for r in results]),
-                                AlertsConfig.load(s.config_dir), ref, s.var_dir)
+                                AlertsConfig.load(s.config_dir), ref, s.var_dir, secrets=Secrets(os.environ))
         lines.append(f"delivery: {res}")
     _emit({"month": month, "scopes": payload}, as_json, lines)
 
@@ -136,7 +140,8 @@ def board(ctx, day, out, db_url, as_json):
 
     rt = _runtime(ctx, db_url)
     day = _day_or_last(rt.engine, rt.settings, day)
-    res = daily.board(rt, day, Path(out) if out else None)
+    with _working(f"building the board for {day} ..."):
+        res = daily.board(rt, day, Path(out) if out else None)
     _emit(res, as_json, [f"board for {day}: {res['index']}"])
 
 
@@ -156,7 +161,8 @@ def lights(ctx, day, city, top, send, db_url, as_json):
     rt = _runtime(ctx, db_url)
     day = _day_or_last(rt.engine, rt.settings, day)
     ref = rt.ref
-    res = daily.lights(rt, day, city, send)
+    with _working(f"lights at the end of {day} ..."):
+        res = daily.lights(rt, day, city, send)
     esc = res["escalations"]
     lines = [f"lights at the end of {day}: 红 red {res['red']}, 黄 yellow {res['yellow']} of {res['open']} "
              f"open tickets; "
@@ -239,10 +245,14 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
         m = last.to_period("M") - (0 if last.is_month_end else 1)  # the last full month
     ref = load_reference(s.config_dir)
     levels = ("city", "district") if level == "both" else (level,)
-    res = horse_race(engine, m, ref, s.config_dir, s.var_dir, s.province, levels)
+    with _working(f"horse race for {m} ..."):
+        res = horse_race(engine, m, ref, s.config_dir, s.var_dir, s.province, levels)
     if deliver:
+        from alerts.channels import Secrets
         from alerts.config import AlertsConfig
-        res["delivery"] = deliver_brief(engine, res, ref, AlertsConfig.load(s.config_dir), s.var_dir)
+
+        res["delivery"] = deliver_brief(engine, res, ref, AlertsConfig.load(s.config_dir), s.var_dir,
+                                        secrets=Secrets(os.environ))
     if city:
         tier = ref.regions.province(s.province).city(city).tier
         for lv, doc in res["levels"].items():
