@@ -244,12 +244,12 @@ def bench_forecast() -> None:
     t_all = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     # Prophet, one series at a time, on a sample, extrapolated to all series
-    from forecasting.api import _run, to_matrix
+    from forecasting.api import run_model, to_matrix
 
     sample = hist[hist["series_id"].isin(sid[:: max(1, len(sid) // 20)][:20])]
     m = to_matrix(sample, 30)
     t = time.perf_counter()
-    _run("prophet", m.Y, m, 30)
+    run_model("prophet", m.Y, m, 30)
     per = (time.perf_counter() - t) / m.Y.shape[0]
     record(f"forecast {len(sid):,} series x {len(days)} days, h=30, 80/95% intervals (auto: fast + naive)",
            t_all, "s", per * len(sid), f"baseline: Prophet per series, {m.Y.shape[0]} timed, extrapolated; "

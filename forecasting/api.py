@@ -71,13 +71,14 @@ def to_matrix(history: pd.DataFrame, horizon: int, country: str = "CN") -> Matri
     return Matrix(ids, Y, cal, cal["kind"].to_numpy(), start, groups)
 
 
-def _run(alias: str, Y: np.ndarray, m: Matrix, horizon: int, rows: np.ndarray | None = None) -> Fitted:
-    model = MODELS[alias]()
+def run_model(alias: str, Y: np.ndarray, m: Matrix, horizon: int, rows: np.ndarray | None = None) -> Fitted:
+    """Fit the model ``alias`` (one of MODELS) on ``Y`` (the rows ``rows`` of ``m``, all by default;
+    ``Y`` may end before ``m`` does, as in a backtest fold) and forecast ``horizon`` days. Every
+    model has the one signature ``fit_predict(Y, kinds, cal, horizon, groups=None)``; ``groups``
+    (the series' category, for pooling) is used by the models that pool."""
     T = Y.shape[1]
-    if alias in ("fast", *FAST_VARIANTS):
-        groups = None if m.groups is None else (m.groups if rows is None else m.groups[rows])
-        return model.fit_predict(Y, m.kinds[:T + horizon], m.cal.iloc[:T + horizon], horizon, groups=groups)
-    return model.fit_predict(Y, m.kinds[:T + horizon], m.cal.iloc[:T + horizon], horizon)
+    groups = None if m.groups is None else (m.groups if rows is None else m.groups[rows])
+    return MODELS[alias]().fit_predict(Y, m.kinds[:T + horizon], m.cal.iloc[:T + horizon], horizon, groups=groups)
 
 
 def mase_scale(Y: np.ndarray) -> np.ndarray:
@@ -102,7 +103,7 @@ def fold_fits(alias: str, m: Matrix, horizon: int, folds: int) -> Folds:
     for f in range(folds, 0, -1):
         cut = T - f * horizon
         if cut >= 28:
-            out.append((cut, _run(alias, m.Y[:, :cut], m, horizon)))
+            out.append((cut, run_model(alias, m.Y[:, :cut], m, horizon)))
     return Folds(alias, out)
 
 
@@ -241,7 +242,8 @@ def _mean_fit(fits: list[Fitted], rows: np.ndarray) -> Fitted:
 def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = "auto", *,
              calendar: str = "CN", folds: int = 3, heavy_min_mean: float = 30.0, heavy_max_series: int = 50,
              candidates: tuple[str, ...] = ("fast", "fast_local", "fast_trend", "seasonal_naive", "ets"),
-             margin: float = 0.05, min_mean_for_choice: float = 2.0, calibrate: bool = True) -> pd.DataFrame:
+             margin: float = 0.05, min_mean_for_choice: float = 2.0, calibrate: bool = True,
+             fallback: str = "fast") -> pd.DataFrame:
     """Forecast every series of ``history`` ``horizon`` days past its last day.
 
     ``model``: ``auto`` or one of MODELS (``fast``, ``fast_local``, ``fast_trend``,
@@ -255,13 +257,16 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
     series keep the fast model. ``calendar``: the region's holidays (CN with 调休, US, none).
     ``calibrate``: the intervals take the variance the chosen forecast's own backtest misses show
     (a model given by name is backtested for that alone). The ``model`` column names the choice
-    (``local+trend`` for a mean of two).
+    (``local+trend`` for a mean of two). ``fallback``: the vectorised model that short or sparse
+    series keep and that stands in for a model that fails.
     """
     if horizon < 1:
         raise ForecastInputError("horizon must be at least one day")
+    if fallback not in VECTORISED:
+        raise ForecastInputError(f"fallback {fallback!r}: choose a vectorised model ({', '.join(VECTORISED)})")
     m = to_matrix(history, horizon, calendar)
     S, T = m.Y.shape
-    members = [("fast",)] * S
+    members = [(fallback,)] * S
     fitted: dict[str, tuple[Folds, np.ndarray]] = {}  # alias -> (folds, the rows of m they cover)
     if model == "auto":
         for alias in ("fast", "seasonal_naive"):
@@ -308,7 +313,7 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
                 members[s] = (alias,)
         observed_days = np.sum(np.isfinite(m.Y), axis=1)
         for s in np.flatnonzero((observed_days < 56) | (np.nan_to_num(mean) < min_mean_for_choice)):
-            members[s] = ("fast",)  # a naive copy of last week's zeros would claim a zero-width interval
+            members[s] = (fallback,)  # a naive copy of last week's zeros would claim a zero-width interval
     elif model in MODELS:
         members = [(model,)] * S
         if calibrate:
@@ -347,7 +352,7 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
     def vectorised(alias: str) -> Fitted:
         base = "fast" if alias in FAST_VARIANTS else alias
         if base not in whole:
-            whole[base] = _run(base, m.Y, m, horizon)
+            whole[base] = run_model(base, m.Y, m, horizon)
         full = whole[base]
         return Fitted(full.variants[alias], full.r) if alias in FAST_VARIANTS else full
 
@@ -356,11 +361,11 @@ def forecast(history: pd.DataFrame, horizon: int, levels=(80, 95), model: str = 
             if all(a in VECTORISED for a in key):
                 fit = _mean_fit([vectorised(a) for a in key], rows)
             else:
-                fit = _run(key[0], m.Y[rows], m, horizon, rows)
-        except Exception as exc:  # noqa: BLE001 - fall back to the fast model, never stop the run
-            log.warning("model %s failed on %d series (%s); using the fast model", _label(key), len(rows), exc)
-            fit = _mean_fit([vectorised("fast")], rows)
-            used[rows] = "fast"
+                fit = run_model(key[0], m.Y[rows], m, horizon, rows)
+        except Exception as exc:  # noqa: BLE001 - fall back, never stop the run
+            log.warning("model %s failed on %d series (%s); using %s", _label(key), len(rows), exc, fallback)
+            fit = _mean_fit([vectorised(fallback)], rows)
+            used[rows] = fallback
         if calibration is not None:
             fit = calibration.adjust(fit, rows)
         for k, v in intervals(fit, levels).items():

@@ -282,7 +282,8 @@ class SeasonalNaive:
 
     alias = "seasonal_naive"
 
-    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
+                    groups: np.ndarray | None = None) -> Fitted:
         S, T = Y.shape
         fut = np.arange(T, T + horizon)
         src = T - 7 + (np.arange(horizon) % 7)
@@ -302,7 +303,8 @@ class ETSModel:
 
     alias = "ets"
 
-    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
+                    groups: np.ndarray | None = None) -> Fitted:
         from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
         S, T = Y.shape
@@ -327,7 +329,8 @@ class ProphetModel:
 
     alias = "prophet"
 
-    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int) -> Fitted:
+    def fit_predict(self, Y: np.ndarray, kinds: np.ndarray, cal: pd.DataFrame, horizon: int,
+                    groups: np.ndarray | None = None) -> Fitted:
         import logging
 
         from prophet import Prophet

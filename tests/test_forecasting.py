@@ -95,6 +95,29 @@ def test_a_failing_model_falls_back_to_the_fast_one(monkeypatch):
     assert (fc["model"] == "fast").all() and np.isfinite(fc["yhat"]).all()
 
 
+def test_the_fallback_is_passed_in_for_failing_models_and_short_series(monkeypatch):
+    def boom(*_a, **_k):
+        raise RuntimeError("no convergence")
+
+    monkeypatch.setattr(ETSModel, "fit_predict", boom)
+    fc = forecast(_weekly(200, 30, 7), 7, model="ets", fallback="seasonal_naive")
+    assert (fc["model"] == "seasonal_naive").all() and np.isfinite(fc["yhat"]).all()
+    short = forecast(_weekly(30, 20, 8), 7, model="auto", fallback="seasonal_naive")
+    assert (short["model"] == "seasonal_naive").all()
+    with pytest.raises(ForecastInputError, match="fallback 'ets'"):
+        forecast(_weekly(30, 20, 8), 7, fallback="ets")
+
+
+def test_every_model_runs_through_the_one_public_runner():
+    from forecasting.api import run_model, to_matrix
+    from forecasting.models import MODELS
+
+    m = to_matrix(_weekly(120, 20, 9), 7)
+    for alias in sorted(set(MODELS) - {"prophet"}):
+        fit = run_model(alias, m.Y, m, 7)
+        assert fit.mu.shape == (1, 7) and np.isfinite(fit.mu).all(), alias
+
+
 def test_the_fast_model_beats_seasonal_naive_on_generated_series():
     from generator.province import ProvinceGenerator
 
