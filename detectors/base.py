@@ -54,6 +54,21 @@ class BaseDetector:
     def __init__(self, alpha: float = 1e-2):
         self.alpha = alpha
 
+    @classmethod
+    def get_tags(cls) -> dict[str, Any]:
+        """The class's tags, each subclass's overriding its parents' (sktime's rule)."""
+        tags: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            tags.update(vars(klass).get("_tags", {}))
+        return tags
+
+    @classmethod
+    def get_tag(cls, name: str) -> Any:
+        tags = cls.get_tags()
+        if name not in tags:
+            raise KeyError(f"{cls.__name__} has no tag {name!r} (it has {sorted(tags)})")
+        return tags[name]
+
     def fit(self, history: pd.DataFrame) -> "BaseDetector":
         self._fit(_frame(history, "history"))
         self.is_fitted_ = True
@@ -77,7 +92,7 @@ class BaseDetector:
         hit["severity"] = severity(hit["p_value"].to_numpy(), self.alpha)
         hit["detector"] = self.name
         if "kind" not in hit.columns:
-            hit["kind"] = self._tags["kind"]
+            hit["kind"] = self.get_tag("kind")
         if "explanation" not in hit.columns:
             hit["explanation"] = ""
         for c in ANOMALY_COLUMNS:

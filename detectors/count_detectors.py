@@ -103,7 +103,7 @@ class SpikeDropDetector(PanelDetector):
     _tags: ClassVar[dict[str, Any]] = {"kind": "spike", "needs_history_days": 28}
 
     def __init__(self, alpha: float = 1e-4, min_expected: float = 1.0, drops: bool = True):
-        self.alpha = alpha
+        super().__init__(alpha)
         self.min_expected = min_expected
         self.drops = drops
 
@@ -182,7 +182,7 @@ class LevelShiftDetector(PanelDetector):
 
     def __init__(self, alpha: float = 1e-4, window: int = 14, spans: tuple[int, ...] = (5, 7, 10, 14),
                  min_expected: float = 0.0):
-        self.alpha = alpha
+        super().__init__(alpha)
         self.window = window
         self.spans = spans
         self.min_expected = min_expected
@@ -266,7 +266,7 @@ class EmergingDetector(PanelDetector):
 
     def __init__(self, alpha: float = 1e-4, low_base: float = 1.0, min_week: float = 14.0,
                  base_days: int = 56, recent_days: int = 7, seasonal_return: float = 0.5):
-        self.alpha = alpha
+        super().__init__(alpha)
         self.low_base = low_base
         self.min_week = min_week
         self.base_days = base_days
@@ -332,7 +332,7 @@ class SpreadDetector(PanelDetector):
 
     def __init__(self, alpha: float = 1e-4, window: int = 7, min_districts: int = 3,
                  min_share: float = 0.5, min_ratio: float = 1.15, max_top_share: float = 0.6):
-        self.alpha = alpha
+        super().__init__(alpha)
         self.window = window
         self.min_districts = min_districts
         self.min_share = min_share

@@ -45,6 +45,36 @@ def test_detector_contract(name, params):
         det.score(frame.assign(y=-1.0))
 
 
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_the_daily_path_runs_the_contract_that_is_tested(name):
+    """What the daily job runs (engine.score_all: each detector's score_day on the panel) gives,
+    day by day, the tail probabilities the contract's score() gives for the same days."""
+    from detectors.engine import score_all
+    from detectors.panel import Expectations, Panel
+
+    history, frame = _data()
+    contract = DETECTORS[name]().fit(history).score(frame)
+    panel = Panel.from_long(pd.concat([history, frame], ignore_index=True))
+    exp, pos = Expectations(panel), pd.Series(np.arange(len(panel)), index=panel.ids)
+    for day, rows in contract.groupby("ds"):
+        res = score_all(panel, exp, panel.index(day), {name: DETECTORS[name]()})[name]
+        daily = np.clip(res["p"][pos.reindex(rows["series_id"]).to_numpy()], 1e-300, 1.0)
+        np.testing.assert_allclose(daily, rows["p"].to_numpy(), rtol=1e-12, err_msg=f"{name} {day:%Y-%m-%d}")
+
+
+def test_tags_are_read_through_the_class_hierarchy():
+    from detectors.base import BaseDetector
+
+    assert BaseDetector.get_tag("kind") == "spike"
+    for name, cls in DETECTORS.items():
+        tags = cls.get_tags()
+        assert set(tags) >= {"kind", "needs_history_days"} and cls.get_tag("kind") == tags["kind"]
+    assert DETECTORS["level_shift"].get_tag("kind") == "level_shift"
+    assert DETECTORS["emerging"].get_tag("needs_history_days") == 56
+    with pytest.raises(KeyError, match="no tag 'colour'"):
+        DETECTORS["spread"].get_tag("colour")
+
+
 def test_spike_of_three_times_is_flagged_and_a_normal_day_is_not():
     history, frame = _data()
     frame = frame.copy()
