@@ -212,12 +212,14 @@ def test_cli_lights_prints_counts_and_escalations(tmp_path, ref):
     assert bad.exit_code == 2 and "YYYY-MM" in bad.output
 
 
-@pytest.mark.parametrize("bad", [{"yellow_share": 1.5}, {"levels": ["district"]}])
-def test_bad_sla_config_names_the_file(tmp_path, bad):
+@pytest.mark.parametrize("bad, key", [({"yellow_share": 1.5}, "yellow_share"), ({"levels": ["district"]}, "levels"),
+                                      ({"repeat_window": 30}, "repeat_window: unknown key"),
+                                      ({"escalate_again_hours": "a day"}, "escalate_again_hours")])
+def test_bad_sla_config_names_the_file_and_the_key(tmp_path, bad, key):
     import yaml
 
     (tmp_path / "sla.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
-    with pytest.raises(ValueError, match="sla.yaml"):
+    with pytest.raises(ValueError, match=f"sla.yaml: {key}"):
         SlaConfig.load(tmp_path)
 
 

@@ -68,7 +68,7 @@ def _path(env: dict[str, str]) -> Path:
 def province_timezone(doc: dict[str, Any], env: dict[str, str]) -> str:
     """The configured province's time zone, from its region file (config/regions/<code>_*.yaml):
     the DAGs' schedules and run days are in it. Read with yaml alone, as the DAG files parse."""
-    from hotline.core.settings import DEFAULT_PROVINCE
+    from hotline.core.config import DEFAULT_PROVINCE
 
     province = str((doc.get("source") or {}).get("province", DEFAULT_PROVINCE))
     config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))

@@ -24,14 +24,10 @@ from typing import Any
 
 import yaml
 
+from hotline.core.config import DEFAULT_PROVINCE, HotlineFile, validate
 from hotline.core.reference import ConfigError
 
-# The demo's province (Guangdong) when config/hotline.yaml names none.
-DEFAULT_PROVINCE = "440000"
-
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SETTINGS_KEYS = ("database", "var_dir", "caller_salt", "lookback_days", "lock_wait_seconds", "source",
-                 "forecasting", "operations")
 DEMO_SALT = "hotline-demo-salt-change-me"
 
 
@@ -64,9 +60,9 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: a mapping of settings is expected")
-        unknown = sorted(set(doc) - set(SETTINGS_KEYS))
-        if unknown:  # `databse:` would otherwise leave the demo database in place, silently
-            raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(SETTINGS_KEYS)})")
+        # every key checked against the model: `databse:` would otherwise leave the demo database in
+        # place, silently (docs/CONFIG.md lists the keys)
+        validate(HotlineFile, doc, path)
     var_dir = Path(env.get("HOTLINE_VAR_DIR", doc.get("var_dir") or PROJECT_ROOT / "var"))
     if not var_dir.is_absolute():
         var_dir = PROJECT_ROOT / var_dir

@@ -1,0 +1,210 @@
+"""The configuration files as pydantic models: a typo or a value of the wrong kind is an error
+naming the file and the key (``extra="forbid"``), never a setting silently left at its default.
+
+docs/CONFIG.md is generated from these models (``python -m hotline.core.config > docs/CONFIG.md``;
+a test keeps it current). The loaders (``hotline.core.settings.load_settings``,
+``hotline.core.sla.SlaConfig.load``) validate a file's document with :func:`validate` first.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import types
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from hotline.core.reference import ConfigError
+
+# The demo's province (Guangdong) when config/hotline.yaml names none.
+DEFAULT_PROVINCE = "440000"
+
+# A code or a name: YAML reads an unquoted 440000 as a number; it means the same string.
+Code = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
+
+
+# A day: YAML reads an unquoted 2026-11-25 as a date; it means the ISO string.
+Day = Annotated[str, BeforeValidator(lambda v: v.isoformat() if isinstance(v, dt.date) else v)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SourceFile(Strict):
+    """``source:`` in config/hotline.yaml: where the daily DAG reads each day's tickets."""
+
+    kind: Literal["generator", "sql", "csv"] = Field("generator", description="generator (the demo), sql or csv")
+    mapping: str = Field("generator", description="the mapping in config/mappings/ from the source's columns")
+    province: Code = Field(DEFAULT_PROVINCE, description="the province the pipeline serves (GB/T 2260 code)")
+    seed: int = Field(12345, description="generator: the random seed")
+    scale: float = Field(0.01, gt=0, description="generator: the share of the province's real volume")
+    anomalies: bool = Field(True, description="generator: inject its yearly anomaly plan")
+    planted_events: list[dict[str, Any]] = Field(
+        default_factory=list, description="generator: the demo's own events, dated back from `anchor`")
+    anchor: Day | None = Field(None, description="generator: the day planted events are dated from "
+                                                 "(HOTLINE_DEMO_DAY)")
+    url: str | None = Field(None, description="sql: the ticket database's SQLAlchemy URL")
+    table: str | None = Field(None, description="sql: the ticket table")
+    schema_name: str | None = Field(None, alias="schema", description="sql: the table's schema")
+    path: str | None = Field(None, description="csv: the day's export, `{date}` replaced by the day")
+    encoding: str = Field("auto", description="csv: the file's encoding (auto detects UTF-8, GB18030)")
+
+
+class ForecastingFile(Strict):
+    """``forecasting:`` in config/hotline.yaml: the daily forecast."""
+
+    horizon: int = Field(30, ge=1, description="days forecast past the day")
+    history_days: int = Field(420, ge=28, description="days of history read (a year and more lets the yearly "
+                                                      "pattern in)")
+    model: str = Field("auto", description="auto (chosen per series by backtest) or one model's name")
+    candidates: tuple[str, ...] = Field(("fast", "fast_local", "fast_trend", "seasonal_naive"),
+                                        description="the models auto may choose from")
+
+
+class OperationsFile(Strict):
+    """``operations:`` in config/hotline.yaml: how the DAGs run (hotline.app.operations checks
+    ``daily_deadline``, with a hint for an unquoted YAML time)."""
+
+    owner: str = Field("hotline", description="every task's owner")
+    retries: int = Field(2, ge=0, description="retries per task after the first try")
+    retry_delay_seconds: float = Field(300, ge=0, description="the first retry's delay; it doubles")
+    max_retry_delay_seconds: float = Field(3600, ge=0, description="the longest delay between retries")
+    model_pool: str = Field("hotline_models", description="the pool of the forecast and detect tasks")
+    daily_deadline: Any = Field("06:00", description="HH:MM (the province's time) by which the daily run of a "
+                                                     "day should be done the next morning; off: none")
+
+
+class HotlineFile(Strict):
+    """config/hotline.yaml (or the file HOTLINE_SETTINGS names): the deployment's settings.
+    Environment variables override them (hotline.core.settings)."""
+
+    database: str | None = Field(None, description="the warehouse's SQLAlchemy URL (HOTLINE_DB_URL); default a "
+                                                   "SQLite file under var/")
+    var_dir: str | None = Field(None, description="where runs write (HOTLINE_VAR_DIR); default <project>/var")
+    caller_salt: str | None = Field(None, description="the salt of caller keys (HOTLINE_CALLER_SALT)")
+    lookback_days: int = Field(7, ge=0, description="days each daily run re-reads for late and updated tickets")
+    lock_wait_seconds: float = Field(900, ge=0, description="how long a second run of the same day waits")
+    source: SourceFile = Field(default_factory=SourceFile, description="the daily source")
+    forecasting: ForecastingFile = Field(default_factory=ForecastingFile, description="the daily forecast")
+    operations: OperationsFile = Field(default_factory=OperationsFile, description="how the DAGs run")
+
+
+class RankingSection(Strict):
+    """``ranking:`` in config/sla.yaml: the horse race (赛马); sla.ranking.RankingConfig."""
+
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"on_time": 0.2, "handling_hours": 0.1, "overdue": 0.15, "repeat": 0.15,
+                                 "satisfaction": 0.2, "resolution": 0.2},
+        description="each metric's weight in the composite (on_time, handling_hours, overdue, repeat, "
+                    "satisfaction, resolution)")
+    min_closed: int = Field(30, ge=1, description="fewer closed tickets in the month: listed, not ranked")
+    min_metric_n: int = Field(20, ge=1, description="fewer tickets behind one metric: that metric unscored")
+    significance_z: float = Field(2.58, gt=0, description="funnel limit for significantly worse than the mix "
+                                                          "predicts")
+    bottom: int = Field(1, ge=0, description="units flagged at the bottom of each group of two or more")
+
+
+class TrendsSection(Strict):
+    """``trends:`` in config/sla.yaml: hotspots rising across cities; sla.trends.TrendConfig."""
+
+    min_count: int = Field(30, ge=0, description="a rise needs at least this many tickets in the month")
+    ratio: float = Field(1.3, gt=0, description="and this many times the previous month's rate")
+    z: float = Field(3.0, ge=0, description="and this far beyond counting noise")
+    cross_city_min: int = Field(3, ge=1, description="cities rising together: a cross-city issue")
+
+
+class SlaFile(Strict):
+    """config/sla.yaml: the red/yellow lights, escalation, the repeat window, the horse race and
+    the hotspots."""
+
+    yellow_share: float = Field(0.2, gt=0, lt=1, description="yellow while less than this share of the "
+                                                             "handling time remains")
+    levels: tuple[str, ...] = Field(("district", "city", "province"), min_length=2,
+                                    description="the escalation levels, lowest first")
+    escalate_again_hours: float = Field(24.0, gt=0, description="a red ticket goes up one more level after this")
+    urgent_class: str = Field("urgent", description="the deadline class (deadlines.yaml) of urgent tickets")
+    repeat_window_days: int = Field(30, ge=1, description="a repeat is the same caller and problem within this")
+    ranking: RankingSection = Field(default_factory=RankingSection, description="the horse race")
+    trends: TrendsSection = Field(default_factory=TrendsSection, description="the hotspots")
+
+
+FILES: dict[str, type[Strict]] = {"config/hotline.yaml": HotlineFile, "config/sla.yaml": SlaFile}
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(the file)"
+
+
+def validate(model: type[Strict], doc: Any, path: str | Path) -> Strict:
+    """``doc`` (a YAML document) as ``model``; every problem in one ConfigError naming the file and
+    each key (``config/hotline.yaml: source.kind: ...``)."""
+    try:
+        return model.model_validate(doc if doc is not None else {})
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            if e["type"] == "extra_forbidden":
+                known = ", ".join(sorted(_fields_at(model, e["loc"][:-1])))
+                problems.append(f"{_where(e['loc'])}: unknown key (known: {known})")
+            else:
+                problems.append(f"{_where(e['loc'])}: {e['msg']} (got {e.get('input')!r})")
+        raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys the model accepts at ``loc`` (for the unknown-key message)."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _type(ann: Any) -> str:
+    """A field's type as the reference shows it (``str or none``, ``one of a, b``)."""
+    origin, args = get_origin(ann), get_args(ann)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is Annotated:
+        return _type(args[0])
+    if origin in (Union, types.UnionType):
+        return " or ".join("none" if a is type(None) else _type(a) for a in args)
+    if origin is not None:
+        return getattr(origin, "__name__", str(origin))
+    return getattr(ann, "__name__", str(ann))
+
+
+def reference() -> str:
+    """docs/CONFIG.md: every key of every modelled file, with its type, default and meaning."""
+    out = ["# Configuration reference", "",
+           "Generated from the models in hotline/core/config.py (`python -m hotline.core.config > docs/CONFIG.md`);",
+           "a key not listed here is an error naming the file and the key.", ""]
+
+    def section(title: str, model: type[BaseModel]) -> None:
+        out.extend([f"## {title}", "", " ".join((model.__doc__ or "").split()), "",
+                    "| key | type | default | meaning |", "|---|---|---|---|"])
+        nested = []
+        for name, f in model.model_fields.items():
+            ann = f.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                nested.append((f"{title.split(' ')[0]} `{f.alias or name}:`", ann))
+                out.append(f"| `{f.alias or name}` | section | | {f.description} (below) |")
+                continue
+            tname = _type(ann)
+            default = f.get_default(call_default_factory=True)
+            shown = "" if default is None else f"`{list(default) if isinstance(default, tuple) else default}`"
+            out.append(f"| `{f.alias or name}` | {tname} | {shown} | {f.description or ''} |")
+        out.append("")
+        for t, m in nested:
+            section(t, m)
+
+    for path, model in FILES.items():
+        section(path, model)
+    return "\n".join(out).rstrip() + "\n"
+
+
+if __name__ == "__main__":
+    print(reference(), end="")
