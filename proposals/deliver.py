@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from alerts.channels import Secrets
 from alerts.config import AlertsConfig
-from alerts.notify import queue_reports, report_link
+from alerts.outbox import queue_reports, report_link
 from alerts.render import Message, report_message
 from hotline.core.reference import Reference
 from proposals.report import SPROUT_KINDS, evidence_lines, label

@@ -76,7 +76,7 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
         summary = _summary(cur, ev, live, cfg, ref, tz)
         summary.update({"day": str(day), "events_recorded": written, "events_today": int(len(ev))})
         if outbox is not None and len(cur):
-            from alerts.notify import queue_reports
+            from alerts.outbox import queue_reports
             from sla.notice import light_items
 
             alerts_cfg, var_dir, *secrets = outbox  # (alerts config, var dir[, channel secrets])

@@ -40,7 +40,7 @@ def horse_race(engine, month, ref: Reference, config_dir: Path, var_dir: Path, p
 def deliver_brief(engine, res: dict[str, Any], ref: Reference, alerts_cfg, var_dir: Path,
                   now: dt.datetime | None = None, secrets=None) -> dict[str, Any]:
     """The province's brief (with a link to the report) to ``province:<code>``, once per month."""
-    from alerts.notify import queue_reports, report_link
+    from alerts.outbox import queue_reports, report_link
     from alerts.render import Message, report_message
 
     month, prov = res["month"], res["province"]

@@ -13,12 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, insert, select
 
+from alerts.acks import acknowledge, history
 from alerts.channels import Secrets, dingtalk_sign, feishu_sign, redact
 from alerts.config import AlertsConfig, ConfigError, Matcher
 from alerts.model import fingerprint, labels_for
-from alerts.notify import acknowledge, add_silence, deliver_due, expire_silence, history, notify_day, outbox, requeue
+from alerts.notify import notify_day
+from alerts.outbox import deliver_due, outbox, requeue
 from alerts.render import compose
 from alerts.routing import group_alerts, inhibited
+from alerts.silences import add_silence, expire_silence
 from hotline.core.pii import contains_pii
 from tests.alert_servers import RobotServer, SmtpServer
 from warehouse.schema import alerts as alerts_table
@@ -668,3 +671,22 @@ def test_cli_silence_ack_and_outbox(wh, ref, tmp_path, monkeypatch):
     assert box["counts"]["delivered"] == 1
     show = runner.invoke(main, ["alerts", "show", fp[:8], "--db", db])
     assert "acknowledged" in show.output and "not_useful" in show.output and "fired" in show.output
+
+
+def test_the_notify_stages_run_alone_as_notify_day_runs_them(engine, ref, tmp_path):
+    """Each stage of STAGES takes the run and the step before's result: the first four, run by
+    hand, see today's alerts grouped for their offices, and nothing is queued until enqueue."""
+    from alerts.notify import STAGES, NotifyRun, due_stage, evaluate_stage, group_stage, sync_stage
+
+    assert [s.__name__ for s in STAGES] == ["sync_stage", "evaluate_stage", "group_stage", "due_stage",
+                                            "pages_stage", "enqueue_stage", "deliver_stage"]
+    store(engine, anomaly("district", BAOAN), anomaly("district", LONGGANG))
+    run = NotifyRun(engine, DAY, ref, config(), tmp_path, Secrets({}), NOW, "notify-test")
+    assert sync_stage(run, None) is None and run.metrics["fired"] == 2
+    rows = evaluate_stage(run, None)
+    assert run.metrics["status"]["firing"] == 2 and len(rows) == 2
+    groups = group_stage(run, rows)
+    assert run.metrics["groups"] == len(groups) >= 1
+    due = due_stage(run, groups)
+    assert sum(len(f) for _, f, _ in due) >= 2  # new groups are due on their first day (group_wait 0)
+    assert outbox(engine) == []

@@ -18,9 +18,10 @@ import pytest
 from markdown_it import MarkdownIt
 from sqlalchemy import func, insert, select
 
+from alerts.acks import history
 from alerts.channels import Secrets, redact
 from alerts.model import fingerprint
-from alerts.notify import alert_link, deliver_due, history, outbox
+from alerts.outbox import alert_link, deliver_due, outbox
 from hotline.core.pii import mask_outgoing
 from tests.alert_servers import HangingRobotServer, SmtpServer, free_port
 from tests.test_alerts import (
@@ -320,7 +321,7 @@ def _queue_lists_process(url: str, var_dir: str, first: bool, inserted, checked,
     inserting its first list until the second has checked the outbox (and found nothing
     committed); the second then inserts the same dedup keys."""
     try:
-        from alerts.notify import queue_reports
+        from alerts.outbox import queue_reports
         from hotline.core.reference import load_reference
         from warehouse.db import connect
 
@@ -361,7 +362,7 @@ def test_two_lights_runs_queueing_at_once_make_one_row_per_dedup_key(engine, tmp
 def test_two_notify_runs_enqueueing_the_same_due_list_at_once_make_one_row_each(engine, ref, tmp_path, monkeypatch):
     """The alerts' own enqueue, from two connections: the first holds its transaction open after
     its first notice until the second has checked the outbox."""
-    import alerts.notify as notify
+    import alerts.outbox as notify
     from alerts.routing import group_alerts
     from tests.test_alerts import _alert
 

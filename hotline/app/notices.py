@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 def notify_operators(day: dt.date, group: str, key: str, labels: dict[str, str], build, rt=None) -> None:
     """Queue one operators' notice (receiver ``operators:<province>``) through the alerts outbox;
     ``key`` is its dedup key, so a repeated call sends nothing twice."""
-    from alerts.notify import queue_reports
+    from alerts.outbox import queue_reports
     from hotline.app.runtime import Runtime
 
     rt = rt or Runtime.from_env()

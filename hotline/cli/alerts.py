@@ -94,8 +94,9 @@ def alerts_list(ctx, state, day, limit, db_url, as_json):
 @click.pass_context
 def alerts_show(ctx, alert_id, db_url, as_json):
     """One alert: labels, numbers, explanation, and its whole history."""
+    from alerts.acks import history, resolve_fingerprint
     from alerts.model import read_alerts
-    from alerts.notify import as_mapping, history, resolve_fingerprint
+    from alerts.notify import as_mapping
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     try:
@@ -130,7 +131,7 @@ def alerts_show(ctx, alert_id, db_url, as_json):
 @click.pass_context
 def alerts_ack(ctx, alert_id, author, verdict, comment, db_url, as_json):
     """Acknowledge an alert: no more repeat notices for it until it resolves and fires again."""
-    from alerts.notify import acknowledge
+    from alerts.acks import acknowledge
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     try:
@@ -156,7 +157,7 @@ def alerts_silence(ctx, matchers, until, author, reason, until_resolved, db_url,
     """Hold back matching alerts' notices for a time; the author, reason and every alert held
     back are recorded."""
     from alerts.config import ConfigError
-    from alerts.notify import add_silence
+    from alerts.silences import add_silence
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     ends = _until(until)
@@ -178,7 +179,7 @@ def alerts_silence(ctx, matchers, until, author, reason, until_resolved, db_url,
 @click.pass_context
 def alerts_unsilence(ctx, silence_id, author, reason, db_url, as_json):
     """End a silence now (audited)."""
-    from alerts.notify import expire_silence
+    from alerts.silences import expire_silence
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     try:
@@ -195,7 +196,9 @@ def alerts_unsilence(ctx, silence_id, author, reason, db_url, as_json):
 @click.pass_context
 def alerts_silences(ctx, include_ended, db_url, as_json):
     """Silences with their author, reason and end, and the alerts each held back (the audit)."""
-    from alerts.notify import as_mapping, history, silences_list
+    from alerts.acks import history
+    from alerts.notify import as_mapping
+    from alerts.silences import silences_list
 
     _, engine, _, _ = _alerts_ctx(ctx, db_url)
     rows = []
@@ -223,7 +226,8 @@ def alerts_outbox(ctx, status, day, retry_id, deliver, db_url, as_json):
     import os
 
     from alerts.channels import Secrets
-    from alerts.notify import as_mapping, deliver_due, outbox, requeue
+    from alerts.notify import as_mapping
+    from alerts.outbox import deliver_due, outbox, requeue
 
     s, engine, cfg, _ = _alerts_ctx(ctx, db_url)
     lines = []
