@@ -3,7 +3,6 @@ from daily_counts, forecast them, and store the result keyed by the origin day (
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -11,6 +10,7 @@ from sqlalchemy import Engine, and_, delete, func, insert, select
 
 from forecasting.api import forecast
 from forecasting.reconcile import reconcile_city
+from hotline.core.config import ForecastingFile
 from hotline.core.series import series_ids
 from warehouse.aggregate import read_series
 from warehouse.runs import new_run_id, stage_run
@@ -23,19 +23,8 @@ CITY_LEVELS = (("city", "all"), ("city", "l1"), ("city", "l2"), ("district", "al
 PROVINCE_LEVELS = (("province", "all"), ("province", "l1"))
 
 
-@dataclass
-class ForecastSettings:
-    horizon: int = 30
-    history_days: int = 420
-    model: str = "auto"
-    candidates: tuple[str, ...] = ("fast", "fast_local", "fast_trend", "seasonal_naive")
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any] | None) -> "ForecastSettings":
-        d = dict(d or {})
-        if "candidates" in d:
-            d["candidates"] = tuple(d["candidates"])
-        return cls(**d)
+# The daily forecast's settings: config/hotline.yaml `forecasting:`, validated (hotline.core.config).
+ForecastSettings = ForecastingFile
 
 
 def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSettings,

@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hotline.core.config import RankingSection, SlaFile, validate
+
 # name -> (kind, higher is better, zh, en, unit)
 METRICS: dict[str, tuple[str, bool, str, str, str]] = {
     "on_time": ("rate", True, "按时办结率", "On-time completion", "%"),
@@ -49,33 +51,30 @@ METRICS: dict[str, tuple[str, bool, str, str, str]] = {
 AGG_COLUMNS = [f"{m}_{s}" for m in METRICS for s in ("n", "x")] + ["handling_hours_x2"]
 
 
+_DEFAULTS = RankingSection()
+
+
 @dataclass(frozen=True)
 class RankingConfig:
-    weights: Mapping[str, float] = field(default_factory=lambda: {
-        "on_time": 0.2, "handling_hours": 0.1, "overdue": 0.15, "repeat": 0.15, "satisfaction": 0.2,
-        "resolution": 0.2})
-    min_closed: int = 30            # fewer closed tickets in the month: listed, not ranked
-    min_metric_n: int = 20          # fewer tickets behind one metric (rated, due...): that metric unscored
-    significance_z: float = 2.58    # funnel limit for "significantly worse than its mix predicts"
-    bottom: int = 1                 # flagged per group (groups of two or more ranked units)
+    # the defaults and their meaning: hotline.core.config.RankingSection (docs/CONFIG.md)
+    weights: Mapping[str, float] = field(default_factory=lambda: dict(RankingSection().weights))
+    min_closed: int = _DEFAULTS.min_closed
+    min_metric_n: int = _DEFAULTS.min_metric_n
+    significance_z: float = _DEFAULTS.significance_z
+    bottom: int = _DEFAULTS.bottom
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any] | None, where: str) -> "RankingConfig":
-        doc = dict(doc or {})
-        base = cls()
-        weights = dict(doc.get("weights") or base.weights)
+    def from_section(cls, sec: RankingSection, where: str) -> "RankingConfig":
+        """From config/sla.yaml's validated ``ranking:`` section (keys, kinds and ranges checked
+        there); the weights must name known metrics and have a positive sum."""
+        weights = dict(sec.weights)
         unknown = sorted(set(weights) - set(METRICS))
         if unknown:
             raise ValueError(f"{where}: ranking.weights: unknown metric(s) {', '.join(unknown)}; "
                              f"known: {', '.join(METRICS)}")
-        if any(float(w) < 0 for w in weights.values()) or sum(float(w) for w in weights.values()) <= 0:
+        if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
             raise ValueError(f"{where}: ranking.weights must be >= 0 with a positive sum")
-        cfg = cls({k: float(v) for k, v in weights.items()}, int(doc.get("min_closed", base.min_closed)),
-                  int(doc.get("min_metric_n", base.min_metric_n)),
-                  float(doc.get("significance_z", base.significance_z)), int(doc.get("bottom", base.bottom)))
-        if cfg.min_closed < 1 or cfg.min_metric_n < 1 or cfg.bottom < 0 or cfg.significance_z <= 0:
-            raise ValueError(f"{where}: ranking: min_closed and min_metric_n >= 1, bottom >= 0, significance_z > 0")
-        return cfg
+        return cls(weights, sec.min_closed, sec.min_metric_n, sec.significance_z, sec.bottom)
 
 
 def benchmark(agg: pd.DataFrame) -> pd.DataFrame:
@@ -184,5 +183,5 @@ def load_ranking_config(config_dir: Any) -> RankingConfig:
     import yaml
 
     path = Path(config_dir) / "sla.yaml"
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return RankingConfig.from_doc(doc.get("ranking"), str(path))
+    doc = validate(SlaFile, yaml.safe_load(path.read_text(encoding="utf-8")), path)
+    return RankingConfig.from_section(doc.ranking, str(path))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
+from hotline.core.config import SlaFile, TrendsSection, validate
 from hotline.core.reference import Reference
 from proposals.panel import read_monthly
 from warehouse.schema import anomalies
@@ -20,26 +21,22 @@ from warehouse.schema import anomalies
 
 @dataclass(frozen=True)
 class TrendConfig:
-    min_count: int = 30
-    ratio: float = 1.3
-    z: float = 3.0
-    cross_city_min: int = 3
+    # the defaults and their meaning: hotline.core.config.TrendsSection (docs/CONFIG.md)
+    min_count: int = TrendsSection().min_count
+    ratio: float = TrendsSection().ratio
+    z: float = TrendsSection().z
+    cross_city_min: int = TrendsSection().cross_city_min
 
     @classmethod
     def load(cls, config_dir: Any) -> "TrendConfig":
-        """The ``trends:`` section of config/sla.yaml."""
+        """The ``trends:`` section of config/sla.yaml, validated."""
         from pathlib import Path
 
         import yaml
 
         path = Path(config_dir) / "sla.yaml"
-        doc = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("trends") or {}
-        unknown = sorted(set(doc) - {"min_count", "ratio", "z", "cross_city_min"})
-        if unknown:
-            raise ValueError(f"{path}: trends: unknown key(s) {', '.join(unknown)}")
-        base = cls()
-        return cls(int(doc.get("min_count", base.min_count)), float(doc.get("ratio", base.ratio)),
-                   float(doc.get("z", base.z)), int(doc.get("cross_city_min", base.cross_city_min)))
+        sec = validate(SlaFile, yaml.safe_load(path.read_text(encoding="utf-8")), path).trends
+        return cls(sec.min_count, sec.ratio, sec.z, sec.cross_city_min)
 
 
 def _rising(cur: pd.Series, prev: pd.Series, days_cur: int, days_prev: int, cfg: TrendConfig) -> pd.Series:

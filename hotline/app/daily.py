@@ -92,7 +92,7 @@ def forecast_city(rt: Runtime, item: dict) -> dict:
     from forecasting.job import ForecastSettings, forecast_scope
 
     res = forecast_scope(rt.engine, dt.date.fromisoformat(item["day"]), item["scope"],
-                         ForecastSettings.from_dict(rt.settings.forecasting), calendar=item.get("calendar", "CN"))
+                         ForecastSettings.model_validate(rt.settings.forecasting), calendar=item.get("calendar", "CN"))
     log.info("forecast %s: %s series, models %s", item["scope"], res["series"], res["models"])
     return {"day": item["day"], "name": item.get("name", ""), **res}
 

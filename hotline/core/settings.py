@@ -40,7 +40,7 @@ class Settings:
     lookback_days: int = 7
     lock_wait_seconds: float = 900.0
     source: dict[str, Any] = field(default_factory=dict)  # the daily DAG's source
-    forecasting: dict[str, Any] = field(default_factory=dict)  # forecasting.job.ForecastSettings
+    forecasting: dict[str, Any] = field(default_factory=dict)  # hotline.core.config.ForecastingFile
 
     def with_db(self, url: str | None) -> "Settings":
         return replace(self, db_url=url) if url else self
