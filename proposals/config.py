@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from hotline.core.reference import ConfigError
+
 # Beijing's published principles for 每月一题 (REALISM.md), each a named group of components, and
 # the outlook (未诉先办), which counts only as far as frequency or hardness carries it.
 PRINCIPLES: dict[str, tuple[str, ...]] = {
@@ -43,7 +45,7 @@ DEFAULT_SCORING: dict[str, Any] = {
 }
 
 
-class ProposalsConfigError(ValueError):
+class ProposalsConfigError(ConfigError):
     pass
 
 

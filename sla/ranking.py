@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hotline.core.config import RankingSection, SlaFile, validate
+from hotline.core.reference import ConfigError
 
 # name -> (kind, higher is better, zh, en, unit)
 METRICS: dict[str, tuple[str, bool, str, str, str]] = {
@@ -70,10 +71,10 @@ class RankingConfig:
         weights = dict(sec.weights)
         unknown = sorted(set(weights) - set(METRICS))
         if unknown:
-            raise ValueError(f"{where}: ranking.weights: unknown metric(s) {', '.join(unknown)}; "
+            raise ConfigError(f"{where}: ranking.weights: unknown metric(s) {', '.join(unknown)}; "
                              f"known: {', '.join(METRICS)}")
         if any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            raise ValueError(f"{where}: ranking.weights must be >= 0 with a positive sum")
+            raise ConfigError(f"{where}: ranking.weights must be >= 0 with a positive sum")
         return cls(weights, sec.min_closed, sec.min_metric_n, sec.significance_z, sec.bottom)
 
 

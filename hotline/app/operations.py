@@ -2,7 +2,7 @@
 the ``operations:`` section of config/hotline.yaml (the file HOTLINE_SETTINGS names, else
 <HOTLINE_CONFIG_DIR>/hotline.yaml).
 
-Read when a DAG file is parsed, so this module imports nothing but yaml.
+Read when a DAG file is parsed, so this module imports nothing heavy (yaml and the config models).
 
     operations:
       owner: hotline
@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from hotline.core.reference import DEFAULT_TIMEZONE
+from hotline.core.config import HotlineFile, validate
+from hotline.core.reference import DEFAULT_TIMEZONE, ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 TZ = DEFAULT_TIMEZONE
@@ -85,38 +86,19 @@ def load_operations(env: dict[str, str] | None = None) -> Operations:
     env = dict(os.environ if env is None else env)
     path = _path(env)
     doc = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.exists() else {}
-    raw = doc.get("operations") or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: operations: expected a mapping, got {type(raw).__name__}")
-    unknown = set(raw) - {"owner", "retries", "retry_delay_seconds", "max_retry_delay_seconds", "model_pool",
-                          "daily_deadline"}
-    if unknown:
-        raise ValueError(f"{path}: operations: unknown key(s) {sorted(unknown)}")
-    d = Operations()
-
-    def seconds(key: str, default: dt.timedelta) -> dt.timedelta:
-        if key not in raw:
-            return default
-        value = raw[key]
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{path}: operations.{key}: expected seconds >= 0, got {value!r}")
-        return dt.timedelta(seconds=value)
-
-    retries = raw.get("retries", d.retries)
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(f"{path}: operations.retries: expected an integer >= 0, got {retries!r}")
+    ops = validate(HotlineFile, doc, path).operations  # keys, kinds and ranges (docs/CONFIG.md)
     where = "HOTLINE_DAILY_DEADLINE" if "HOTLINE_DAILY_DEADLINE" in env else f"{path}: operations.daily_deadline"
-    raw_deadline = env.get("HOTLINE_DAILY_DEADLINE", raw.get("daily_deadline", "06:00"))
+    raw_deadline = env.get("HOTLINE_DAILY_DEADLINE", ops.daily_deadline)
     deadline = str(raw_deadline)
     off = raw_deadline is None or deadline.strip().lower() in ("off", "none", "null", "false", "")
     m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?", deadline)
     if not m and not off:
         hint = " (quote it: YAML reads an unquoted 6:00 as the number 360)" if isinstance(raw_deadline, int) else ""
-        raise ValueError(f"{where}: expected HH:MM (Asia/Shanghai) or off, got {deadline!r}{hint}")
-    return Operations(owner=str(raw.get("owner", d.owner)), retries=retries, timezone=province_timezone(doc, env),
-                      retry_delay=seconds("retry_delay_seconds", d.retry_delay),
-                      max_retry_delay=seconds("max_retry_delay_seconds", d.max_retry_delay),
-                      model_pool=str(raw.get("model_pool", d.model_pool)),
+        raise ConfigError(f"{where}: expected HH:MM (the province's local time) or off, got {deadline!r}{hint}")
+    return Operations(owner=ops.owner, retries=ops.retries, timezone=province_timezone(doc, env),
+                      retry_delay=dt.timedelta(seconds=ops.retry_delay_seconds),
+                      max_retry_delay=dt.timedelta(seconds=ops.max_retry_delay_seconds),
+                      model_pool=ops.model_pool,
                       daily_deadline=None if off else dt.time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)))
 
 

@@ -67,7 +67,7 @@ class OperationsFile(Strict):
     ``daily_deadline``, with a hint for an unquoted YAML time)."""
 
     owner: str = Field("hotline", description="every task's owner")
-    retries: int = Field(2, ge=0, description="retries per task after the first try")
+    retries: int = Field(2, ge=0, strict=True, description="retries per task after the first try")
     retry_delay_seconds: float = Field(300, ge=0, description="the first retry's delay; it doubles")
     max_retry_delay_seconds: float = Field(3600, ge=0, description="the longest delay between retries")
     model_pool: str = Field("hotline_models", description="the pool of the forecast and detect tasks")
