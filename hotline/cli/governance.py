@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import click
@@ -47,28 +46,21 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
     continuity, hard problems, balance) and the outlook, choose one per city and for the province,
     store them and write the proposal (HTML and Markdown, zh and en) with its 苗头 watch list."""
 
-    from hotline.core.reference import load_reference
-    from proposals.config import (
-        COMPONENTS,
-        PRINCIPLES,
-        ProposalsConfig,
-        ProposalsConfigError,
-    )
-    from proposals.job import ProposalError, parse_month
-    from proposals.job import propose as run
+    from hotline.app import monthly
+    from proposals.config import COMPONENTS, PRINCIPLES, ProposalsConfigError
+    from proposals.job import ProposalError
     from proposals.report import PRINCIPLE_NAMES, evidence_lines, label
 
     def num(x):
         return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else round(float(x), 3)
 
-    s, engine = _warehouse(ctx, db_url)
-    ref = load_reference(s.config_dir)
+    rt = _runtime(ctx, db_url)
+    ref = rt.ref
     try:
-        cfg = ProposalsConfig.load(s.config_dir)
         with _working(f"ranking the candidate issues of {month} ..."):
-            results = run(engine, parse_month(month), ref, cfg, s.province, s.var_dir, cities=list(cities) or None,
-                          override=override, override_by=override_by, override_reason=override_reason,
-                          province_only=province_only)
+            results = monthly.run_proposals(rt, month, cities=list(cities) or None, province_only=province_only,
+                                            override=override, override_by=override_by,
+                                            override_reason=override_reason)
     except (ProposalError, ProposalsConfigError) as exc:
         _fail(str(exc))
     top = top if top is not None else (10 if len(results) == 1 else 3)
@@ -115,14 +107,7 @@ def propose(ctx, month, cities, province_only, override, override_by, override_r
                         "model_choice": r.choice["model_choice"], "override": r.override is not None,
                         "watch": r.choice["watch"], "candidates": recs, "sprouts": sprouts, "reports": r.report_paths})
     if deliver:
-        from alerts.channels import Secrets
-        from alerts.config import AlertsConfig
-        from proposals.deliver import deliver_proposals
-        from proposals.job import stored_month
-
-        res = deliver_proposals(engine, stored_month(engine, parse_month(month), [r.scope.code for r in results]),
-                                AlertsConfig.load(s.config_dir), ref, s.var_dir, secrets=Secrets(os.environ))
-        lines.append(f"delivery: {res}")
+        lines.append(f"delivery: {monthly.deliver(rt, month, [r.scope.code for r in results])}")
     _emit({"month": month, "scopes": payload}, as_json, lines)
 
 
@@ -233,26 +218,21 @@ def ranking(ctx, month, level, city, deliver, db_url, as_json):
     the province's hotspots and brief; the zh/en report under var/reports/ranking/<month>/."""
     import pandas as pd
 
-    from hotline.core.reference import load_reference
-    from sla.monthly import deliver_brief, horse_race
+    from hotline.app import monthly
     from sla.report import movement
 
-    s, engine = _warehouse(ctx, db_url)
+    rt = _runtime(ctx, db_url)
+    s, ref = rt.settings, rt.ref
     if month is not None:
         m = month
     else:
-        last = pd.Timestamp(_day_or_last(engine, s, None))
+        last = pd.Timestamp(_day_or_last(rt.engine, s, None))
         m = last.to_period("M") - (0 if last.is_month_end else 1)  # the last full month
-    ref = load_reference(s.config_dir)
     levels = ("city", "district") if level == "both" else (level,)
     with _working(f"horse race for {m} ..."):
-        res = horse_race(engine, m, ref, s.config_dir, s.var_dir, s.province, levels)
+        res = monthly.horse_race(rt, m, levels)
     if deliver:
-        from alerts.channels import Secrets
-        from alerts.config import AlertsConfig
-
-        res["delivery"] = deliver_brief(engine, res, ref, AlertsConfig.load(s.config_dir), s.var_dir,
-                                        secrets=Secrets(os.environ))
+        res["delivery"] = monthly.send_brief(rt, res)
     if city:
         tier = ref.regions.province(s.province).city(city).tier
         for lv, doc in res["levels"].items():
