@@ -51,3 +51,21 @@ def test_an_upward_or_sideways_import_breaks_it(tree, module, line, broken):
     finally:
         path.write_text(original, encoding="utf-8")
     assert out.returncode != 0 and broken in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("dag", sorted((ROOT / "dags").glob("*.py")), ids=lambda p: p.name)
+def test_the_dags_call_the_app_only_and_log_through_logging(dag):
+    """A DAG file imports Airflow, pendulum, the standard library and, of the project, only
+    hotline.app and the Airflow glue (hotline.callbacks); no task prints."""
+    import ast
+
+    tree = ast.parse(dag.read_text(encoding="utf-8"))
+    ours = set(PACKAGES)
+    for node in ast.walk(tree):
+        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        for name in names:
+            if name.split(".")[0] in ours:
+                assert name.startswith(("hotline.app", "hotline.callbacks")), f"{dag.name} imports {name}"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            assert node.func.id != "print", f"{dag.name}:{node.lineno} prints instead of logging"
