@@ -305,7 +305,7 @@ def bench_detect(url: str, label: str) -> None:
                            "province" if sc == gen.province.code else "city")) for sc in scopes)
     read = time.perf_counter() - t
     t = time.perf_counter()
-    found = sum(detect_scope(engine, end, sc, DEFAULT_CONFIG_DIR)["anomalies"] for sc in scopes)
+    found = sum(detect_scope(engine, end, sc, DEFAULT_CONFIG_DIR).anomalies for sc in scopes)
     one_day = time.perf_counter() - t
     record(f"detect one day, every scope ({len(scopes)}), province scale ({label})", one_day, "s", None,
            f"{n:,} series in the panels ({len(series):,} district x l2); of which reading {PANEL_DAYS} days per "

@@ -9,6 +9,7 @@ anomalies of the scope are replaced, so a rerun gives the same rows, not duplica
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +65,21 @@ def districts_of(ref, scope: str) -> list[str] | None:
     return [d.code for d in city.districts] if isinstance(city, City) else None
 
 
+@dataclass(frozen=True)
+class DetectResult:
+    """What a detection run of one scope stored: its anomalies, by severity, over its series."""
+
+    scope: str
+    anomalies: int = 0
+    by_severity: dict[str, int] = field(default_factory=dict)
+    series: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Path = DEFAULT_CONFIG_DIR,
-                 cfg: DetectionConfig | None = None) -> dict[str, Any]:
+                 cfg: DetectionConfig | None = None) -> DetectResult:
     ref = load_reference(config_dir)
     level = ref.regions.level_of(scope)
     if level not in ("city", "province"):
@@ -77,7 +91,7 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
                            ref.regions.province(ref.regions.province_of(scope)).calendar, districts_of(ref, scope))
         if panel is None:
             run.metrics = {"anomalies": 0}
-            return {"scope": scope, "anomalies": 0, "by_severity": {}}
+            return DetectResult(scope)
         prof = cfg.arrays(panel)
         own = (panel.keys["region_level"] == level).to_numpy() if level == "province" else np.ones(len(panel), bool)
         for d in prof.enabled:
@@ -92,7 +106,7 @@ def detect_scope(engine: Engine, day: dt.date, scope: str, config_dir: str | Pat
         metrics = {"anomalies": int(len(res)), "by_severity": res["severity"].value_counts().to_dict(),
                    "series": len(panel)}
         run.metrics = metrics
-        return {"scope": scope, **metrics}
+        return DetectResult(scope, **metrics)
 
 
 def recent_anomalies(engine: Engine, day: dt.date, days: int, series_ids: list[str]) -> pd.DataFrame:

@@ -3,6 +3,7 @@ from daily_counts, forecast them, and store the result keyed by the origin day (
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -27,8 +28,20 @@ PROVINCE_LEVELS = (("province", "all"), ("province", "l1"))
 ForecastSettings = ForecastingFile
 
 
+@dataclass(frozen=True)
+class ForecastResult:
+    """What a forecast run of one scope stored: its series and how many each model took."""
+
+    scope: str
+    series: int = 0
+    models: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSettings,
-                   calendar: str = "CN") -> dict[str, Any]:
+                   calendar: str = "CN") -> ForecastResult:
     """Forecast one scope (``province`` or a city code) from ``origin`` (the last day of history),
     on the region's holiday ``calendar`` (CN with 调休, US, none)."""
     run_id = new_run_id("forecast")
@@ -41,7 +54,7 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
         history = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
         if history is None:
             run.metrics = {"series": 0}
-            return {"scope": scope, "series": 0, "models": {}}
+            return ForecastResult(scope)
         history = history[history["ds"] <= pd.Timestamp(origin)]
         fc = forecast(history[["series_id", "ds", "y"]], fs.horizon, model=fs.model, candidates=fs.candidates,
                       calendar=calendar)
@@ -54,10 +67,10 @@ def forecast_scope(engine: Engine, origin: dt.date, scope: str, fs: ForecastSett
         models = fc.drop_duplicates("series_id")["model"].value_counts().to_dict()
         metrics = {"series": int(fc["series_id"].nunique()), "models": models}
         run.metrics = metrics
-        return {"scope": scope, **metrics}
+        return ForecastResult(scope, **metrics)
 
 
-def province_from_cities(engine: Engine, origin: dt.date, province_code: str) -> dict[str, Any]:
+def province_from_cities(engine: Engine, origin: dt.date, province_code: str) -> ForecastResult:
     """Bottom-up for the province: its total and its categories are the sums of its cities'
     (coherent) forecasts for the same origin; interval bounds add up (a conservative band)."""
     run_id = new_run_id("forecast")
@@ -73,14 +86,14 @@ def province_from_cities(engine: Engine, origin: dt.date, province_code: str) ->
         fc = pd.DataFrame(rows)
         if fc.empty:
             run.metrics = {"series": 0}
-            return {"scope": "province", "series": 0, "models": {}}
+            return ForecastResult("province")
         fc = fc.assign(region_level="province", region_code=province_code, model="sum_of_cities")
         fc["series_id"] = series_ids(fc)
         store(engine, fc, origin, run_id)
         n = int(fc["series_id"].nunique())
         metrics = {"series": n, "models": {"sum_of_cities": n}}
         run.metrics = metrics
-        return {"scope": "province", **metrics}
+        return ForecastResult("province", **metrics)
 
 
 def store(engine: Engine, fc: pd.DataFrame, origin: dt.date, run_id: str) -> int:

@@ -424,7 +424,7 @@ def test_the_daily_detect_job_stores_anomalies_with_explanations_and_a_rerun_rep
             return pd.DataFrame(conn.execute(select(anomalies).order_by(anomalies.c.series_id, anomalies.c.detector))
                                 .mappings().all())
     a1 = stored()
-    assert first["anomalies"] == len(a1) > 0
+    assert first.anomalies == len(a1) > 0 and first.scope == CITY
     hit = a1[a1["series_id"] == "district:440106|l2:housing.property_service"]
     assert len(hit) and hit.iloc[0]["kind"] == "spike" and hit.iloc[0]["severity"] in ("red", "orange", "yellow")
     city = a1[a1["series_id"] == "city:440100|l2:housing.property_service"]

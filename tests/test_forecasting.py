@@ -148,7 +148,8 @@ def test_the_daily_job_stores_forecasts_and_a_rerun_replaces_them(engine, small_
     again = forecast_scope(engine, origin, "440100", fs)
     with engine.connect() as conn:
         n2, lo = conn.execute(select(func.count(), func.min(forecasts.c.ds))).one()
-    assert first["series"] == again["series"] > 20 and n1 == n2 == first["series"] * 10
+    assert first.series == again.series > 20 and n1 == n2 == first.series * 10
+    assert sum(first.models.values()) == first.series
     assert lo == origin + dt.timedelta(days=1)
 
 
@@ -192,7 +193,7 @@ def test_the_province_is_the_sum_of_its_cities(engine, small_generator, mapper_f
         fc = pd.DataFrame(conn.execute(select(forecasts)).mappings().all())
     prov = fc[(fc.region_level == "province") & (fc.category_level == "all")].set_index("ds")["yhat"]
     cities = fc[(fc.region_level == "city") & (fc.category_level == "all")].groupby("ds")["yhat"].sum()
-    assert res["series"] > 1 and len(prov) == 5
+    assert res.series > 1 and res.models == {"sum_of_cities": res.series} and len(prov) == 5
     assert np.allclose(prov.sort_index().to_numpy(), cities.sort_index().to_numpy())
 
 

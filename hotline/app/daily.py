@@ -93,8 +93,8 @@ def forecast_city(rt: Runtime, item: dict) -> dict:
 
     res = forecast_scope(rt.engine, dt.date.fromisoformat(item["day"]), item["scope"],
                          ForecastSettings.model_validate(rt.settings.forecasting), calendar=item.get("calendar", "CN"))
-    log.info("forecast %s: %s series, models %s", item["scope"], res["series"], res["models"])
-    return {"day": item["day"], "name": item.get("name", ""), **res}
+    log.info("forecast %s: %s series, models %s", item["scope"], res.series, res.models)
+    return {"day": item["day"], "name": item.get("name", ""), **res.as_dict()}
 
 
 def forecast_province(rt: Runtime, cities: list[dict]) -> dict:
@@ -103,8 +103,8 @@ def forecast_province(rt: Runtime, cities: list[dict]) -> dict:
 
     cities = list(cities)
     res = province_from_cities(rt.engine, dt.date.fromisoformat(cities[0]["day"]), rt.province)
-    log.info("forecast province: %s series (sum of %s cities)", res["series"], len(cities))
-    return res
+    log.info("forecast province: %s series (sum of %s cities)", res.series, len(cities))
+    return res.as_dict()
 
 
 def detect_scopes(rt: Runtime, cities: list[dict]) -> list[dict]:
@@ -118,8 +118,8 @@ def detect(rt: Runtime, item: dict) -> dict:
     from detectors.job import detect_scope
 
     res = detect_scope(rt.engine, dt.date.fromisoformat(item["day"]), item["scope"], rt.settings.config_dir)
-    log.info("detect %s: %s anomalies %s", item["scope"], res["anomalies"], res["by_severity"])
-    return {"day": item["day"], **res}
+    log.info("detect %s: %s anomalies %s", item["scope"], res.anomalies, res.by_severity)
+    return {"day": item["day"], **res.as_dict()}
 
 
 def notify(rt: Runtime, day: dt.date) -> dict:
