@@ -14,7 +14,7 @@ def month_done(rt: Runtime, month: str) -> tuple[bool, str]:
     from proposals.job import month_complete, parse_month
 
     m = parse_month(month)
-    done = month_complete(rt.engine, m)
+    done = month_complete(rt.migrate().engine, m)
     log.info("wait_for_month: daily run for %s %s", m.end_time.date(), "has notified" if done else "not finished yet")
     return done, str(m)
 

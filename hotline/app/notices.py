@@ -15,7 +15,7 @@ def notify_operators(day: dt.date, group: str, key: str, labels: dict[str, str],
     from alerts.outbox import queue_reports
     from hotline.app.runtime import Runtime
 
-    rt = rt or Runtime.from_env()
+    rt = (rt or Runtime.from_env()).migrate()
     item = {"receiver": f"operators:{rt.province}", "ds": day, "group": group, "keys": [key], "labels": labels,
             "build": build}
     queue_reports(rt.engine, [item], rt.alerts_config, rt.ref, rt.settings.var_dir, secrets=rt.secrets())

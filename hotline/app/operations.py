@@ -73,7 +73,7 @@ def province_timezone(doc: dict[str, Any], env: dict[str, str]) -> str:
 
     province = str((doc.get("source") or {}).get("province", DEFAULT_PROVINCE))
     config_dir = Path(env.get("HOTLINE_CONFIG_DIR", PROJECT_ROOT / "config"))
-    for f in sorted((config_dir / "regions").glob(f"{province}_*.yaml")):
+    for f in sorted((config_dir / "regions").glob("*.yaml")):
         region = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
         if str(region.get("code")) == province:
             return str(region.get("timezone") or TZ)

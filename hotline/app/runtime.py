@@ -24,12 +24,18 @@ class Runtime:
 
     @functools.cached_property
     def engine(self):
-        """The warehouse, migrated to the current schema."""
-        from warehouse.db import connect, migrate
+        """The warehouse (the stage that writes first, ingest, brings its schema up to date; a
+        use case that may run on an empty warehouse calls :meth:`migrate`)."""
+        from warehouse.db import connect
 
-        engine = connect(self.settings.db_url)
-        migrate(engine)
-        return engine
+        return connect(self.settings.db_url)
+
+    def migrate(self) -> "Runtime":
+        """Bring the warehouse's schema up to date (Alembic; nothing to do when it is)."""
+        from warehouse.db import migrate
+
+        migrate(self.engine)
+        return self
 
     @functools.cached_property
     def ref(self) -> Reference:

@@ -112,7 +112,7 @@ def _runtime(ctx: click.Context, db_url: str | None):
     """The app's Runtime for this command (settings with --db applied)."""
     from hotline.app.runtime import Runtime
 
-    return Runtime(_settings(ctx).with_db(db_url))
+    return Runtime(_settings(ctx).with_db(db_url)).migrate()
 
 
 def _day_or_last(engine, s: Settings, day):

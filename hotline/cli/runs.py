@@ -35,6 +35,3 @@ def runs(ctx, city, last, db_url, as_json):
         lines.append(f"    {st}")
         lines += [f"    {f['status']}: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]
     _emit({"runs": res}, as_json, lines)
-
-if __name__ == "__main__":
-    main()

@@ -28,7 +28,7 @@ Day = Annotated[str, BeforeValidator(lambda v: v.isoformat() if isinstance(v, dt
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SourceFile(Strict):
