@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from alerts.model import _event, utc
+from alerts.model import history_event, utc
 from warehouse.schema import alert_events, alerts
 
 
@@ -32,7 +32,7 @@ def acknowledge(engine: Engine, fp_prefix: str, author: str, verdict: str | None
             status="acknowledged"))
         conn.execute(update(alerts).where(alerts.c.fingerprint == fp, alerts.c.state == "resolved").values(
             status="resolved"))
-        _event(conn, now, None, fp, "acknowledged", author, {"verdict": verdict, "comment": comment})
+        history_event(conn, now, None, fp, "acknowledged", author, {"verdict": verdict, "comment": comment})
     return fp
 
 

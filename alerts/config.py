@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hotline.core.reference import ConfigError, _read_yaml
+from hotline.core.reference import ConfigError, read_yaml
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$')
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|h|m|s)\s*$")
@@ -214,7 +214,7 @@ class AlertsConfig:
     @classmethod
     def load(cls, config_dir: str | Path) -> "AlertsConfig":
         path = Path(config_dir) / "alerts.yaml"
-        return cls.from_dict(_read_yaml(path) or {}, path)
+        return cls.from_dict(read_yaml(path) or {}, path)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], path: Path | str = "alerts.yaml") -> "AlertsConfig":

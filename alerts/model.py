@@ -205,19 +205,19 @@ def ticket_samples(engine: Engine, day: dt.date, merged: Iterable[Mapping[str, A
 def event_row(now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
               detail: dict[str, Any] | None = None, silence_id: int | None = None) -> dict[str, Any]:
     return {"at": now, "ds": day, "fingerprint": fp, "silence_id": silence_id, "action": action, "actor": actor,
-            "detail": _jsonable(detail)}
+            "detail": jsonable(detail)}
 
 
-def _event(conn, now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
+def history_event(conn, now: dt.datetime, day: dt.date | None, fp: str | None, action: str, actor: str,
            detail: dict[str, Any] | None = None, silence_id: int | None = None) -> None:
     conn.execute(insert(alert_events).values(**event_row(now, day, fp, action, actor, detail, silence_id)))
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
+        return {k: jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
+        return [jsonable(x) for x in v]
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     if hasattr(v, "item"):

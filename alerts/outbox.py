@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from alerts.channels import DeliveryError, OutcomeUnknown, Secrets, Unreachable, redact, send
 from alerts.config import AlertsConfig
-from alerts.model import _event, _jsonable, utc
+from alerts.model import history_event, jsonable, utc
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key
 from hotline.core.reference import Reference
@@ -47,7 +47,7 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
             links = {a["fingerprint"]: alert_link(cfg, var_dir, day, a["fingerprint"]) for a in [*firing, *resolved]}
             chans = cfg.channels_of(g.receiver)
             if not chans:
-                _event(conn, now, day, None, "unrouted", "pipeline",
+                history_event(conn, now, day, None, "unrouted", "pipeline",
                        {"receiver": g.receiver, "group": g.key, "alerts": [a["fingerprint"] for a in firing],
                         "why": "the office has no channel: add it under offices in config/alerts.yaml"})
                 continue
@@ -68,7 +68,7 @@ def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], lis
                        "channel_type": spec["type"], "group_key": g.key, "firing": f_ids, "resolved": r_ids,
                        "severities": {a["fingerprint"]: a["severity"] for a in firing},
                        "lang": lang, "subject": msg.subject, "body": msg.markdown,
-                       "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                       "payload": jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
                        "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": run_id}
                 existing.add(key)
                 row["id"] = _insert_notice(conn, row)
@@ -118,7 +118,7 @@ def queue_reports(engine: Engine, items: Iterable[Mapping[str, Any]], cfg: Alert
             row = {"dedup_key": key, "ds": day, "receiver": receiver, "receiver_name": rname, "channel": ch,
                    "channel_type": spec["type"], "group_key": group, "firing": [], "resolved": [],
                    "severities": {}, "lang": lang, "subject": msg.subject, "body": msg.markdown,
-                   "payload": _jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
+                   "payload": jsonable(channel_payload(spec["type"], msg, meta)), "status": "pending",
                    "attempts": 0, "next_attempt_at": now, "created_at": now, "run_id": it.get("run_id")}
             existing.add(key)
             nid = _insert_notice(conn, row)
@@ -197,7 +197,7 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
             if error is None:
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
                     status="delivered", attempts=attempts, delivered_at=now, last_error=None))
-                _event(conn, now, row["ds"], None, "delivered", "pipeline",
+                history_event(conn, now, row["ds"], None, "delivered", "pipeline",
                        {"notification": row["id"], "channel": ch, "receipt": receipt})
                 out["delivered"] += 1
             else:
@@ -207,11 +207,11 @@ def deliver_due(engine: Engine, cfg: AlertsConfig, secrets: Secrets, var_dir: Pa
                 conn.execute(update(notifications).where(n.id == row["id"]).values(
                     status="failed" if give_up else "pending", attempts=attempts, last_error=error,
                     next_attempt_at=now + wait))
-                _event(conn, now, row["ds"], None, "delivery_failed", "pipeline",
+                history_event(conn, now, row["ds"], None, "delivery_failed", "pipeline",
                        {"notification": row["id"], "channel": ch, "error": error, "attempts": attempts,
                         "gave_up": give_up})
                 if ch in opened:  # this row opened the circuit (the channel's later rows are not tried)
-                    _event(conn, now, row["ds"], None, "circuit_open", "pipeline",
+                    history_event(conn, now, row["ds"], None, "circuit_open", "pipeline",
                            {"channel": ch, "error": opened[ch]})
                 out["failed" if give_up else "retrying"] += 1
     return out
@@ -228,7 +228,7 @@ def requeue(engine: Engine, nid: int, author: str, now: dt.datetime | None = Non
             raise ValueError(f"notice {nid} was delivered at {row['delivered_at']:%Y-%m-%d %H:%M}: not sent again")
         conn.execute(update(notifications).where(notifications.c.id == nid).values(
             status="pending", next_attempt_at=now, attempts=0))
-        _event(conn, now, row["ds"], None, "requeued", author, {"notification": nid})
+        history_event(conn, now, row["ds"], None, "requeued", author, {"notification": nid})
 
 
 def outbox(engine: Engine, status: str | None = None, day: dt.date | None = None, limit: int = 200) -> list[dict]:

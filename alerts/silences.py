@@ -9,7 +9,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from alerts.acks import check_author
 from alerts.config import parse_matchers
-from alerts.model import _event, utc
+from alerts.model import history_event, utc
 from warehouse.schema import alert_events, alerts, silences
 
 
@@ -31,7 +31,7 @@ def add_silence(engine: Engine, matchers: list[str], author: str, reason: str, e
         sid = conn.execute(insert(silences).values(
             matchers=list(matchers), starts_at=starts_at, ends_at=ends_at, end_on_resolve=end_on_resolve,
             created_by=author, reason=reason, created_at=now)).inserted_primary_key[0]
-        _event(conn, now, None, None, "silence_created", author,
+        history_event(conn, now, None, None, "silence_created", author,
                {"matchers": list(matchers), "starts_at": starts_at, "ends_at": ends_at, "reason": reason,
                 "end_on_resolve": end_on_resolve}, silence_id=int(sid))
     return int(sid)
@@ -49,7 +49,7 @@ def expire_silence(engine: Engine, sid: int, author: str, reason: str, now: dt.d
                              f"({row['expire_reason']})")
         conn.execute(update(silences).where(silences.c.id == sid).values(
             expired_at=now, expired_by=author, expire_reason=reason))
-        _event(conn, now, None, None, "silence_expired", author, {"reason": reason}, silence_id=sid)
+        history_event(conn, now, None, None, "silence_expired", author, {"reason": reason}, silence_id=sid)
 
 
 def active_silences(engine: Engine, now: dt.datetime) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def end_resolved_silences(engine: Engine, day: dt.date, now: dt.datetime) -> lis
             if states == {"resolved"}:
                 conn.execute(update(silences).where(silences.c.id == sil["id"]).values(
                     expired_at=now, expired_by="pipeline", expire_reason="its alerts resolved"))
-                _event(conn, now, day, None, "silence_expired", "pipeline", {"reason": "its alerts resolved"},
+                history_event(conn, now, day, None, "silence_expired", "pipeline", {"reason": "its alerts resolved"},
                        silence_id=sil["id"])
                 ended.append(sil["id"])
     return ended

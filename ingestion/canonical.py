@@ -471,7 +471,7 @@ class TicketMapper:
         id_col = (self.fields.get("ticket_id") or {}).get("column")
         for i in idx:
             first = reasons[i][0]
-            rawrow = {c: (mask_text(v) if isinstance(v := _jsonable(raw.at[i, c]), str) and c != id_col else v)
+            rawrow = {c: (mask_text(v) if isinstance(v := jsonable(raw.at[i, c]), str) and c != id_col else v)
                       for c in cols}
             tid = out.at[i, "ticket_id"]
             recs.append({
@@ -526,7 +526,7 @@ def _truthy(v: Any) -> Any:
     return None
 
 
-def _jsonable(v: Any) -> Any:
+def jsonable(v: Any) -> Any:
     if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
         return None
     if isinstance(v, (pd.Timestamp, dt.datetime, dt.date)):

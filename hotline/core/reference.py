@@ -25,7 +25,7 @@ class ConfigError(ValueError):
     """A config file is missing or malformed; the message names the file and the key."""
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         with open(path, encoding="utf-8") as fh:
             return yaml.safe_load(fh)
@@ -141,7 +141,7 @@ def load_regions(config_dir: Path = DEFAULT_CONFIG_DIR) -> Regions:
     if not files:
         raise ConfigError(f"{Path(config_dir) / 'regions'}: no region files")
     for path in files:
-        doc = _read_yaml(path)
+        doc = read_yaml(path)
         try:
             pcode = str(doc["code"])
             cities = []
@@ -213,7 +213,7 @@ UNMAPPED = "other.unmapped"
 
 def load_taxonomy(config_dir: Path = DEFAULT_CONFIG_DIR) -> Taxonomy:
     path = Path(config_dir) / "taxonomy.yaml"
-    doc = _read_yaml(path)
+    doc = read_yaml(path)
     cats: dict[str, Category] = {}
     try:
         for top in doc["categories"]:
@@ -233,7 +233,7 @@ def load_taxonomy(config_dir: Path = DEFAULT_CONFIG_DIR) -> Taxonomy:
 
 
 def load_tiers(config_dir: Path = DEFAULT_CONFIG_DIR) -> dict[str, Any]:
-    return _read_yaml(Path(config_dir) / "tiers.yaml")
+    return read_yaml(Path(config_dir) / "tiers.yaml")
 
 
 def tier_profile(city: City, config_dir: Path = DEFAULT_CONFIG_DIR) -> dict[str, Any]:
@@ -245,7 +245,7 @@ def tier_profile(city: City, config_dir: Path = DEFAULT_CONFIG_DIR) -> dict[str,
 
 
 def load_deadlines(config_dir: Path = DEFAULT_CONFIG_DIR) -> dict[str, dict[str, Any]]:
-    return _read_yaml(Path(config_dir) / "deadlines.yaml")["classes"]
+    return read_yaml(Path(config_dir) / "deadlines.yaml")["classes"]
 
 
 def load_mapping(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> dict[str, Any]:
@@ -256,7 +256,7 @@ def load_mapping(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> di
         if not p.exists():
             known = sorted(x.stem for x in (Path(config_dir) / "mappings").glob("*.yaml"))
             raise ConfigError(f"mapping {name_or_path!r} not found; known mappings: {', '.join(known)}")
-    doc = _read_yaml(p)
+    doc = read_yaml(p)
     doc.setdefault("name", p.stem)
     doc["_path"] = str(p)
     return doc
