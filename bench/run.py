@@ -22,6 +22,7 @@ import pandas as pd
 from sqlalchemy import create_engine, insert, text
 
 from generator.province import ProvinceGenerator
+from hotline.core.config import DEFAULT_PROVINCE
 from hotline.core.reference import DEFAULT_TIMEZONE, load_mapping, load_reference
 from ingestion.canonical import Batch, TicketMapper
 from ingestion.pipeline import ingest
@@ -30,6 +31,8 @@ from warehouse.aggregate import aggregate_days
 from warehouse.db import connect, migrate
 from warehouse.load import upsert_tickets
 from warehouse.schema import tickets
+
+PROVINCE = DEFAULT_PROVINCE  # the demo's province (Guangdong): the benchmarks' data
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS: list[dict] = []
@@ -354,7 +357,7 @@ def bench_score_csv() -> None:
 def _bench_anomalies(n: int, seed: int = 5) -> list[dict]:
     """``n`` anomalies spread over the generated province's districts and cities and the taxonomy."""
     ref = load_reference()
-    prov = ref.regions.province("440000")
+    prov = ref.regions.province(PROVINCE)
     rng = np.random.default_rng(seed)
     districts = ([(d.code, "district") for c in prov.cities for d in c.districts]
                  + [(c.code, "city") for c in prov.cities])
@@ -439,7 +442,7 @@ def bench_proposals() -> None:
     print("proposals")
     ref = load_reference()
     cfg = ProposalsConfig.load(ROOT / "config")
-    gen = ProvinceGenerator("440000", seed=11, scale=0.05)
+    gen = ProvinceGenerator(PROVINCE, seed=11, scale=0.05)
     s, days, counts = gen.counts(dt.date(2024, 10, 1), dt.date(2026, 10, 31))
     url = fresh_sqlite("proposals")
     eng = connect(url)
@@ -450,17 +453,17 @@ def bench_proposals() -> None:
     month = pd.Period("2026-10", freq="M")
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        res = propose(eng, month, ref, cfg, "440000", Path(d))
+        res = propose(eng, month, ref, cfg, PROVINCE, Path(d))
         fast = time.perf_counter() - t
         t = time.perf_counter()
-        for scope in scopes_of(ref, "440000"):
-            rank_one(read_month(eng, month, ref, "440000", cfg, scope.level == "province"), scope, cfg, ref, eng)
+        for scope in scopes_of(ref, PROVINCE):
+            rank_one(read_month(eng, month, ref, PROVINCE, cfg, scope.level == "province"), scope, cfg, ref, eng)
         slow = time.perf_counter() - t
         n = sum(len(r.ranked) for r in res)
         record("proposals: rank, choose and write zh/en reports, province + 11 cities", fast, "s", slow,
                f"{n} candidates scored; baseline: ranking alone, reading the month once per scope")
         t = time.perf_counter()
-        build_board(eng, dt.date(2026, 10, 31), ref, "440000", Path(d) / "site")
+        build_board(eng, dt.date(2026, 10, 31), ref, PROVINCE, Path(d) / "site")
         record("board: index and 11 city pages", time.perf_counter() - t, "s", None,
                "no alerts or forecasts stored in this warehouse: the proposal blocks and tables")
 
@@ -522,11 +525,11 @@ def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
     end = pd.Timestamp("2026-11-25 16:00", tz="UTC")  # the day's end in Asia/Shanghai
     rec = end - pd.to_timedelta(rng.uniform(0, 30 * 24, n), unit="h")
     dl = rec + pd.to_timedelta(rng.choice([2, 24, 72, 120, 312, 360], n), unit="h")
-    districts = [(d.code, c.code) for c in ref.regions.province("440000").cities for d in c.districts]
+    districts = [(d.code, c.code) for c in ref.regions.province(PROVINCE).cities for d in c.districts]
     pick = rng.integers(0, len(districts), n)
     df = pd.DataFrame({"ticket_id": [f"B{i:09d}" for i in range(n)], "source": "bench", "received_at": rec,
                        "received_date": rec.tz_convert(DEFAULT_TIMEZONE).date, "channel": "phone",
-                       "province_code": "440000", "city_code": [districts[i][1] for i in pick],
+                       "province_code": PROVINCE, "city_code": [districts[i][1] for i in pick],
                        "district_code": [districts[i][0] for i in pick], "category_l1": "housing",
                        "category_l2": "housing.property_service", "department": "住房和建设局",
                        "deadline_at": dl, "status": "processing", "is_repeat": False, "updated_at": rec})
@@ -544,10 +547,10 @@ def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
         conn.execute(text("ANALYZE tickets"))
     cfg = SlaConfig()
     t = time.perf_counter()
-    res = lights_day(engine, day, ref, cfg, "440000")
+    res = lights_day(engine, day, ref, cfg, PROVINCE)
     first = time.perf_counter() - t
     t = time.perf_counter()
-    again = lights_day(engine, day, ref, cfg, "440000")
+    again = lights_day(engine, day, ref, cfg, PROVINCE)
     rerun = time.perf_counter() - t
     assert again["events_recorded"] == 0
     record(f"lights stage: {n:,} open tickets in the warehouse, the day's changes recorded ({label})", first, "s",
@@ -559,10 +562,10 @@ def bench_lights_stage(url: str, label: str, n: int = 1_000_000) -> None:
 
     start, stop = day_bounds(day, DEFAULT_TIMEZONE)
     t = time.perf_counter()
-    fast = read_live(engine, start, stop, "440000")
+    fast = read_live(engine, start, stop, PROVINCE)
     t_fast = time.perf_counter() - t
     tc = tickets.c
-    q = select(*[getattr(tc, c) for c in COLS]).where(tc.province_code == "440000", tc.received_at < stop,
+    q = select(*[getattr(tc, c) for c in COLS]).where(tc.province_code == PROVINCE, tc.received_at < stop,
                                                       or_(tc.closed_at.is_(None), tc.closed_at > start))
     t = time.perf_counter()
     with engine.connect() as conn:
@@ -641,16 +644,16 @@ def bench_ranking(url: str, label: str, years: int, scale: float) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as d:
-        horse_race(engine, month - 1, ref, ref.config_dir, Path(d), "440000")  # last month ranked: the movement
+        horse_race(engine, month - 1, ref, ref.config_dir, Path(d), PROVINCE)  # last month ranked: the movement
         t = time.perf_counter()
-        res = horse_race(engine, month, ref, ref.config_dir, Path(d), "440000")
+        res = horse_race(engine, month, ref, ref.config_dir, Path(d), PROVINCE)
         fast = time.perf_counter() - t
     t = time.perf_counter()
     base = _ranking_in_memory(engine, month, DEFAULT_TIMEZONE)
     slow = time.perf_counter() - t
     t = time.perf_counter()
-    month_rates(engine, month, "440000", SlaConfig())
-    sql = read_aggregates(engine, month, "440000", DEFAULT_TIMEZONE)
+    month_rates(engine, month, PROVINCE, SlaConfig())
+    sql = read_aggregates(engine, month, PROVINCE, DEFAULT_TIMEZONE)
     t_sql = time.perf_counter() - t
     sql["district_code"] = sql["district_code"].fillna("")
     sql = sql.set_index(["city_code", "district_code", "category_l2"]).sort_index()
