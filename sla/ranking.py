@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hotline.core.config import RankingSection, SlaFile, validate
+from hotline.core.config import RankingSection, read_sla
 from hotline.core.reference import ConfigError
 
 # name -> (kind, higher is better, zh, en, unit)
@@ -181,8 +181,4 @@ def load_ranking_config(config_dir: Any) -> RankingConfig:
     """The ``ranking:`` section of config/sla.yaml."""
     from pathlib import Path
 
-    import yaml
-
-    path = Path(config_dir) / "sla.yaml"
-    doc = validate(SlaFile, yaml.safe_load(path.read_text(encoding="utf-8")), path)
-    return RankingConfig.from_section(doc.ranking, str(path))
+    return RankingConfig.from_section(read_sla(config_dir).ranking, str(Path(config_dir) / "sla.yaml"))

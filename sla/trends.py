@@ -13,29 +13,26 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from hotline.core.config import SlaFile, TrendsSection, validate
+from hotline.core.config import TrendsSection, read_sla
 from hotline.core.reference import Reference
 from proposals.panel import read_monthly
 from warehouse.schema import anomalies
+
+_DEFAULTS = TrendsSection()
 
 
 @dataclass(frozen=True)
 class TrendConfig:
     # the defaults and their meaning: hotline.core.config.TrendsSection (docs/CONFIG.md)
-    min_count: int = TrendsSection().min_count
-    ratio: float = TrendsSection().ratio
-    z: float = TrendsSection().z
-    cross_city_min: int = TrendsSection().cross_city_min
+    min_count: int = _DEFAULTS.min_count
+    ratio: float = _DEFAULTS.ratio
+    z: float = _DEFAULTS.z
+    cross_city_min: int = _DEFAULTS.cross_city_min
 
     @classmethod
     def load(cls, config_dir: Any) -> "TrendConfig":
         """The ``trends:`` section of config/sla.yaml, validated."""
-        from pathlib import Path
-
-        import yaml
-
-        path = Path(config_dir) / "sla.yaml"
-        sec = validate(SlaFile, yaml.safe_load(path.read_text(encoding="utf-8")), path).trends
+        sec = read_sla(config_dir).trends
         return cls(sec.min_count, sec.ratio, sec.z, sec.cross_city_min)
 
 

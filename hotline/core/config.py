@@ -8,6 +8,7 @@ a test keeps it current). The loaders (``hotline.core.settings.load_settings``,
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -150,6 +151,21 @@ def validate(model: type[Strict], doc: Any, path: str | Path) -> Strict:
             else:
                 problems.append(f"{_where(e['loc'])}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
+
+
+def read_sla(config_dir: str | Path) -> SlaFile:
+    """config/sla.yaml, validated: read once for the lights, the ranking and the trends (again
+    only when the file changes)."""
+    path = Path(config_dir) / "sla.yaml"
+    st = path.stat()
+    return _read_sla(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_sla(path: str, _mtime_ns: int, _size: int) -> SlaFile:
+    import yaml
+
+    return validate(SlaFile, yaml.safe_load(Path(path).read_text(encoding="utf-8")), path)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:

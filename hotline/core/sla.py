@@ -1,26 +1,25 @@
-"""config/sla.yaml: the light thresholds, escalation levels and repeat window, read once."""
+"""config/sla.yaml's light thresholds, escalation levels and repeat window, as the lights use
+them (the file's model, defaults and meaning: hotline.core.config.SlaFile, docs/CONFIG.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from hotline.core.config import SlaFile, read_sla
+
+_DEFAULTS = SlaFile()
 
 
 @dataclass(frozen=True)
 class SlaConfig:
-    yellow_share: float = 0.2
-    levels: tuple[str, ...] = ("district", "city", "province")
-    escalate_again_hours: float = 24.0
-    urgent_class: str = "urgent"
-    repeat_window_days: int = 30
+    yellow_share: float = _DEFAULTS.yellow_share
+    levels: tuple[str, ...] = _DEFAULTS.levels
+    escalate_again_hours: float = _DEFAULTS.escalate_again_hours
+    urgent_class: str = _DEFAULTS.urgent_class
+    repeat_window_days: int = _DEFAULTS.repeat_window_days
 
     @classmethod
     def load(cls, config_dir: str | Path) -> "SlaConfig":
-        path = Path(config_dir) / "sla.yaml"
-        from hotline.core.config import SlaFile, validate
-
-        doc = validate(SlaFile, yaml.safe_load(path.read_text(encoding="utf-8")), path)  # keys and kinds
-        return cls(float(doc.yellow_share), tuple(doc.levels), float(doc.escalate_again_hours), str(doc.urgent_class),
-                   int(doc.repeat_window_days))
-
+        doc = read_sla(config_dir)
+        return cls(doc.yellow_share, tuple(doc.levels), doc.escalate_again_hours, doc.urgent_class,
+                   doc.repeat_window_days)
