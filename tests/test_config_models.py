@@ -63,3 +63,39 @@ def test_the_config_reference_is_generated_from_the_models_and_current():
     assert doc == reference(), "docs/CONFIG.md is stale: python -m hotline.core.config > docs/CONFIG.md"
     for key in ("`lookback_days`", "`planted_events`", "`daily_deadline`", "`repeat_window_days`", "`cross_city_min`"):
         assert key in doc
+
+
+def _dq_policy(tmp_path, edit) -> Path:
+    doc = yaml.safe_load((ROOT / "config/data_quality.yaml").read_text(encoding="utf-8"))
+    edit(doc)
+    (tmp_path / "data_quality.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return tmp_path
+
+
+def test_the_data_quality_policy_ships_valid_and_a_tier_reads_as_the_defaults_with_its_overrides():
+    from data_quality.policy import load_policy, policy_for
+
+    policy = load_policy(ROOT / "config")
+    small = policy_for(policy, "small")["feed_health"]
+    assert small["city_volume"] == {"low": 0.35, "high": 3.0, "action": "halt", "min_expected": 15}
+    assert policy_for(policy)["feed_health"]["city_volume"]["low"] == 0.5  # the defaults are not changed
+
+
+@pytest.mark.parametrize("edit, message", [
+    # a typo in a tier's override used to leave the check at its default without a word
+    (lambda d: d["tiers"]["small"]["feed_health"]["city_volume"].update(lo=0.2),
+     r"tiers\.small: feed_health\.city_volume\.lo: unknown key \(known: action, high, low, min_expected, tail\)"),
+    (lambda d: d["defaults"]["feed_health"]["silent"].update(city="stop"),
+     r"defaults\.feed_health\.silent\.city: Input should be 'continue', 'warn' or 'halt'"),
+    (lambda d: d["defaults"]["tickets_batch"]["failed_share"].update(halt=5),
+     r"defaults\.tickets_batch\.failed_share\.halt: Input should be less than or equal to 1"),
+    (lambda d: d["defaults"].update(feed_helth=d["defaults"].pop("feed_health")),
+     r"defaults\.feed_health: Field required .*defaults\.feed_helth: unknown key"),
+    (lambda d: d["cities"].update({"440300": "halt"}), r"cities\.440300: Input should be a valid dictionary"),
+])
+def test_a_data_quality_policy_mistake_names_the_file_and_the_key(tmp_path, edit, message):
+    from data_quality.policy import load_policy
+
+    folder = _dq_policy(tmp_path, edit)
+    with pytest.raises(ConfigError, match=f"{folder / 'data_quality.yaml'}: {message}"):
+        load_policy(folder)

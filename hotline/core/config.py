@@ -7,6 +7,7 @@ a test keeps it current). The loaders (``hotline.core.settings.load_settings``,
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import functools
 import types
@@ -130,7 +131,107 @@ class SlaFile(Strict):
     trends: TrendsSection = Field(default_factory=TrendsSection, description="the hotspots")
 
 
-FILES: dict[str, type[Strict]] = {"config/hotline.yaml": HotlineFile, "config/sla.yaml": SlaFile}
+Action = Literal["continue", "warn", "halt"]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class ShareLimits(Strict):
+    """A share of the batch with the action each limit takes: above ``warn``, a warning; above
+    ``halt``, the batch stops (either may be left out)."""
+
+    warn: Share | None = Field(None, description="above this share: warn")
+    halt: Share | None = Field(None, description="above this share: halt")
+
+
+class VolumeBand(Strict):
+    """A day's count against the same weekday of recent weeks: outside ``low`` to ``high`` times
+    the expected count (widened to the Poisson tail where counts are small) takes ``action``."""
+
+    low: float = Field(ge=0, description="the lowest ratio of the expected count")
+    high: float = Field(gt=0, description="the highest ratio of the expected count")
+    action: Action = Field(description="continue, warn or halt")
+    min_expected: float = Field(ge=0, description="series expecting fewer tickets a day are not checked")
+    tail: float = Field(0.001, gt=0, lt=0.5, description="the Poisson tail the band is widened to")
+
+
+class SilentActions(Strict):
+    """A region or channel that normally reports and sent nothing."""
+
+    city: Action = Field("halt", description="a silent city")
+    district: Action = Field("warn", description="a silent district")
+    channel: Action = Field("warn", description="a silent channel")
+
+
+class HourProfile(Strict):
+    """The day's tickets by hour against recent weeks (total variation distance)."""
+
+    max_distance: float = Field(gt=0, le=1, description="above this distance the action is taken")
+    action: Action = Field(description="continue, warn or halt")
+    min_tickets: int = Field(ge=0, description="fewer tickets on the day: not checked")
+
+
+class TicketsBatchPolicy(Strict):
+    """``tickets_batch:``: the whole batch's rejected and garbled rows."""
+
+    failed_share: ShareLimits = Field(description="rows rejected by the mapping or the suite")
+    mojibake_share: ShareLimits = Field(description="text garbled by a wrong encoding")
+
+
+class FeedHealthPolicy(Strict):
+    """``feed_health:``: the day's volumes by city, district and channel, and the feed's shape."""
+
+    history_weeks: int = Field(ge=1, description="the band is learned from the same weekday in these weeks")
+    city_volume: VolumeBand = Field(description="a city's count")
+    district_volume: VolumeBand = Field(description="a district's count")
+    channel_volume: VolumeBand = Field(description="a channel's count")
+    silent: SilentActions = Field(default_factory=SilentActions, description="regions and channels that sent "
+                                                                                "nothing")
+    unmapped_share: ShareLimits = Field(description="tickets whose category the mapping does not know")
+    duplicate_share: ShareLimits = Field(description="the same ticket again under another id")
+    late_share: ShareLimits = Field(description="new tickets of earlier days among the run's new tickets")
+    hour_profile: HourProfile | None = Field(None, description="the day's hours against recent weeks")
+
+
+class DataQualitySection(Strict):
+    """The policy of one scope: the defaults, or a tier's or a city's (merged onto the defaults)."""
+
+    tickets_batch: TicketsBatchPolicy = Field(description="the batch checks")
+    feed_health: FeedHealthPolicy = Field(description="the feed-health checks")
+
+
+class DataQualityFile(Strict):
+    """config/data_quality.yaml: the data-quality policy. A tier (``tiers.<tier>``) overrides the
+    defaults and a city (``cities.<code>``) its tier; each override, merged onto the defaults, is
+    checked as a whole."""
+
+    defaults: DataQualitySection = Field(description="every city's policy unless its tier or itself says "
+                                                     "otherwise")
+    tiers: dict[str, dict[str, Any] | None] = Field(default_factory=dict, description="overrides by city size "
+                                                                                     "tier")
+    cities: dict[Code, dict[str, Any] | None] = Field(default_factory=dict, description="overrides by city code")
+
+
+def merge(base: dict, over: dict | None) -> dict:
+    """``over`` laid on ``base``, mapping by mapping (a copy; neither is changed)."""
+    out = copy.deepcopy(base)
+    for k, v in (over or {}).items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def validate_data_quality(doc: Any, path: str | Path) -> DataQualityFile:
+    """config/data_quality.yaml: the file, then each tier's and city's override merged onto the
+    defaults (``config/data_quality.yaml: tiers.small: feed_health.city_volume.lo: unknown key``)."""
+    model = validate(DataQualityFile, doc, path)
+    defaults = (doc or {})["defaults"]
+    for group in ("tiers", "cities"):
+        for name, over in ((doc or {}).get(group) or {}).items():
+            validate(DataQualitySection, merge(defaults, over), f"{path}: {group}.{name}")
+    return model
+
+
+FILES: dict[str, type[Strict]] = {"config/hotline.yaml": HotlineFile, "config/sla.yaml": SlaFile,
+                                  "config/data_quality.yaml": DataQualityFile}
 
 
 def _where(loc: tuple) -> str:
@@ -179,6 +280,14 @@ def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
+def _model_of(ann: Any) -> type[BaseModel] | None:
+    """The model a field holds (``Section`` or ``Section | None``), else None."""
+    for a in (ann, *get_args(ann)):
+        if isinstance(a, type) and issubclass(a, BaseModel):
+            return a
+    return None
+
+
 def _type(ann: Any) -> str:
     """A field's type as the reference shows it (``str or none``, ``one of a, b``)."""
     origin, args = get_origin(ann), get_args(ann)
@@ -199,26 +308,36 @@ def reference() -> str:
            "Generated from the models in hotline/core/config.py (`python -m hotline.core.config > docs/CONFIG.md`);",
            "a key not listed here is an error naming the file and the key.", ""]
 
-    def section(title: str, model: type[BaseModel]) -> None:
+    seen: dict[type[BaseModel], str] = {}
+
+    def section(file: str, where: str, model: type[BaseModel]) -> None:
+        seen[model] = where
+        title = f"{file} `{where}:`" if where else file
         out.extend([f"## {title}", "", " ".join((model.__doc__ or "").split()), "",
                     "| key | type | default | meaning |", "|---|---|---|---|"])
         nested = []
         for name, f in model.model_fields.items():
-            ann = f.annotation
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                nested.append((f"{title.split(' ')[0]} `{f.alias or name}:`", ann))
-                out.append(f"| `{f.alias or name}` | section | | {f.description} (below) |")
+            key = f.alias or name
+            sub = _model_of(f.annotation)
+            if sub is not None:
+                at = f"{where}.{key}" if where else key
+                if sub in seen:
+                    out.append(f"| `{key}` | section | | {f.description} (the keys of `{seen[sub]}`) |")
+                else:
+                    nested.append((at, sub))
+                    seen[sub] = at
+                    out.append(f"| `{key}` | section | | {f.description} (`{at}:` below) |")
                 continue
-            tname = _type(ann)
+            tname = _type(f.annotation)
             default = f.get_default(call_default_factory=True)
             shown = "" if default is None else f"`{list(default) if isinstance(default, tuple) else default}`"
-            out.append(f"| `{f.alias or name}` | {tname} | {shown} | {f.description or ''} |")
+            out.append(f"| `{key}` | {tname} | {shown} | {f.description or ''} |")
         out.append("")
-        for t, m in nested:
-            section(t, m)
+        for at, m in nested:
+            section(file, at, m)
 
     for path, model in FILES.items():
-        section(path, model)
+        section(path, "", model)
     return "\n".join(out).rstrip() + "\n"
 
 
