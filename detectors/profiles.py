@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from detectors.count_detectors import DETECTORS, PanelDetector
 from detectors.panel import Panel
-from hotline.core.reference import ConfigError, load_regions
+from hotline.core.reference import ConfigError, load_regions, read_yaml
 
 LEVELS = ("district", "city", "province")
 BY_LEVEL = {"budget", "min_excess"}
 NUMBERS = {"min_expected", "min_change", "min_shift", "cooldown_days"}
 PROFILE_KEYS = BY_LEVEL | NUMBERS | {"detectors"}
+TOP_KEYS = {"detectors", "tiers", "profiles", "cities", "categories"}
 DEFAULTS = {"budget": 1.0, "min_expected": 1.0, "min_excess": 0.0, "min_change": 0.0, "min_shift": 0.0,
             "cooldown_days": 3}
 
@@ -65,6 +65,11 @@ class DetectionConfig:
         self.doc = doc
         self.tiers = tiers or {}  # city code -> tier
         self.source = source
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{source}: a mapping with detectors, tiers, profiles, cities and categories is expected")
+        unknown = sorted(set(doc) - TOP_KEYS - {"forced"})
+        if unknown:  # a typo (`categorie:`) would leave every category at its tier's settings
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(TOP_KEYS))})")
         for name in doc.get("detectors") or {}:
             if name not in DETECTORS:
                 raise ConfigError(f"{source}: detectors.{name}: unknown detector (known: {sorted(DETECTORS)})")
@@ -107,10 +112,7 @@ class DetectionConfig:
     @classmethod
     def load(cls, config_dir: str | Path, overrides: dict[str, Any] | None = None) -> "DetectionConfig":
         path = Path(config_dir) / "detection.yaml"
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
+        doc = read_yaml(path)
         tiers = {c.code: c.tier for p in load_regions(Path(config_dir)).provinces for c in p.cities}
         cfg = cls(doc, tiers, str(path))
         return cfg.with_overrides(overrides) if overrides else cfg

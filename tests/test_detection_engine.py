@@ -257,6 +257,14 @@ def test_profile_config_errors_name_the_place(change, message):
         DetectionConfig(_cfg_doc()).profile("440100", name="nope")
 
 
+def test_a_top_level_typo_in_detection_yaml_is_refused_naming_the_key():
+    """`categorie:` used to be ignored: every category kept its tier's settings."""
+    doc = _cfg_doc()
+    doc["categorie"] = {"public_safety": {"budget": 3}}
+    with pytest.raises(ConfigError, match=r"detection.yaml: unknown key\(s\) categorie \(known: categories, "):
+        DetectionConfig(doc, {}, "detection.yaml")
+
+
 def test_a_budget_of_zero_on_the_command_line_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match="override.budget: an alert budget must be above zero"):
         DetectionConfig(_cfg_doc()).with_overrides({"budget": 0})
