@@ -55,3 +55,30 @@ def test_a_foreign_region_uses_its_own_holidays_without_tiaoxiu():
     assert f.loc["2019-11-29", "is_workday"] and not f.loc["2019-11-30", "is_workday"]  # Friday; Saturday
     with pytest.raises(ValueError, match="'XX'"):
         calendar_frame(dt.date(2019, 1, 1), dt.date(2019, 1, 2), country="XX")
+
+
+def _overrides_dir(tmp_path, text: str) -> str:
+    (tmp_path / "calendar_overrides.yaml").write_text(text, encoding="utf-8")
+    return str(tmp_path)
+
+
+def test_an_announced_year_in_calendar_overrides_replaces_the_packages_calendar(tmp_path):
+    folder = _overrides_dir(tmp_path, "years:\n  2027:\n    holidays: {2027-02-06: 春节, 2027-02-07: 春节}\n"
+                                      "    makeup_workdays: [2027-02-14]\n")
+    cal = year_calendar(2027, folder)
+    assert cal.source == "config" and cal.holidays[dt.date(2027, 2, 6)] == "春节"
+    assert is_workday(dt.date(2027, 2, 14), folder) and not is_workday(dt.date(2027, 2, 6), folder)
+
+
+@pytest.mark.parametrize("text, message", [
+    # the typo used to drop the 调休 days without a word: 2027-02-14 would stay a day off
+    ("years:\n  2027:\n    makeup_workday: [2027-02-14]\n", r"years\.2027\.makeup_workday: unknown key"),
+    ("years:\n  2027:\n    makeup_workdays: [2026-02-14]\n", r"years\.2027\.makeup_workdays: 2026-02-14 not in 2027"),
+    ("years:\n  2027:\n    holidays: {2027-02-30: 春节}\n", r"not valid YAML: day is out of range for month"),
+])
+def test_a_calendar_overrides_mistake_names_the_file_and_the_key(tmp_path, text, message):
+    from hotline.core.reference import ConfigError
+
+    folder = _overrides_dir(tmp_path, text)
+    with pytest.raises(ConfigError, match=f"calendar_overrides.yaml: {message}"):
+        year_calendar(2027, folder)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from hotline.core.reference import DEFAULT_CONFIG_DIR
+from hotline.core.config import validate_calendar_overrides
+from hotline.core.reference import DEFAULT_CONFIG_DIR, read_yaml
 
 _SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
 
@@ -80,17 +80,14 @@ def _overrides(config_dir: Path) -> dict[int, dict]:
     path = Path(config_dir) / "calendar_overrides.yaml"
     if not path.exists():
         return {}
-    doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {int(y): v for y, v in (doc.get("years") or {}).items()}
+    return dict(validate_calendar_overrides(read_yaml(path), path).years)
 
 
 @functools.lru_cache(maxsize=64)
 def year_calendar(year: int, config_dir: str = str(DEFAULT_CONFIG_DIR)) -> YearCalendar:
     ov = _overrides(Path(config_dir)).get(year)
-    if ov:
-        hols = {dt.date.fromisoformat(str(k)): str(v) for k, v in (ov.get("holidays") or {}).items()}
-        makeup = frozenset(dt.date.fromisoformat(str(x)) for x in ov.get("makeup_workdays") or [])
-        return YearCalendar(year, hols, makeup, _spring_festival(year), "config")
+    if ov is not None and (ov.holidays or ov.makeup_workdays):
+        return YearCalendar(year, dict(ov.holidays), frozenset(ov.makeup_workdays), _spring_festival(year), "config")
     return _from_chinese_calendar(year) or _from_holidays_package(year)
 
 

@@ -230,8 +230,37 @@ def validate_data_quality(doc: Any, path: str | Path) -> DataQualityFile:
     return model
 
 
+class YearOverride(Strict):
+    """One year's arrangement as the State Council announced it."""
+
+    holidays: dict[dt.date, str] = Field(default_factory=dict, description="each day off: its holiday's name")
+    makeup_workdays: list[dt.date] = Field(default_factory=list, description="the 调休 weekend days worked")
+
+
+class CalendarOverridesFile(Strict):
+    """config/calendar_overrides.yaml: holidays and 调休 announced after the installed calendar
+    packages were released (each November for the next year). A year given here replaces the
+    packages' calendar of that year."""
+
+    years: dict[int, YearOverride] = Field(default_factory=dict, description="by year: holidays and "
+                                                                               "makeup_workdays")
+
+
+def validate_calendar_overrides(doc: Any, path: str | Path) -> CalendarOverridesFile:
+    """config/calendar_overrides.yaml, with each day inside the year it is listed under (a
+    2026-02-14 under 2027 is a typo that would move no day at all)."""
+    model = validate(CalendarOverridesFile, doc, path)
+    for year, ov in model.years.items():
+        for key, days in (("holidays", list(ov.holidays)), ("makeup_workdays", ov.makeup_workdays)):
+            wrong = [d.isoformat() for d in days if d.year != year]
+            if wrong:
+                raise ConfigError(f"{path}: years.{year}.{key}: {', '.join(wrong)} not in {year}")
+    return model
+
+
 FILES: dict[str, type[Strict]] = {"config/hotline.yaml": HotlineFile, "config/sla.yaml": SlaFile,
-                                  "config/data_quality.yaml": DataQualityFile}
+                                  "config/data_quality.yaml": DataQualityFile,
+                                  "config/calendar_overrides.yaml": CalendarOverridesFile}
 
 
 def _where(loc: tuple) -> str:
@@ -320,7 +349,7 @@ def reference() -> str:
             key = f.alias or name
             sub = _model_of(f.annotation)
             if sub is not None:
-                at = f"{where}.{key}" if where else key
+                at = (f"{where}.{key}" if where else key) + (".<key>" if get_origin(f.annotation) is dict else "")
                 if sub in seen:
                     out.append(f"| `{key}` | section | | {f.description} (the keys of `{seen[sub]}`) |")
                 else:
@@ -329,8 +358,9 @@ def reference() -> str:
                     out.append(f"| `{key}` | section | | {f.description} (`{at}:` below) |")
                 continue
             tname = _type(f.annotation)
-            default = f.get_default(call_default_factory=True)
-            shown = "" if default is None else f"`{list(default) if isinstance(default, tuple) else default}`"
+            default = None if f.is_required() else f.get_default(call_default_factory=True)
+            shown = "required" if f.is_required() else "" if default is None else \
+                f"`{list(default) if isinstance(default, tuple) else default}`"
             out.append(f"| `{key}` | {tname} | {shown} | {f.description or ''} |")
         out.append("")
         for at, m in nested:

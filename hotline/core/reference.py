@@ -33,6 +33,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValueError as exc:  # a date that is no date (2027-02-30), read by YAML itself
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
 
 
 @dataclass(frozen=True)
