@@ -99,3 +99,32 @@ def test_a_data_quality_policy_mistake_names_the_file_and_the_key(tmp_path, edit
     folder = _dq_policy(tmp_path, edit)
     with pytest.raises(ConfigError, match=f"{folder / 'data_quality.yaml'}: {message}"):
         load_policy(folder)
+
+
+@pytest.mark.parametrize("edit, message", [
+    # an export's mapping is written by hand for each source: a typo used to surface, if at all,
+    # as every row quarantined, or a field silently read another way
+    (lambda d: d["fields"]["closed_at"].update(optinal=True),
+     r"fields\.closed_at\.optinal: unknown key \(known: closed_if, codes, column, "),
+    (lambda d: d["fields"].update(recieved_at=d["fields"].pop("received_at")),
+     r"fields\.recieved_at: unknown key; Input should be 'ticket_id', 'received_at', "),
+    (lambda d: d["fields"]["category"].update(unmapped="kept"), r"fields\.category\.unmapped: Input should be"),
+    (lambda d: d.update(timezone="America/NewYork"), r"timezone: unknown time zone 'America/NewYork'"),
+    (lambda d: d["fields"].pop("ticket_id"), r"fields: ticket_id missing"),
+])
+def test_a_mapping_mistake_names_the_file_and_the_key(tmp_path, edit, message):
+    from hotline.core.reference import load_mapping
+
+    doc = yaml.safe_load((ROOT / "config/mappings/nyc_council.yaml").read_text(encoding="utf-8"))
+    edit(doc)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError, match=f"{path}: {message}"):
+        load_mapping(str(path))
+
+
+def test_the_shipped_mappings_validate():
+    from hotline.core.reference import load_mapping
+
+    for path in sorted((ROOT / "config/mappings").glob("*.yaml")):
+        assert load_mapping(path.stem)["fields"]["ticket_id"]["column"]

@@ -258,9 +258,69 @@ def validate_calendar_overrides(doc: Any, path: str | Path) -> CalendarOverrides
     return model
 
 
+MAPPED_FIELDS = ("ticket_id", "received_at", "caller_phone", "channel", "request_type", "province_code", "city_code",
+                 "district_code", "street_code", "category", "content", "department", "urgency", "deadline_at",
+                 "closed_at", "status", "is_repeat", "satisfaction", "resolved", "updated_at")
+
+
+class FieldSpec(Strict):
+    """Where one canonical field comes from (ingestion/canonical.py): a source ``column`` (with a
+    value ``map``, a timestamp ``format``, ``optional``), a constant ``value``, the ``greatest`` of
+    other timestamps, ``closed_if`` a timestamp is set, or ``from_taxonomy``; ``category`` adds
+    ``detail_column`` / ``detail_map``, ``names: taxonomy``, ``codes`` and ``unmapped``."""
+
+    column: Code | None = Field(None, description="the source column")
+    map: dict[Any, Any] | None = Field(None, description="source value: canonical value")
+    format: str | None = Field(None, description="a timestamp's strptime format (default ISO 8601)")
+    optional: bool = Field(False, description="empty values allowed")
+    value: Any = Field(None, description="the same value for every row")
+    greatest: list[str] | None = Field(None, description="the latest of these timestamp fields")
+    closed_if: str | None = Field(None, description="status closed when this timestamp field is set")
+    otherwise: str | None = Field(None, description="the status otherwise")
+    from_taxonomy: bool = Field(False, description="deadline_at from the category's deadline class")
+    detail_column: Code | None = Field(None, description="category: the detail column (\"type / detail\")")
+    detail_map: dict[str, str] | None = Field(None, description="category: \"type / detail\": code")
+    names: Literal["taxonomy"] | None = Field(None, description="category: values are the taxonomy's "
+                                                                "\"一级-二级\" names")
+    codes: bool = Field(False, description="category: values are canonical codes")
+    unmapped: Literal["keep", "quarantine"] = Field("quarantine", description="category: an unmapped value "
+                                                                              "loads as other.unmapped (keep) or "
+                                                                              "is quarantined")
+
+
+class MappingFile(Strict):
+    """config/mappings/<name>.yaml (or a mapping given by path): how a source's columns become the
+    canonical ticket (docs/DATA.md)."""
+
+    source: str | None = Field(None, description="the source's name, kept with each ticket (default: the "
+                                                 "file's name)")
+    name: str | None = Field(None, description="the mapping's name (default: the file's name)")
+    format: Literal["csv", "sql", "generator"] | None = Field(None, description="the kind of source it reads")
+    encoding: str | None = Field(None, description="a CSV export's encoding (auto detects UTF-8, GB18030)")
+    timezone: str | None = Field(None, description="the zone of local timestamps (default the region's)")
+    fields: dict[Literal[MAPPED_FIELDS], FieldSpec] = Field(description="canonical field: where it comes from")
+
+
+def validate_mapping(doc: Any, path: str | Path) -> MappingFile:
+    """A mapping file, with its time zone known to this machine and the fields every ticket needs."""
+    import zoneinfo
+
+    model = validate(MappingFile, doc, path)
+    if model.timezone is not None:
+        try:
+            zoneinfo.ZoneInfo(model.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{path}: timezone: unknown time zone {model.timezone!r} (e.g. Asia/Shanghai)") from None
+    missing = [f for f in ("ticket_id", "received_at", "category") if f not in model.fields]
+    if missing:
+        raise ConfigError(f"{path}: fields: {', '.join(missing)} missing (every ticket needs them)")
+    return model
+
+
 FILES: dict[str, type[Strict]] = {"config/hotline.yaml": HotlineFile, "config/sla.yaml": SlaFile,
                                   "config/data_quality.yaml": DataQualityFile,
-                                  "config/calendar_overrides.yaml": CalendarOverridesFile}
+                                  "config/calendar_overrides.yaml": CalendarOverridesFile,
+                                  "config/mappings/<name>.yaml": MappingFile}
 
 
 def _where(loc: tuple) -> str:
@@ -275,7 +335,9 @@ def validate(model: type[Strict], doc: Any, path: str | Path) -> Strict:
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
-            if e["type"] == "extra_forbidden":
+            if e["loc"] and e["loc"][-1] == "[key]":  # a mapping's key that is not one of its known keys
+                problems.append(f"{_where(e['loc'][:-1])}: unknown key; {e['msg']}")
+            elif e["type"] == "extra_forbidden":
                 known = ", ".join(sorted(_fields_at(model, e["loc"][:-1])))
                 problems.append(f"{_where(e['loc'])}: unknown key (known: {known})")
             else:
@@ -299,13 +361,19 @@ def _read_sla(path: str, _mtime_ns: int, _size: int) -> SlaFile:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
-    """The keys the model accepts at ``loc`` (for the unknown-key message)."""
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+    """The keys the model accepts at ``loc`` (for the unknown-key message); a mapping's own keys
+    (``fields.<name>``) are stepped over."""
+    parts = list(loc)
+    while parts:
+        field = model.model_fields.get(str(parts.pop(0)))
+        sub = _model_of(getattr(field, "annotation", None))
+        if sub is None:
             return []
-        model = ann
+        if get_origin(field.annotation) is dict:
+            if not parts:
+                return []
+            parts.pop(0)
+        model = sub
     return [f.alias or name for name, f in model.model_fields.items()]
 
 

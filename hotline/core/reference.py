@@ -259,6 +259,9 @@ def load_mapping(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR) -> di
             known = sorted(x.stem for x in (Path(config_dir) / "mappings").glob("*.yaml"))
             raise ConfigError(f"mapping {name_or_path!r} not found; known mappings: {', '.join(known)}")
     doc = read_yaml(p)
+    from hotline.core.config import validate_mapping  # config imports this module
+
+    validate_mapping(doc, p)
     doc.setdefault("name", p.stem)
     doc["_path"] = str(p)
     return doc
