@@ -34,8 +34,12 @@ lint: venv
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/ruff check .
 
+# The suite runs on every core (pytest-xdist), a test module to a worker: each worker has its own
+# PostgreSQL database, Airflow home and ports, so the modules do not see each other.
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= auto
 test: venv browser lint
-	$(BIN)/python -m pytest -q --durations=25
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
