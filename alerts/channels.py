@@ -16,11 +16,13 @@ receiver may well have it, so it is not sent again in the same run).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import re
 import smtplib
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -105,7 +107,10 @@ class Secrets:
         if raw:
             return parse_connection(raw, conn_id)
         try:  # inside an Airflow task: the metadata database or a secrets backend
-            from airflow.sdk import Connection as AirflowConnection
+            # importing Airflow points its log handler at the stdout of the moment; a command's
+            # stdout carries its --json document, so Airflow's logs go to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                from airflow.sdk import Connection as AirflowConnection
 
             c = AirflowConnection.get(conn_id)
             return Connection(c.conn_type or "", c.host or "", c.port, c.login, c.password, c.schema or "",

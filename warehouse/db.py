@@ -44,6 +44,17 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def schema_revision(engine: Engine) -> tuple[str | None, str]:
+    """(the warehouse's migration, the latest the code has); the first is None on an empty database."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head
+
+
 def seconds_between(engine: Engine, later, earlier):
     """A SQL expression: seconds from ``earlier`` to ``later`` (two timestamp columns), on SQLite
     (julianday, good to the millisecond) and PostgreSQL (epoch of the interval)."""

@@ -1,9 +1,10 @@
-"""Watching the runs: runs."""
+"""Watching the runs and the installation: runs, doctor."""
 from __future__ import annotations
 
 import click
 
-from hotline.cli.base import _city, _emit, _fail, _warehouse, db_option, json_option, main
+from hotline.cli.base import _city, _date, _emit, _fail, _settings, _warehouse, db_option, json_option, main
+from hotline.core.reference import DEFAULT_TIMEZONE
 
 
 @main.command()
@@ -35,3 +36,38 @@ def runs(ctx, city, last, db_url, as_json):
         lines.append(f"    {st}")
         lines += [f"    {f['status']}: {f['stage']} {f['scope'] or ''} {f['message']}" for f in r["failures"]]
     _emit({"runs": res}, as_json, lines)
+
+
+@main.command()
+@click.option("--today", callback=_date, default=None,
+              help="The day to check from (default: today in the province's time zone).")
+@db_option
+@json_option
+@click.pass_context
+def doctor(ctx, today, db_url, as_json):
+    """Check the installation before the next run: the configuration files, each alert channel's
+    secret, the warehouse's migration, the holidays and 调休 of the next 60 days, report_base_url
+    and the CJK fonts. Exits 1 when a check finds a problem."""
+    import datetime as dt
+    import zoneinfo
+
+    from hotline.app.doctor import doctor as run_doctor
+    from hotline.app.runtime import Runtime
+
+    rt = Runtime(_settings(ctx).with_db(db_url))
+    if today is None:
+        try:
+            tz = rt.tz
+        except Exception:  # noqa: BLE001 - the config check below says why the region does not load
+            tz = DEFAULT_TIMEZONE
+        today = dt.datetime.now(zoneinfo.ZoneInfo(tz)).date()
+    report = run_doctor(rt, today)
+    lines = []
+    for c in report.checks:
+        lines.append(f"{'ok     ' if c.ok else 'PROBLEM'} {c.name}: {c.summary}")
+        lines += [f"        - {d}" for d in c.details]
+    problems = sum(not c.ok for c in report.checks)
+    lines.append("all checks passed" if report.ok else f"{problems} of {len(report.checks)} checks found a problem")
+    _emit({"today": str(today), **report.as_dict()}, as_json, lines)
+    if not report.ok:
+        ctx.exit(1)
