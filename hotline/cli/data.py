@@ -21,6 +21,7 @@ from hotline.cli.base import (
     json_option,
     main,
 )
+from hotline.core.config import DEFAULT_PROVINCE
 from hotline.core.reference import DEFAULT_TIMEZONE
 
 
@@ -37,7 +38,7 @@ def init(ctx, db_url, as_json):
 
 
 @main.command()
-@click.option("--province", default="440000", show_default=True, callback=_province,
+@click.option("--province", default=DEFAULT_PROVINCE, show_default=True, callback=_province,
               help="Province code (config/regions/).")
 @click.option("--start", callback=_date, required=True, help="First day (YYYY-MM-DD).")
 @click.option("--end", callback=_date, required=True, help="Last day (YYYY-MM-DD).")
