@@ -102,3 +102,47 @@ def ingest(engine: Engine, source: Source, mapper: TicketMapper, *, logical_date
         metrics["touched_dates"] = [metrics["touched_dates"][0], metrics["touched_dates"][-1]] if touched else []
         run.metrics = metrics
         return summary
+
+
+PREVIEW_COLUMNS = ["ticket_id", "received_at", "district_code", "category_l2", "channel", "status", "content"]
+
+
+@dataclass
+class IngestPreview:
+    """What an ingest would do, with nothing written: the counts, the reasons rows would be
+    quarantined for, and the first mapped and quarantined rows (PII masked, as they would be
+    stored)."""
+
+    source: str
+    read: int = 0
+    would_load: int = 0
+    would_quarantine: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    first_loaded: list[dict[str, Any]] = field(default_factory=list)
+    first_quarantined: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def preview(source: Source, mapper: TicketMapper, rows: int = 5) -> IngestPreview:
+    """Map every row the source gives, as :func:`ingest` would, and write nothing."""
+    out = IngestPreview(source=mapper.source)
+    reasons: collections.Counter[str] = collections.Counter()
+    for batch in source.batches():
+        mapped = mapper.map(batch)
+        out.read += len(batch.frame)
+        out.would_load += len(mapped.good)
+        out.would_quarantine += len(mapped.bad)
+        reasons.update(mapped.bad["reason_code"].tolist())
+        out.notes.extend(n for n in mapped.notes if n not in out.notes)
+        for frame, cols, kept in ((mapped.good, PREVIEW_COLUMNS, out.first_loaded),
+                                  (mapped.bad, ["source_file", "source_row", "ticket_id", "field", "reason_code",
+                                                "reason"], out.first_quarantined)):
+            for r in frame.head(max(rows - len(kept), 0))[[c for c in cols if c in frame.columns]].to_dict("records"):
+                kept.append({k: (None if v is None or (isinstance(v, float) and v != v) else
+                                 v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()})
+    assert out.read == out.would_load + out.would_quarantine, "rows lost between read and mapping"
+    out.quarantine_reasons = dict(reasons.most_common())
+    return out

@@ -120,3 +120,35 @@ def test_batch_rows_are_numbered_by_file_line(tmp_path):
     src = CsvSource(p, chunk_rows=1)
     batches: list[Batch] = list(src.batches())
     assert [b.first_row for b in batches] == [2, 3]
+
+
+def test_a_dry_run_of_a_csv_export_names_what_would_be_quarantined_masked_and_writes_nothing(tmp_path):
+    import csv
+    import json
+
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    export, db = tmp_path / "export.csv", tmp_path / "w.db"
+    env = {"HOTLINE_CALLER_SALT": "t", "HOTLINE_DB_URL": f"sqlite:///{db}"}
+    made = CliRunner().invoke(main, ["generate", "--start", "2026-01-02", "--end", "2026-01-02", "--scale", "0.0005",
+                                     "--out", str(export)], env=env)
+    assert made.exit_code == 0, made.output
+    rows = list(csv.reader(export.open(encoding="utf-8")))
+    head = rows[0]
+    rows[2][head.index("受理时间")] = "yesterday 13812345678"
+    rows[3][head.index("诉求内容")] = "我的电话13812345678"
+    with export.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    res = CliRunner().invoke(main, ["ingest", "csv", str(export), "--mapping", "generator", "--dry-run", "--json"],
+                             env=env)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert (out["read"], out["would_quarantine"]) == (len(rows) - 1, 1) and out["quarantine_reasons"] == {
+        "bad_timestamp": 1}
+    [bad] = out["first_quarantined"]
+    assert bad["source_row"] == 3 and bad["field"] == "received_at" and "yesterday" in bad["reason"]
+    assert "13812345678" not in res.output  # the phone number is masked in the rows and the reasons
+    assert any("[手机号]" in (r["content"] or "") for r in out["first_loaded"])
+    assert not db.exists()

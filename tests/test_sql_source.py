@@ -61,3 +61,26 @@ def test_missing_change_stamp_column_is_a_clear_error(pg_database_url, source_ta
     source_table("2024-06-04")
     with pytest.raises(SourceFormatError, match="change-stamp column 'modified_at' missing"):
         list(SqlSource(pg_database_url, "ticket_export", "modified_at").batches())
+
+
+def test_a_dry_run_of_a_sql_source_shows_the_mapped_rows_and_writes_nothing(pg_database_url, source_table,
+                                                                             tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from hotline.cli import main
+
+    frame = source_table("2024-06-04")
+    with create_engine(pg_database_url).begin() as conn:  # one row whose category no mapping knows
+        conn.execute(text("UPDATE ticket_export SET \"问题分类\" = '不存在-的分类' WHERE \"工单编号\" = :t"),
+                     {"t": str(frame["工单编号"].iloc[0])})
+    db = tmp_path / "w.db"
+    res = CliRunner().invoke(main, ["ingest", "sql", "--url", pg_database_url, "--table", "ticket_export",
+                                    "--mapping", "generator", "--dry-run", "--db", f"sqlite:///{db}", "--json"],
+                             env={"HOTLINE_CALLER_SALT": "t"})
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["dry_run"] and out["read"] == len(frame) == out["would_load"] + out["would_quarantine"]
+    assert len(out["first_loaded"]) == 5 and out["first_loaded"][0]["ticket_id"]
+    assert not db.exists()  # no warehouse was even created

@@ -81,6 +81,33 @@ def ingest():
     """Load tickets from a source into the warehouse (idempotent; bad rows quarantined)."""
 
 
+def _preview(ctx, source, mapping, as_json, rows: int = 5) -> None:
+    """--dry-run: what the ingest would load and quarantine, with nothing written."""
+    from hotline.core.reference import ConfigError, load_reference
+    from ingestion.canonical import SourceFormatError, TicketMapper
+    from ingestion.pipeline import preview
+
+    s = _settings(ctx)
+    try:
+        mapper = TicketMapper(mapping, load_reference(s.config_dir), s.caller_salt)
+        with _working(f"reading ({mapper.source}) ..."):
+            p = preview(source, mapper, rows)
+    except (SourceFormatError, ConfigError) as exc:
+        _fail(str(exc))
+    lines = [f"dry run, nothing written: read {p.read}, would load {p.would_load}, "
+             f"would quarantine {p.would_quarantine}"]
+    lines += [f"  would quarantine for {k}: {v}" for k, v in p.quarantine_reasons.items()]
+    lines += [f"  note: {n}" for n in p.notes]
+    if p.first_loaded:
+        lines.append(f"first {len(p.first_loaded)} rows as they would load:")
+        lines += ["  " + " | ".join(str(v) for v in r.values()) for r in p.first_loaded]
+    if p.first_quarantined:
+        lines.append(f"first {len(p.first_quarantined)} rows that would be quarantined:")
+        lines += [f"  {r.get('source_file') or ''} row {r.get('source_row')}: {r.get('field')}: {r.get('reason')}"
+                  for r in p.first_quarantined]
+    _emit({"dry_run": True, **p.as_dict()}, as_json, lines)
+
+
 def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_date=None, now=None,
                 emit=True) -> tuple[dict[str, Any], list[str]]:
     from hotline.core.reference import ConfigError, load_mapping, load_reference
@@ -117,10 +144,11 @@ def _run_ingest(ctx, source, mapping_name, db_url, as_json, aggregate, logical_d
 @click.option("--encoding", default=None,
               help="File encoding; default: the mapping's, else auto (UTF-8, then GB18030).")
 @click.option("--no-aggregate", is_flag=True, help="Skip re-aggregating the touched days.")
+@click.option("--dry-run", is_flag=True, help="Write nothing: show what would load and what would be quarantined.")
 @db_option
 @json_option
 @click.pass_context
-def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, db_url, as_json):
+def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, dry_run, db_url, as_json):
     """Ingest a CSV export (plain or gzip) through a mapping."""
     from hotline.core.reference import ConfigError, load_mapping
     from ingestion.sources import CsvSource
@@ -132,6 +160,8 @@ def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, db_url, as_json)
     enc = encoding or mapping.get("encoding", "auto")
     if enc.lower().replace("-", "") == "utf8" and encoding is None:
         enc = "auto"  # a mapping's default still accepts a GBK export; --encoding forces one
+    if dry_run:
+        return _preview(ctx, CsvSource(path, encoding=enc), mapping, as_json)
     _run_ingest(ctx, CsvSource(path, encoding=enc), mapping, db_url, as_json, not no_aggregate)
 
 
@@ -142,23 +172,29 @@ def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, db_url, as_json)
 @click.option("--since", callback=_date, default=None, help="Read rows changed on or after this day.")
 @click.option("--until", callback=_date, default=None, help="... and before this day.")
 @click.option("--no-aggregate", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Write nothing: show what would load and what would be quarantined.")
 @db_option
 @json_option
 @click.pass_context
-def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, db_url, as_json):
+def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, dry_run, db_url, as_json):
     """Ingest a ticket table from any SQLAlchemy-reachable database, by its change stamp."""
     import zoneinfo
 
-    from hotline.core.reference import load_mapping
+    from hotline.core.reference import ConfigError, load_mapping
     from ingestion.sources import SqlSource
 
-    mapping = load_mapping(mapping_name, _settings(ctx).config_dir)
+    try:
+        mapping = load_mapping(mapping_name, _settings(ctx).config_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
     z = zoneinfo.ZoneInfo(mapping.get("timezone", DEFAULT_TIMEZONE))
     f = mapping["fields"]
     stamp = (f.get("updated_at") or f["received_at"]).get("column")
     src = SqlSource(url, table, stamp,
                     since=dt.datetime.combine(since, dt.time(), z) if since else None,
                     until=dt.datetime.combine(until, dt.time(), z) if until else None)
+    if dry_run:
+        return _preview(ctx, src, mapping, as_json)
     _run_ingest(ctx, src, mapping, db_url, as_json, not no_aggregate)
 
 
