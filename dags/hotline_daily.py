@@ -30,14 +30,16 @@ def _day(context) -> dt.date:
 
 
 def _gate(step, *args):
-    """Run a data-quality step; a halt fails the task with no retry (the feed must be fixed)."""
+    """Run a step that can find the feed unusable: a data-quality halt or no configured source
+    fails the task with no retry (the feed or the configuration must be fixed)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from hotline.app.daily import DataQualityHalted
+    from hotline.app.ingest import SourceNotConfigured
 
     try:
         return step(*args)
-    except DataQualityHalted as exc:
+    except (DataQualityHalted, SourceNotConfigured) as exc:
         raise AirflowFailException(str(exc)) from None
 
 
@@ -65,7 +67,7 @@ def hotline_daily():
     @task
     def ingest() -> dict:
         """Stage the day's batch (plus look-back); return a small summary."""
-        return app.ingest(Runtime.from_env(), _day(get_current_context()))
+        return _gate(app.ingest, Runtime.from_env(), _day(get_current_context()))
 
     @task
     def validate(ingested: dict) -> dict:

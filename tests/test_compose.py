@@ -34,8 +34,10 @@ def test_every_airflow_service_runs_the_project_image_with_the_shared_settings(c
     for name, env in envs.items():
         for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
                     "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "HOTLINE_DB_URL",
-                    "HOTLINE_CALLER_SALT"):
+                    "HOTLINE_CALLER_SALT", "HOTLINE_LOAD_DEMO"):
             assert env.get(key) == first[key], (name, key)
+    # a production stack loads synthetic tickets only when asked (tests/test_dags.py: it stops at ingest)
+    assert first["HOTLINE_LOAD_DEMO"] == "${HOTLINE_LOAD_DEMO:-false}"
     assert first["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
     assert first["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
     # Airflow's metadata and the warehouse are separate databases on the same server

@@ -350,3 +350,31 @@ def test_a_data_quality_halt_under_dag_test_tells_the_operators(airflow_db, tmp_
     assert receiver == "operators:370000" and "数据质量" in subject and "2024-05-08" in subject
     assert "unmapped" in body and "不会使用这一天" in body
     eng.dispose()
+
+
+def test_a_production_stack_without_a_source_stops_at_ingest_and_tells_the_operators(airflow_db, tmp_path,
+                                                                                   monkeypatch):
+    """HOTLINE_LOAD_DEMO=false (the production compose's default) and the source still the demo
+    generator: the ingest task fails with no retry, nothing synthetic is loaded, and the operators
+    get a notice that says what to configure."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from warehouse.db import connect
+    from warehouse.schema import notifications, tickets
+
+    db, var = _demo_settings(tmp_path, monkeypatch, {"scale": 0.002, "province": "370000"})
+    monkeypatch.setenv("HOTLINE_LOAD_DEMO", "false")
+    dag = DagBag(dag_folder=str(DAGS)).dags["hotline_daily"]
+    dr = dag.test(logical_date=dt.datetime(2024, 5, 7, 16, tzinfo=dt.timezone.utc), run_conf={"day": "2024-05-08"})
+    assert dr.state == "failed"
+    [ingest] = [ti for ti in dr.get_task_instances() if ti.task_id == "ingest"]
+    assert ingest.state == "failed" and ingest.try_number == 1  # AirflowFailException: no retry
+    eng = connect(db)
+    with eng.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 0
+        ops = conn.execute(select(notifications.c.receiver, notifications.c.body)
+                           .where(notifications.c.receiver.like("operators:%"))).all()
+    [(receiver, body)] = ops
+    text = body.replace("\\", "")  # the body is Markdown, its underscores escaped
+    assert receiver == "operators:370000" and "未配置工单数据源" in text and "HOTLINE_LOAD_DEMO is false" in text
+    eng.dispose()

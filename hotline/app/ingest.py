@@ -7,7 +7,7 @@ import zoneinfo
 from pathlib import Path
 from typing import Any
 
-from hotline.core.reference import DEFAULT_TIMEZONE, load_mapping, load_reference
+from hotline.core.reference import DEFAULT_TIMEZONE, ConfigError, load_mapping, load_reference
 from hotline.core.settings import Settings
 from ingestion.canonical import TicketMapper
 from ingestion.pipeline import IngestSummary, ingest
@@ -37,6 +37,22 @@ def make_generator(spec: dict[str, Any], settings: Settings):
                              config_dir=settings.config_dir, planted=planted)
 
 
+class SourceNotConfigured(ConfigError):
+    """The production stack has no real ticket source and has not asked for the demo's synthetic
+    tickets: the daily run stops at ingest and the operators are told (no retry helps)."""
+
+
+def check_source(settings: Settings, spec: dict[str, Any]) -> None:
+    """The generator feeds a stack only where the demo is wanted: never in a production stack
+    (HOTLINE_LOAD_DEMO=false), where synthetic tickets would reach real offices as warnings."""
+    if spec.get("kind", "generator") == "generator" and settings.load_demo is False:
+        raise SourceNotConfigured(
+            "未配置工单数据源：今日工单未导入，预警暂停。 No ticket source is configured: the source in "
+            "config/hotline.yaml is the demo generator, and HOTLINE_LOAD_DEMO is false, so no synthetic "
+            "tickets are loaded. Set `source:` to kind sql or csv (docs/DATA.md), or HOTLINE_LOAD_DEMO=true "
+            "for the demo.")
+
+
 def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None = None):
     """The configured source (settings.source) limited to ``day`` and its look-back window."""
     spec = dict(spec or settings.source or {"kind": "generator"})
@@ -60,6 +76,7 @@ def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None
 def ingest_day(settings: Settings, day: dt.date, *, aggregate: bool = True, run_id: str | None = None,
                now: dt.datetime | None = None, publish: bool = True) -> IngestSummary:
     """Ingest the logical ``day`` (plus look-back) from the configured source into the warehouse."""
+    check_source(settings, dict(settings.source or {"kind": "generator"}))
     engine = connect(settings.db_url)
     migrate(engine)
     src, mapping = source_for_day(settings, day)

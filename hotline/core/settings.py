@@ -12,6 +12,7 @@ Precedence: explicit argument > environment variable > config/hotline.yaml > bui
 | lookback_days | HOTLINE_LOOKBACK_DAYS   | 7                              |
 | lock_wait_seconds | HOTLINE_LOCK_WAIT_SECONDS | 900: how long a second run of the same day waits for the first |
 | source.anchor | HOTLINE_DEMO_DAY        | none: the day the demo's planted events are dated from |
+| load_demo     | HOTLINE_LOAD_DEMO       | unset: the generator may feed; false (production): refused |
 | (the file)    | HOTLINE_SETTINGS        | <config_dir>/hotline.yaml      |
 """
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Settings:
     lock_wait_seconds: float = 900.0
     source: dict[str, Any] = field(default_factory=dict)  # the daily DAG's source
     forecasting: dict[str, Any] = field(default_factory=dict)  # hotline.core.config.ForecastingFile
+    # HOTLINE_LOAD_DEMO: None when unset (the embedded demo: the generator may be the source),
+    # False in a production stack that has not asked for the demo (the generator is refused)
+    load_demo: bool | None = None
 
     def with_db(self, url: str | None) -> "Settings":
         return replace(self, db_url=url) if url else self
@@ -81,4 +85,16 @@ def load_settings(db_url: str | None = None, env: dict[str, str] | None = None) 
         source={**dict(doc.get("source") or {}),
                 **({"anchor": env["HOTLINE_DEMO_DAY"]} if env.get("HOTLINE_DEMO_DAY") else {})},
         forecasting=dict(doc.get("forecasting") or {}),
+        load_demo=_flag(env.get("HOTLINE_LOAD_DEMO"), "HOTLINE_LOAD_DEMO"),
     )
+
+
+def _flag(value: str | None, name: str) -> bool | None:
+    if value is None:
+        return None
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}: true or false, got {value!r}")
