@@ -206,25 +206,39 @@ class SqlSource:
     """Rows of a source table changed in [since, until), by the mapping's change-stamp column."""
 
     def __init__(self, url: str, table: str, stamp_column: str, since: dt.datetime | None = None,
-                 until: dt.datetime | None = None, schema: str | None = None, chunk_rows: int = CHUNK_ROWS):
+                 until: dt.datetime | None = None, schema: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                 tz: str | None = None):
         self.url, self.table_name, self.stamp_column = url, table, stamp_column
         self.since, self.until, self.schema, self.chunk_rows = since, until, schema, chunk_rows
+        self.tz = tz  # the zone of a stamp column without one (DATETIME in local time, as most systems keep it)
+
+    def _bound(self, t: dt.datetime | None, naive_column: bool) -> dt.datetime | None:
+        """A window bound as the column compares it: local wall time for a column without a zone
+        (an aware bound would be cast in the server session's zone, hours off)."""
+        if t is None or not naive_column or t.tzinfo is None or self.tz is None:
+            return t
+        import zoneinfo
+
+        return t.astimezone(zoneinfo.ZoneInfo(self.tz)).replace(tzinfo=None)
 
     def batches(self) -> Iterator[Batch]:
         engine = create_engine(self.url)
         try:
             table = Table(self.table_name, MetaData(), autoload_with=engine, schema=self.schema)
         except Exception as exc:  # noqa: BLE001 - reflection errors differ by driver
-            raise SourceFormatError(f"{self.url.split('@')[-1]}: table {self.table_name!r}: {exc}") from None
+            raise SourceFormatError(f"{self.url.split('@')[-1]}: table {self.table_name!r}: "
+                                    f"{str(exc).replace(self.url, self.url.split('@')[-1])}") from None
         if self.stamp_column not in table.c:
             raise SourceFormatError(f"table {self.table_name!r}: change-stamp column {self.stamp_column!r} missing; "
                                     f"columns: {', '.join(table.c.keys())}")
         stamp = table.c[self.stamp_column]
+        naive = not getattr(stamp.type, "timezone", False)
+        since, until = self._bound(self.since, naive), self._bound(self.until, naive)
         q = select(table)
-        if self.since is not None:
-            q = q.where(stamp >= self.since)
-        if self.until is not None:
-            q = q.where(stamp < self.until)
+        if since is not None:
+            q = q.where(stamp >= since)
+        if until is not None:
+            q = q.where(stamp < until)
         q = q.order_by(stamp)
         row_no = 1
         try:

@@ -33,6 +33,19 @@ def test_a_settings_mistake_names_the_file_and_the_key(tmp_path, doc, message):
         load_settings(env={"HOTLINE_SETTINGS": str(path), "HOTLINE_CALLER_SALT": "x"})
 
 
+def test_a_database_password_in_the_settings_file_is_refused_without_echoing_it(tmp_path):
+    path = tmp_path / "hotline.yaml"
+    path.write_text(yaml.safe_dump({"source": {"kind": "sql", "url": "mysql+pymysql://reader:S3cret-pw@db/tickets",
+                                               "table": "t"}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"source\.url: Value error, a password in a settings file; put the database "
+                                          r"in an Airflow connection \(source\.conn_id, default hotline_source") as err:
+        load_settings(env={"HOTLINE_SETTINGS": str(path), "HOTLINE_CALLER_SALT": "x"})
+    assert "S3cret-pw" not in str(err.value)
+    path.write_text(yaml.safe_dump({"source": {"kind": "sql", "url": "mysql+pymysql://reader@db/tickets",
+                                               "table": "t"}}), encoding="utf-8")
+    assert load_settings(env={"HOTLINE_SETTINGS": str(path), "HOTLINE_CALLER_SALT": "x"}).source["table"] == "t"
+
+
 def test_every_mistake_of_a_file_is_named_at_once(tmp_path):
     path = tmp_path / "hotline.yaml"
     path.write_text(yaml.safe_dump({"databse": "x", "source": {"scale": 0}}), encoding="utf-8")

@@ -84,3 +84,25 @@ def test_a_dry_run_of_a_sql_source_shows_the_mapped_rows_and_writes_nothing(pg_d
     assert out["dry_run"] and out["read"] == len(frame) == out["would_load"] + out["would_quarantine"]
     assert len(out["first_loaded"]) == 5 and out["first_loaded"][0]["ticket_id"]
     assert not db.exists()  # no warehouse was even created
+
+
+def test_a_table_stamped_in_local_time_without_a_zone_is_windowed_by_local_days(pg_database_url, small_generator):
+    """Most ticket systems keep DATETIME in Beijing time with no zone. An aware bound compared with
+    such a column is cast in the server session's zone (UTC here): 8 hours off. The window is
+    cut in the source's own zone instead."""
+    frame = pd.concat(small_generator.tickets(dt.date(2024, 6, 1), dt.date(2024, 6, 3),
+                                              as_of=pd.Timestamp("2024-06-04", tz=TZ)))
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.DatetimeTZDtype):
+            frame[c] = frame[c].dt.tz_localize(None)
+    src = create_engine(pg_database_url)
+    frame.to_sql("naive_export", src, index=False, if_exists="replace")
+    z = dt.timezone(dt.timedelta(hours=8))
+    since, until = dt.datetime(2024, 6, 2, tzinfo=z), dt.datetime(2024, 6, 3, tzinfo=z)
+    want = frame[(frame["更新时间"] >= pd.Timestamp("2024-06-02")) & (frame["更新时间"] < pd.Timestamp("2024-06-03"))]
+    got = pd.concat(b.frame for b in SqlSource(pg_database_url, "naive_export", "更新时间", since=since, until=until,
+                                               tz=TZ).batches())
+    assert len(want) > 50 and sorted(got["工单编号"]) == sorted(want["工单编号"])
+    with src.begin() as conn:
+        conn.execute(text("DROP TABLE naive_export"))
+    src.dispose()

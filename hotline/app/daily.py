@@ -34,7 +34,7 @@ def ingest(rt: Runtime, day: dt.date) -> dict:
     from hotline.app.ingest import ingest_day
     from hotline.app.notices import report_abandoned_runs
 
-    summary = ingest_day(rt.settings, day, aggregate=False, publish=False)
+    summary = ingest_day(rt.settings, day, aggregate=False, publish=False, secrets=rt.secrets())
     log.info("ingest %s: read %s, staged %s, quarantined %s", day, summary.read, summary.loaded, summary.quarantined)
     if n := report_abandoned_runs(rt=rt):  # runs a killed process left "running" (the operators are told once)
         log.warning("%s abandoned run(s) in the last 7 days reported to the operators (hotline runs)", n)

@@ -53,7 +53,44 @@ def check_source(settings: Settings, spec: dict[str, Any]) -> None:
             "for the demo.")
 
 
-def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None = None):
+# Airflow connection types -> SQLAlchemy drivers. OceanBase and TiDB speak MySQL's protocol.
+DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql",
+           "mariadb": "mysql+pymysql", "oceanbase": "mysql+pymysql", "tidb": "mysql+pymysql", "sqlite": "sqlite"}
+
+
+def connection_url(conn: Any, conn_id: str) -> str:
+    """A SQLAlchemy URL from an Airflow connection (``extra.driver`` names another driver)."""
+    from sqlalchemy.engine import URL
+
+    extra = dict(conn.extra or {})
+    driver = extra.pop("driver", None) or DRIVERS.get(conn.conn_type)
+    if driver is None:
+        raise SourceNotConfigured(f"connection {conn_id}: type {conn.conn_type!r} is not a database this pipeline "
+                                  f"reads ({', '.join(sorted(DRIVERS))}, or extra.driver)")
+    if driver.startswith("sqlite"):
+        return f"{driver}:///{conn.schema or conn.host}"
+    return URL.create(driver, username=conn.login, password=conn.password, host=conn.host or None, port=conn.port,
+                      database=conn.schema or None, query={k: str(v) for k, v in extra.items()}
+                      ).render_as_string(hide_password=False)
+
+
+def source_url(spec: dict[str, Any], secrets: Any) -> str:
+    """The ticket database of a sql source: ``url`` (no password), else the Airflow connection
+    ``conn_id`` (default hotline_source)."""
+    if spec.get("url"):
+        return str(spec["url"])
+    from alerts.channels import DeliveryError, Secrets
+
+    conn_id = str(spec.get("conn_id") or "hotline_source")
+    try:
+        conn = (secrets or Secrets({})).connection(conn_id)
+    except DeliveryError as exc:
+        raise SourceNotConfigured(f"未找到工单数据库连接：{conn_id}。 The ticket database's connection {conn_id} is "
+                                  f"not set: {exc}") from None
+    return connection_url(conn, conn_id)
+
+
+def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None = None, secrets: Any = None):
     """The configured source (settings.source) limited to ``day`` and its look-back window."""
     spec = dict(spec or settings.source or {"kind": "generator"})
     mapping = load_mapping(spec.get("mapping", "generator"), settings.config_dir)
@@ -65,7 +102,8 @@ def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None
         src = GeneratorSource(gen, day - dt.timedelta(days=settings.lookback_days), day, as_of=end, updated_since=start)
     elif kind == "sql":
         stamp = (mapping["fields"].get("updated_at") or mapping["fields"]["received_at"]).get("column")
-        src = SqlSource(spec["url"], spec["table"], stamp, since=start, until=end, schema=spec.get("schema"))
+        src = SqlSource(source_url(spec, secrets), spec["table"], stamp, since=start, until=end,
+                        schema=spec.get("schema"), tz=tz)
     elif kind == "csv":
         src = CsvSource(Path(str(spec["path"]).format(date=day)), encoding=spec.get("encoding", "auto"))
     else:
@@ -74,12 +112,12 @@ def source_for_day(settings: Settings, day: dt.date, spec: dict[str, Any] | None
 
 
 def ingest_day(settings: Settings, day: dt.date, *, aggregate: bool = True, run_id: str | None = None,
-               now: dt.datetime | None = None, publish: bool = True) -> IngestSummary:
+               now: dt.datetime | None = None, publish: bool = True, secrets: Any = None) -> IngestSummary:
     """Ingest the logical ``day`` (plus look-back) from the configured source into the warehouse."""
     check_source(settings, dict(settings.source or {"kind": "generator"}))
     engine = connect(settings.db_url)
     migrate(engine)
-    src, mapping = source_for_day(settings, day)
+    src, mapping = source_for_day(settings, day, secrets=secrets)
     mapper = TicketMapper(mapping, load_reference(settings.config_dir), settings.caller_salt, now=now)
     # a second run of the same day waits for this one (or stops with a message naming the holder)
     with day_lock(engine, day, settings.lock_wait_seconds):

@@ -166,7 +166,10 @@ def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, dry_run, db_url,
 
 
 @ingest.command("sql")
-@click.option("--url", required=True, help="SQLAlchemy URL of the source database.")
+@click.option("--url", default=None, help="SQLAlchemy URL of the source database (or --conn-id).")
+@click.option("--conn-id", default=None,
+              help="An Airflow connection (AIRFLOW_CONN_<ID>) holding the source database; keeps the password "
+                   "off the command line.")
 @click.option("--table", required=True, help="Source table.")
 @click.option("--mapping", "mapping_name", required=True)
 @click.option("--since", callback=_date, default=None, help="Read rows changed on or after this day.")
@@ -176,7 +179,7 @@ def ingest_csv(ctx, path, mapping_name, encoding, no_aggregate, dry_run, db_url,
 @db_option
 @json_option
 @click.pass_context
-def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, dry_run, db_url, as_json):
+def ingest_sql(ctx, url, conn_id, table, mapping_name, since, until, no_aggregate, dry_run, db_url, as_json):
     """Ingest a ticket table from any SQLAlchemy-reachable database, by its change stamp."""
     import zoneinfo
 
@@ -187,12 +190,23 @@ def ingest_sql(ctx, url, table, mapping_name, since, until, no_aggregate, dry_ru
         mapping = load_mapping(mapping_name, _settings(ctx).config_dir)
     except ConfigError as exc:
         _fail(str(exc))
-    z = zoneinfo.ZoneInfo(mapping.get("timezone", DEFAULT_TIMEZONE))
+    if (url is None) == (conn_id is None):
+        raise click.UsageError("give --url or --conn-id (one of them)")
+    if conn_id:
+        from hotline.app.ingest import SourceNotConfigured, source_url
+        from hotline.app.runtime import Runtime
+
+        try:
+            url = source_url({"conn_id": conn_id}, Runtime(_settings(ctx)).secrets())
+        except SourceNotConfigured as exc:
+            _fail(str(exc))
+    tz = mapping.get("timezone", DEFAULT_TIMEZONE)
+    z = zoneinfo.ZoneInfo(tz)
     f = mapping["fields"]
     stamp = (f.get("updated_at") or f["received_at"]).get("column")
     src = SqlSource(url, table, stamp,
                     since=dt.datetime.combine(since, dt.time(), z) if since else None,
-                    until=dt.datetime.combine(until, dt.time(), z) if until else None)
+                    until=dt.datetime.combine(until, dt.time(), z) if until else None, tz=tz)
     if dry_run:
         return _preview(ctx, src, mapping, as_json)
     _run_ingest(ctx, src, mapping, db_url, as_json, not no_aggregate)

@@ -11,10 +11,11 @@ import copy
 import datetime as dt
 import functools
 import types
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from hotline.core.reference import ConfigError
 
@@ -46,11 +47,27 @@ class SourceFile(Strict):
         default_factory=list, description="generator: the demo's own events, dated back from `anchor`")
     anchor: Day | None = Field(None, description="generator: the day planted events are dated from "
                                                  "(HOTLINE_DEMO_DAY)")
-    url: str | None = Field(None, description="sql: the ticket database's SQLAlchemy URL")
+    conn_id: str | None = Field(None, description="sql: the Airflow connection of the ticket database "
+                                                  "(AIRFLOW_CONN_<ID> or Airflow's store); hotline_source when "
+                                                  "no url is given")
+    url: str | None = Field(None, description="sql: the ticket database's SQLAlchemy URL, without a password "
+                                              "(a password belongs in the connection)")
     table: str | None = Field(None, description="sql: the ticket table")
     schema_name: str | None = Field(None, alias="schema", description="sql: the table's schema")
     path: str | None = Field(None, description="csv: the day's export, `{date}` replaced by the day")
     encoding: str = Field("auto", description="csv: the file's encoding (auto detects UTF-8, GB18030)")
+
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        """This file is read by every service and baked into images: a database password here
+        would travel with it."""
+        if url and urllib.parse.urlsplit(url).password:
+            raise ValueError("a password in a settings file; put the database in an Airflow connection "
+                             "(source.conn_id, default hotline_source: AIRFLOW_CONN_HOTLINE_SOURCE or Airflow's "
+                             "store) and leave url out")
+        return url
 
 
 class ForecastingFile(Strict):
@@ -340,6 +357,8 @@ def validate(model: type[Strict], doc: Any, path: str | Path) -> Strict:
             elif e["type"] == "extra_forbidden":
                 known = ", ".join(sorted(_fields_at(model, e["loc"][:-1])))
                 problems.append(f"{_where(e['loc'])}: unknown key (known: {known})")
+            elif e["type"] == "value_error":  # our own checks; the value may be a secret: not echoed
+                problems.append(f"{_where(e['loc'])}: {e['msg']}")
             else:
                 problems.append(f"{_where(e['loc'])}: {e['msg']} (got {e.get('input')!r})")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None
