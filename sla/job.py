@@ -70,9 +70,7 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
         ev = ev[ev["at"] > start] if since < start else ev  # the day's own changes (start, end], for the summary
         if since < start:  # the lights at the day's end: tickets still open at the day's start
             live = live[live["closed_at"].isna() | (live["closed_at"] > start)].reset_index(drop=True)
-        now = lights_at(live["received_at"], live["deadline_at"], live["closed_at"], end, cfg)
-        cur = pd.concat([live.reset_index(drop=True), now], axis=1)
-        cur = cur[cur["light"].isin(["yellow", "red"])]
+        cur = _lit_at(live, end, cfg)
         summary = _summary(cur, ev, live, cfg, ref, tz)
         summary.update({"day": str(day), "events_recorded": written, "events_today": int(len(ev))})
         if outbox is not None and len(cur):
@@ -86,6 +84,27 @@ def lights_day(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pro
         run.metrics = {**{k: summary[k] for k in ("red", "yellow", "events_recorded")},
                        "lists_queued": (summary.get("lists") or {}).get("queued", 0)}
         return summary
+
+
+def _lit_at(live: pd.DataFrame, end: dt.datetime, cfg: SlaConfig) -> pd.DataFrame:
+    """The tickets of ``live`` whose light is yellow or red at ``end``, with ``light`` and ``level``."""
+    now = lights_at(live["received_at"], live["deadline_at"], live["closed_at"], end, cfg)
+    cur = pd.concat([live.reset_index(drop=True), now], axis=1)
+    return cur[cur["light"].isin(["yellow", "red"])].reset_index(drop=True)
+
+
+def lights_list(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province_code: str,
+                region: str | None = None) -> pd.DataFrame:
+    """The yellow and red tickets at the end of ``day`` (of one city or district), read only:
+    what the district's 红黄灯日报 lists, every ticket of it."""
+    tz = ref.regions.province(province_code).timezone
+    start, end = day_bounds(day, tz)
+    level = ref.regions.level_of(region) if region else None
+    city = region if level == "city" else ref.regions.parent_of(region) if level == "district" else None
+    live = read_live(engine, start, end, province_code, city)
+    live = live[live["closed_at"].isna() | (live["closed_at"] > end)]
+    cur = _lit_at(live, end, cfg)
+    return cur[cur["district_code"] == region].reset_index(drop=True) if level == "district" else cur
 
 
 def _store(engine: Engine, ev: pd.DataFrame, live: pd.DataFrame, run_id: str, tz: str) -> int:

@@ -97,6 +97,10 @@ def _args(tmp, ids):
         ("ranking",): ["--month", MONTH],
         ("runs",): [],
         ("doctor",): ["--today", "2026-12-03"],  # exits 1: report_base_url unset, 2027's 调休 unknown
+        ("export", "lights"): ["--date", DAY, "--region", "440306", "--out", str(tmp / "x" / "lights.xlsx")],
+        ("export", "alerts"): ["--date", DAY, "--out", str(tmp / "x" / "alerts.csv")],
+        ("export", "ranking"): ["--month", MONTH, "--out", str(tmp / "x" / "ranking.xlsx")],
+        ("export", "watchlist"): ["--month", MONTH, "--out", str(tmp / "x" / "watch.csv")],
     }
 
 

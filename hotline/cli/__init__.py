@@ -1,6 +1,6 @@
 """The ``hotline`` command line: one module per command group. Every command has --help; with
 --json, stdout carries exactly one JSON document and the words go to stderr."""
-from hotline.cli import alerts, data, detect, forecast, governance, runs  # noqa: F401 (registers the commands)
+from hotline.cli import alerts, data, detect, exports, forecast, governance, runs  # noqa: F401 (registers the commands)
 from hotline.cli.base import main
 
 __all__ = ["main"]
