@@ -11,6 +11,17 @@ OUT = click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Pat
                    help="The file to write: .csv (UTF-8, opens in Excel) or .xlsx.")
 LANG = click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
                     help="The headers' language.")
+DAY = click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last).")
+MONTH = click.option("--month", required=True, callback=_month, help="The month (YYYY-MM).")
+
+
+def _table(name: str, *options):
+    """An export subcommand: its own options, then --out, --lang, --db and --json."""
+    def wrap(fn):
+        for opt in reversed((*options, OUT, LANG, db_option, json_option, click.pass_context)):
+            fn = opt(fn)
+        return export.command(name)(fn)
+    return wrap
 
 
 @main.group()
@@ -30,14 +41,8 @@ def _write(table, out: Path, as_json: bool) -> None:
           [f"{out}: {len(table.rows)} rows ({table.name})"])
 
 
-@export.command("lights")
-@click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last).")
-@click.option("--region", required=True, help="A district's code (or a city's): its red and yellow tickets.")
-@OUT
-@LANG
-@db_option
-@json_option
-@click.pass_context
+@_table("lights", DAY, click.option("--region", required=True,
+                                   help="A district's code (or a city's): its red and yellow tickets."))
 def export_lights(ctx, day, region, out, lang, db_url, as_json):
     """A district's red and yellow tickets at the end of the day (红黄灯), by department."""
     from reports.exports import lights_table
@@ -49,14 +54,7 @@ def export_lights(ctx, day, region, out, lang, db_url, as_json):
     _write(lights_table(rt.engine, day, rt.ref, rt.sla_config, rt.province, region, lang), out, as_json)
 
 
-@export.command("alerts")
-@click.option("--date", "day", callback=_date, default=None, help="The day (default: the warehouse's last).")
-@click.option("--city", default=None, help="Only this city's alerts.")
-@OUT
-@LANG
-@db_option
-@json_option
-@click.pass_context
+@_table("alerts", DAY, click.option("--city", default=None, help="Only this city's alerts."))
 def export_alerts(ctx, day, city, out, lang, db_url, as_json):
     """The alerts in play on the day, most severe first."""
     from reports.exports import alerts_table
@@ -68,14 +66,8 @@ def export_alerts(ctx, day, city, out, lang, db_url, as_json):
     _write(alerts_table(rt.engine, day, rt.ref, rt.province, city, lang), out, as_json)
 
 
-@export.command("ranking")
-@click.option("--month", required=True, callback=_month, help="The month (YYYY-MM).")
-@click.option("--level", type=click.Choice(["city", "district"]), default="city", show_default=True)
-@OUT
-@LANG
-@db_option
-@json_option
-@click.pass_context
+@_table("ranking", MONTH, click.option("--level", type=click.Choice(["city", "district"]), default="city",
+                                      show_default=True))
 def export_ranking(ctx, month, level, out, lang, db_url, as_json):
     """The month's horse race (赛马) at one level."""
     from reports.exports import ranking_table
@@ -84,13 +76,7 @@ def export_ranking(ctx, month, level, out, lang, db_url, as_json):
     _write(ranking_table(rt.engine, month, rt.ref, rt.province, level, lang), out, as_json)
 
 
-@export.command("watchlist")
-@click.option("--month", required=True, callback=_month, help="The evidence month (YYYY-MM).")
-@OUT
-@LANG
-@db_option
-@json_option
-@click.pass_context
+@_table("watchlist", MONTH)
 def export_watchlist(ctx, month, out, lang, db_url, as_json):
     """Each scope's 每月一题, watch list and sprouts (苗头)."""
     from reports.exports import watchlist_table
