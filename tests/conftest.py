@@ -129,3 +129,14 @@ def airflow_db():
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True,
                    env={**os.environ})
     return Path(os.environ["AIRFLOW_HOME"])
+
+
+# The modules that take minutes (docs/BENCHMARKS.md), longest first. pytest-xdist hands whole
+# modules to its workers in collection order: started first, they run side by side while the
+# short modules fill in around them, instead of one of them starting last and running alone.
+LONGEST_FIRST = ("test_dags.py", "test_topology.py", "test_nyc_real_data.py", "test_issue_principles.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
