@@ -23,7 +23,7 @@ from sqlalchemy import Engine, and_, func, select
 
 from alerts.pages import series_frame
 from alerts.render import KIND, place_name
-from hotline.core.html import SEVERITY, page, severity_badge, table
+from hotline.core.html import SEVERITY, filters, page, severity_badge, table
 from hotline.core.rarity import frequency, p_of
 from hotline.core.reference import Reference
 from hotline.core.severity import SEVERITY_RANK
@@ -74,6 +74,29 @@ def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date
                     "since": r["starts_on"], "new": "今日新增" if r["starts_on"] == day else "",
                     "status": r["status"]})
     return out
+
+
+def _alert_table(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date, fid: str,
+                 place: str) -> str:
+    """The alerts table with filters by severity, ``place`` (city on the province's board,
+    district on a city's) and category."""
+    data = [{"severity": r["severity"], "city": r.get("city_code") or "",
+             "district": r["region_code"] if r["region_level"] == "district" else "",
+             "category": "*" if r["category_code"] == "*" else ref.taxonomy.parent(r["category_code"])}
+            for r in items]
+    html = table(_alert_rows(items, ref, day), ALERT_COLUMNS, data)
+    if not items:
+        return html
+
+    def values(key, name):
+        return [(v, name(v)) for v in sorted({d[key] for d in data if d[key]})]
+
+    present = {d["severity"] for d in data}
+    groups = [("severity", "级别 severity", [(s, f"{SEVERITY[s]} {s}") for s in SEVERITY if s in present]),
+              (place, "城市 city" if place == "city" else "区县 district", values(place, ref.regions.name)),
+              ("category", "类别 category",
+               values("category", lambda c: "全部类别" if c == "*" else ref.taxonomy.name(c)))]
+    return filters(fid, html, groups)
 
 
 ALERT_COLUMNS = [("severity", "级别 severity"), ("place", "地区 region"), ("category", "类别 category"),
@@ -292,7 +315,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
             + _kpis(items, _day_tickets(engine, day, "province", province_code))
             + _section("proposal", "每月一题 Issue of the month",
                        _proposal_block(latest(engine, province_code, this_month), ref, out))
-            + _section("alerts", f"今日预警 Alerts ({len(items)})", table(_alert_rows(items, ref, day), ALERT_COLUMNS))
+            + _section("alerts", f"今日预警 Alerts ({len(items)})", _alert_table(items, ref, day, "fa", "city"))
             + _section("ranking", "赛马排名 Horse race", _ranking_block(ranking, ref, province_code))
             + _section("cities", "各市 Cities",
                        table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
@@ -308,8 +331,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
                  + _kpis(mine, _day_tickets(engine, day, "city", c.code))
                  + _section("proposal", "每月一题 Issue of the month",
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
-                 + _section("alerts", f"今日预警 Alerts ({len(mine)})",
-                            table(_alert_rows(mine, ref, day), ALERT_COLUMNS))
+                 + _section("alerts", f"今日预警 Alerts ({len(mine)})", _alert_table(mine, ref, day, "fa", "district"))
                  + _section("ranking", "赛马排名 Horse race",
                             _ranking_block(ranking, ref, province_code, c.code))
                  + _section("forecast", "未来30天预测 Next 30 days",

@@ -113,3 +113,38 @@ def test_proposal_page_renders_in_chromium(board):
         assert cjk_fonts(browser.platform_fonts("h1"))
         assert cjk_fonts(browser.platform_fonts("svg text.title"))
         browser.screenshot(artifact_dir() / "proposal-440300-2026-02.png")
+
+
+VISIBLE_ROWS = ("[...document.querySelectorAll('#alerts tbody tr')].filter(r => r.offsetParent !== null)"
+                ".map(r => r.innerText)")
+
+
+def _choose(browser, label: str) -> None:
+    """Click the filter chip whose text is ``label`` (the way an office user would)."""
+    assert browser.evaluate(f"(() => {{ const l = [...document.querySelectorAll('#alerts .filter label')]"
+                            f".find(x => x.innerText.trim() === {label!r}); if (!l) return false; l.click(); "
+                            f"return true; }})()"), f"no filter {label!r}"
+
+
+@pytest.mark.browser
+def test_the_board_filters_alerts_by_severity_place_and_category_without_a_script(board):
+    html = board.read_text(encoding="utf-8")
+    assert "<script" not in html  # pure CSS: it opens from disk anywhere
+    assert "10000000" not in html and "少于每 1000 天一次" in html  # no unchecked precision (no record)
+    city = board.parent / f"city-{CITY}.html"
+    with Chromium(width=1200, height=900) as browser:
+        browser.open(board.as_uri())
+        assert len(browser.evaluate(VISIBLE_ROWS)) == 2
+        _choose(browser, "红 red")
+        [row] = browser.evaluate(VISIBLE_ROWS)
+        assert "供水" in row and "红" in row
+        _choose(browser, "住房与物业")  # the category of the yellow one: with 红 still chosen, none
+        assert browser.evaluate(VISIBLE_ROWS) == []
+        _choose(browser, "全部 all")  # the first group's "all": severity released
+        [row] = browser.evaluate(VISIBLE_ROWS)
+        assert "龙岗区" in row and "黄" in row
+        browser.screenshot(artifact_dir() / "board-filtered.png")
+        browser.open(city.as_uri())
+        _choose(browser, "龙岗区")
+        [row] = browser.evaluate(VISIBLE_ROWS)
+        assert "龙岗区" in row

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,7 +64,8 @@ _TABLE = _ENV.from_string("""<table>
 <thead><tr>{% for h in headers %}<th>{{ h }}</th>{% endfor %}</tr></thead>
 <tbody>
 {% for row in rows %}
-<tr>{% for cls, value in row %}<td{% if cls %} class="{{ cls }}"{% endif %}>{{ value }}</td>{% endfor %}</tr>
+<tr{% for k, v in attrs[loop.index0] %} data-{{ k }}="{{ v }}"{% endfor %}>
+{%- for cls, value in row %}<td{% if cls %} class="{{ cls }}"{% endif %}>{{ value }}</td>{% endfor %}</tr>
 {% else %}
 <tr><td class="empty" colspan="{{ headers|length }}">无数据 no data</td></tr>
 {% endfor %}
@@ -106,14 +108,55 @@ def _cell(key: str, value: Any) -> tuple[str, str]:
     return ("num" if numeric else ""), fmt(value)
 
 
-def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]],
+          row_data: Sequence[Mapping[str, str]] | None = None) -> str:
     """An HTML table of ``rows`` (dicts) showing ``columns`` as (key, header) pairs, in order.
 
     Values are escaped (``Markup`` passes through); a ``severity`` column shows 红/橙/黄 badges;
-    a missing key shows —; no rows shows 无数据 no data.
+    a missing key shows —; no rows shows 无数据 no data. ``row_data`` gives each row's
+    ``data-*`` attributes (escaped), for :func:`filters`.
     """
     body = [[_cell(key, row.get(key)) for key, _ in columns] for row in rows]
-    return _TABLE.render(headers=[h for _, h in columns], rows=body)
+    attrs = [sorted(d.items()) for d in row_data] if row_data is not None else [[] for _ in rows]
+    return _TABLE.render(headers=[h for _, h in columns], rows=body, attrs=attrs)
+
+
+_CODE = re.compile(r"[A-Za-z0-9_.:*-]+")
+_FILTERS = _ENV.from_string("""<div class="filtered" id="{{ fid }}">
+<style>{{ css }}</style>
+{% for g in groups %}{% for o in g.options %}
+<input type="radio" class="f" name="{{ fid }}-{{ g.key }}" id="{{ o.id }}"{% if o.all %} checked{% endif %}>
+{% endfor %}{% endfor %}
+<div class="filter-bar">
+{% for g in groups %}
+<div class="filter"><span class="meta">{{ g.title }}</span>
+{%- for o in g.options %}<label for="{{ o.id }}">{{ o.label }}</label>{% endfor %}</div>
+{% endfor %}
+</div>
+{{ table }}
+</div>""")
+
+
+def filters(fid: str, table_html: str, groups: Sequence[tuple[str, str, Sequence[tuple[str, str]]]]) -> str:
+    """``table_html`` (from :func:`table` with ``row_data``) with a bar of filters above it, one
+    group per (data key, title, [(value, label), ...]): choosing a value shows only the rows whose
+    ``data-<key>`` is that value; the groups combine. Pure CSS (hidden radio buttons and sibling
+    selectors): no script, so the page still works opened from disk anywhere."""
+    css, out = [".filtered input.f{position:absolute;opacity:0;pointer-events:none}",
+                ".filter{margin:.2em 0}.filter label{display:inline-block;margin:0 .3em;padding:0 .4em;"
+                "border:1px solid #ccc;border-radius:3px;cursor:pointer}"], []
+    for gi, (key, title, values) in enumerate(groups):
+        options = [{"id": f"{fid}-{gi}-all", "label": "全部 all", "all": True}]
+        for vi, (value, label) in enumerate(values):
+            oid = f"{fid}-{gi}-{vi}"
+            options.append({"id": oid, "label": label, "all": False})
+            if not _CODE.fullmatch(str(value)):  # codes only: the value goes into a style sheet
+                raise ValueError(f"filter value {value!r} is not a code")
+            css.append(f'#{oid}:checked~table tbody tr:not([data-{key}="{value}"]){{display:none}}')
+        for o in options:
+            css.append(f'#{o["id"]}:checked~.filter-bar label[for="{o["id"]}"]{{background:#333;color:#fff}}')
+        out.append({"key": key, "title": title, "options": options})
+    return _FILTERS.render(fid=fid, css=Markup("".join(css)), groups=out, table=Markup(table_html))
 
 
 def page(title: str, body_html: str, lang: str = "zh-CN") -> str:

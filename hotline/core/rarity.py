@@ -24,12 +24,22 @@ def _years(days: float, lang: str) -> str:
     return f"约 {text} 年" if lang == "zh" else f"about {text} years"
 
 
+# The rarest rate shown without a series record: claims of 1 in 1,000 hold on real data (NYC, 20
+# series: 1.0x at > 0.999, 1.7x at > 0.9999; docs/DETECTORS.md), finer ones are not checked.
+UNCHECKED_BEYOND = 1000
+
+
 def frequency(p: float | None, history_days: int | float | None = None, lang: str = "zh") -> str:
     """'约每 1300 天一次（约 3.6 年）', or '近 560 天的记录中从未出现' past the record; '' without ``p``."""
     if p is None or not math.isfinite(float(p)) or p <= 0:
         return ""
     n = 1.0 / min(float(p), 1.0)
     h = int(history_days) if history_days else None
+    if h is None and n > UNCHECKED_BEYOND:  # no record to hold the claim against (an alert stored before
+        # history_days was kept): say no more than the detectors' tails are checked to on real data
+        if lang == "zh":
+            return f"少于每 {UNCHECKED_BEYOND} 天一次（本序列记录长度未知，更细的频率无法核对）"
+        return f"rarer than once in {UNCHECKED_BEYOND:,} days (this series' record is unknown: no finer figure)"
     if h is not None and n > h:
         if lang == "zh":
             return f"近 {h} 天的记录中从未出现" + (f"（{_years(h, 'zh')}）" if h >= 365 else "")
