@@ -209,11 +209,43 @@ STAGES: tuple[Callable[[NotifyRun, Any], Any], ...] = (
     sync_stage, evaluate_stage, group_stage, due_stage, pages_stage, enqueue_stage, deliver_stage)
 
 
+@dataclass(frozen=True)
+class NotifyResult:
+    """What one notify run did: the alerts' changes, their status today, the groups and notices,
+    the outbox's delivery (``delivered``, ``retrying``, ``failed``, ...) and the notices queued."""
+
+    run_id: str
+    fired: int
+    updated: int
+    reopened: int
+    resolved: int
+    silences_ended: int
+    status: dict[str, int]
+    groups: int
+    notices: int
+    delivery: dict[str, int]
+    queued: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_metrics(cls, run_id: str, m: dict[str, Any], queued: list[dict[str, Any]]) -> "NotifyResult":
+        return cls(run_id, m.get("fired", 0), m.get("updated", 0), m.get("reopened", 0), m.get("resolved", 0),
+                   m.get("silences_ended", 0), dict(m.get("status") or {}), m.get("groups", 0), m.get("notices", 0),
+                   {k.removeprefix("delivery_"): v for k, v in m.items() if k.startswith("delivery_")}, list(queued))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts as the run log, the DAG's XCom and `alerts notify --json` carry them (the
+        notices queued are left out: their bodies are the channel's business)."""
+        return {"fired": self.fired, "updated": self.updated, "reopened": self.reopened, "resolved": self.resolved,
+                "silences_ended": self.silences_ended, "status": dict(self.status), "groups": self.groups,
+                "notices": self.notices, **{f"delivery_{k}": v for k, v in self.delivery.items()},
+                "run_id": self.run_id}
+
+
 def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, var_dir: Path,
                secrets: Secrets, now: dt.datetime | None = None, sleep: Callable[[float], None] = time.sleep,
-               pages: bool = True) -> dict[str, Any]:
+               pages: bool = True) -> NotifyResult:
     """The whole stage for one logical day (see the module docstring): STAGES in order, in one
-    recorded run. Returns counts and the notices queued today, for the DAG's log and the CLI."""
+    recorded run. Returns its counts and the notices queued today, for the DAG's log and the CLI."""
     run_id = new_run_id("notify")
     with stage_run(engine, "notify", day, {}, run_id) as rec:
         run = NotifyRun(engine, day, ref, cfg, var_dir, secrets, utc(now), run_id, sleep, pages)
@@ -221,7 +253,7 @@ def notify_day(engine: Engine, day: dt.date, ref: Reference, cfg: AlertsConfig, 
         for stage in STAGES:
             out = stage(run, out)
         rec.metrics = dict(run.metrics)
-        return {**run.metrics, "queued": out, "run_id": run_id}
+        return NotifyResult.from_metrics(run_id, run.metrics, out)
 
 
 def as_mapping(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -235,16 +267,16 @@ def as_mapping(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: conv(v) for k, v in row.items()}
 
 
-def summary_lines(res: dict[str, Any], show: bool = True) -> list[str]:
+def summary_lines(res: NotifyResult, show: bool = True) -> list[str]:
     """What the notify stage did, for the CLI and the DAG's log."""
-    st = res["status"]
-    lines = [f"alerts: fired {res['fired']}, updated {res['updated']}, resolved {res['resolved']}; in play: "
+    st, d = res.status, res.delivery
+    lines = [f"alerts: fired {res.fired}, updated {res.updated}, resolved {res.resolved}; in play: "
              f"firing {st['firing']}, inhibited {st['inhibited']}, silenced {st['silenced']}, "
              f"acknowledged {st['acknowledged']}, resolved today {st['resolved']}",
-             f"notices queued: {res['notices']} ({res['groups']} groups); delivery: delivered "
-             f"{res['delivery_delivered']}, retrying {res['delivery_retrying']}, failed {res['delivery_failed']}"]
+             f"notices queued: {res.notices} ({res.groups} groups); delivery: delivered "
+             f"{d['delivered']}, retrying {d['retrying']}, failed {d['failed']}"]
     if show:
-        for n in res["queued"]:
+        for n in res.queued:
             lines.append(f"--- notice #{n['id']} to {n['receiver_name']} ({n['receiver']}) via {n['channel']}")
             lines += [f"    {x}" for x in n["body"].splitlines()]
     return lines

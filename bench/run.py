@@ -425,7 +425,7 @@ def bench_alerts() -> None:
         t = time.perf_counter()
         res = notify_day(eng, dt.date(2026, 3, 10), ref, cfg, Path(d), Secrets({}), pages=False)
         record("alerts: the notify stage on SQLite, 10,000 anomalies", time.perf_counter() - t, "s", None,
-               f"{res['fired']} alerts fired, {res['notices']} notices delivered to the file channel")
+               f"{res.fired} alerts fired, {res.notices} notices delivered to the file channel")
 
 
 def bench_proposals() -> None:

@@ -257,13 +257,13 @@ def test_a_days_notices_reach_the_file_channel_and_a_rerun_sends_nothing(engine,
           anomaly("city", "440100", category_code="transport.parking", kind="spread", detector="spread"))
     cfg = config()
     first = run(engine, ref, cfg, tmp_path)
-    assert first["fired"] == 3 and first["notices"] == 2 and first["delivery_delivered"] == 2
+    assert first.fired == 3 and first.notices == 2 and first.delivery["delivered"] == 2
     sent = notices(tmp_path)
     assert sorted(n["receiver"] for n in sent) == ["city:440100", "district:440306"]
     baoan = next(n for n in sent if n["receiver"] == "district:440306")
     assert len(baoan["payload"]["alerts"]) == 2 and "深圳市宝安区12345工作站" in baoan["subject"]
     second = run(engine, ref, cfg, tmp_path, now=NOW + dt.timedelta(hours=2))
-    assert second["fired"] == 0 and second["notices"] == 0 and second["delivery_delivered"] == 0
+    assert second.fired == 0 and second.notices == 0 and second.delivery["delivered"] == 0
     assert notices(tmp_path) == sent
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(notifications)).scalar_one() == 2
@@ -284,7 +284,7 @@ def test_an_alert_fires_updates_and_resolves_with_its_history(wh, ref, tmp_path)
     run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1))
     run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2))  # quiet 1 day: still firing (resolve after 2)
     res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=3))
-    assert res["resolved"] == 1
+    assert res.resolved == 1
     with wh.connect() as conn:
         row = conn.execute(select(alerts_table).where(alerts_table.c.fingerprint == fp)).mappings().one()
     assert (row["state"], row["starts_on"], row["last_seen"], row["ends_on"]) == (
@@ -300,12 +300,12 @@ def test_an_unchanged_group_is_repeated_only_after_the_repeat_interval(wh, ref, 
     counts = []
     for k in range(5):
         store(wh, {**a, "ds": DAY + dt.timedelta(days=k)}) if k else None
-        counts.append(run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=k))["notices"])
+        counts.append(run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=k)).notices)
     assert counts == [1, 0, 0, 1, 0]
     # a new alert joining the group is notified the next day (group_interval), with the old one
     store(wh, anomaly("district", BAOAN, category_code="transport.parking", ds=DAY + dt.timedelta(days=5)))
     res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=5))
-    assert res["notices"] == 1 and len(res["queued"][0]["firing"]) == 2
+    assert res.notices == 1 and len(res.queued[0]["firing"]) == 2
 
 
 def test_rerunning_an_older_day_after_a_later_one_sends_nothing(engine, ref, tmp_path):
@@ -315,9 +315,9 @@ def test_rerunning_an_older_day_after_a_later_one_sends_nothing(engine, ref, tmp
     run(engine, ref, cfg, tmp_path)
     store(engine, anomaly("district", BAOAN, category_code="transport.parking", ds=d2),
           anomaly("district", BAOAN, category_code="housing.property_service", ds=d2))
-    assert run(engine, ref, cfg, tmp_path, day=d2, now=NOW + dt.timedelta(days=1))["notices"] == 1
+    assert run(engine, ref, cfg, tmp_path, day=d2, now=NOW + dt.timedelta(days=1)).notices == 1
     again = run(engine, ref, cfg, tmp_path, day=d1, now=NOW + dt.timedelta(days=1, hours=3))  # clear the older run
-    assert again["notices"] == 0 and again["fired"] == 0
+    assert again.notices == 0 and again.fired == 0
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(notifications)).scalar_one() == 2
 
@@ -327,12 +327,12 @@ def test_a_rise_in_severity_is_news_the_next_day(wh, ref, tmp_path):
     a = anomaly("district", BAOAN, kind="level_shift", detector="level_shift", severity="yellow",
                 category_code="housing.property_service")
     store(wh, a)
-    assert run(wh, ref, cfg, tmp_path)["notices"] == 1
+    assert run(wh, ref, cfg, tmp_path).notices == 1
     store(wh, {**a, "ds": DAY + dt.timedelta(days=1), "severity": "red"})
     res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1))
-    assert res["notices"] == 1 and "红色预警" in res["queued"][0]["body"]  # not held for the 3-day repeat
+    assert res.notices == 1 and "红色预警" in res.queued[0]["body"]  # not held for the 3-day repeat
     store(wh, {**a, "ds": DAY + dt.timedelta(days=2), "severity": "red"})
-    assert run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2))["notices"] == 0
+    assert run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2)).notices == 0
 
 
 def test_a_resolved_notice_goes_only_where_the_alert_was_announced(wh, ref, tmp_path):
@@ -344,7 +344,7 @@ def test_a_resolved_notice_goes_only_where_the_alert_was_announced(wh, ref, tmp_
     run(wh, ref, cfg, tmp_path)
     expire_silence(wh, sid, "值班员", "结束", now=NOW + dt.timedelta(hours=1))
     res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=2), now=NOW + dt.timedelta(days=2))
-    assert res["resolved"] == 2
+    assert res.resolved == 2
     sent = notices(tmp_path, DAY + dt.timedelta(days=2))
     assert [(n["receiver"], n["payload"]["status"]) for n in sent] == [("city:440300", "resolved")]
     assert "1 条已恢复" in sent[0]["subject"] and "已恢复 · 深圳市 · 停车管理 · 突增" in sent[0]["body"]
@@ -358,10 +358,10 @@ def test_a_rerun_of_the_resolving_day_that_now_raises_the_alert_reopens_the_same
     run(wh, ref, cfg, tmp_path)
     acknowledge(wh, fp[:8], "宝安区", "useful", now=NOW)
     d3 = DAY + dt.timedelta(days=2)
-    assert run(wh, ref, cfg, tmp_path, day=d3, now=NOW + dt.timedelta(days=2))["resolved"] == 1
+    assert run(wh, ref, cfg, tmp_path, day=d3, now=NOW + dt.timedelta(days=2)).resolved == 1
     store(wh, {**a, "ds": d3})  # late data: the day is rerun and now has the anomaly
     res = run(wh, ref, cfg, tmp_path, day=d3, now=NOW + dt.timedelta(days=2, hours=2))
-    assert res["reopened"] == 1 and res["fired"] == 0
+    assert res.reopened == 1 and res.fired == 0
     with wh.connect() as conn:
         row = conn.execute(select(alerts_table).where(alerts_table.c.fingerprint == fp)).mappings().one()
     assert (row["state"], row["starts_on"], row["ends_on"], row["ack_by"]) == ("firing", DAY, None, "宝安区")
@@ -374,7 +374,7 @@ def test_a_silence_suppresses_matching_alerts_and_is_audited(wh, ref, tmp_path):
     sid = add_silence(wh, ['region_code="440306"', 'category_l1="housing"'], "张主任", "物业纠纷已专项处置中",
                       ends_at=NOW + dt.timedelta(days=3), now=NOW - dt.timedelta(hours=1))
     res = run(wh, ref, cfg, tmp_path)
-    assert res["status"]["silenced"] == 1
+    assert res.status["silenced"] == 1
     assert [n["receiver"] for n in notices(tmp_path)] == ["district:440307"]
     fp = fingerprint(f"district:{BAOAN}|l2:housing.property_service", "spike")
     ev = [h for h in history(wh, silence_id=sid)]
@@ -408,7 +408,7 @@ def test_district_alerts_under_a_city_alert_are_inhibited_in_the_stage(engine, r
           *[anomaly("district", d) for d in (BAOAN, LONGGANG, "440309")],
           anomaly("district", BAOAN, category_code="transport.parking"))
     res = run(engine, ref, cfg, tmp_path)
-    assert res["status"]["inhibited"] == 3
+    assert res.status["inhibited"] == 3
     got = {n["receiver"]: n for n in notices(tmp_path)}
     assert set(got) == {"city:440300", "department:440300:水务局", "district:440306"}
     assert [a["labels"]["category_code"] for a in got["district:440306"]["payload"]["alerts"]] == ["transport.parking"]
@@ -422,7 +422,7 @@ def test_an_acknowledged_alert_is_not_repeated_and_keeps_the_verdict(wh, ref, tm
     fp = acknowledge(wh, fingerprint(a["series_id"], "level_shift")[:8], "宝安区工作站", "useful", "已派单")
     for k in range(1, 5):
         store(wh, {**a, "ds": DAY + dt.timedelta(days=k)})
-        assert run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=k))["notices"] == 0
+        assert run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=k)).notices == 0
     with wh.connect() as conn:
         row = conn.execute(select(alerts_table).where(alerts_table.c.fingerprint == fp)).mappings().one()
     assert (row["status"], row["ack_by"], row["ack_verdict"], row["ack_comment"]) == (
@@ -473,7 +473,7 @@ def test_each_robot_webhook_gets_its_format_and_a_valid_signature(wh, ref, tmp_p
     cfg = config(channels, {"defaults": {"district": list(channels)}})
     store(wh, anomaly("district", BAOAN, category_code="housing.property_service"))
     res = run(wh, ref, cfg, tmp_path, env=env)
-    assert res["delivery_delivered"] == 4 and res["delivery_retrying"] == 0
+    assert res.delivery["delivered"] == 4 and res.delivery["retrying"] == 0
     for prefix in ("/dingtalk", "/feishu", "/wecom", "/webhook"):
         assert len(robots.delivered(prefix)) == 1, prefix
     ding = robots.delivered("/dingtalk")[0]
@@ -492,7 +492,7 @@ def test_a_wrong_signing_secret_is_a_failed_delivery_that_never_logs_the_token(w
     cfg = config({"dingtalk": channels["dingtalk"]}, {"defaults": {"district": ["dingtalk"]}})
     store(wh, anomaly("district", BAOAN))
     res = run(wh, ref, cfg, tmp_path, env=env)
-    assert res["delivery_retrying"] == 1 and robots.delivered("/dingtalk") == []
+    assert res.delivery["retrying"] == 1 and robots.delivered("/dingtalk") == []
     row = outbox(wh, "pending")[0]
     assert "310000" in row["last_error"] and "sign not match" in row["last_error"]
     assert "dt-token" not in row["last_error"] and "access_token=***" in row["last_error"]
@@ -520,7 +520,7 @@ def test_a_broken_channel_leaves_its_notice_pending_and_the_others_go(wh, ref, t
                  {"defaults": {"district": ["bad", "good"]}})
     store(wh, anomaly("district", BAOAN))
     res = run(wh, ref, cfg, tmp_path)
-    assert res["delivery_delivered"] == 1 and res["delivery_retrying"] == 1
+    assert res.delivery["delivered"] == 1 and res.delivery["retrying"] == 1
     assert len(notices(tmp_path)) == 1
     assert "InvalidURL" in outbox(wh, "pending")[0]["last_error"]
 
@@ -532,7 +532,7 @@ def test_a_webhook_failing_twice_then_answering_gets_exactly_one_delivery(engine
     store(engine, anomaly("district", BAOAN))
     sleeps = Sleeps()
     res = run(engine, ref, cfg, tmp_path, env=env, sleeps=sleeps)
-    assert res["delivery_delivered"] == 1
+    assert res.delivery["delivered"] == 1
     assert [r.status for r in robots.requests] == [500, 500, 200]
     assert len(robots.delivered("/webhook")) == 1
     assert sleeps == [0.5, 1.0]  # exponential backoff between the attempts
@@ -546,11 +546,11 @@ def test_a_notice_that_fails_today_is_delivered_on_the_next_run(wh, ref, tmp_pat
     cfg = config({"wecom": channels["wecom"]}, {"defaults": {"district": ["wecom"]}})
     robots.fail_next["/wecom"] = [503] * 3
     store(wh, anomaly("district", BAOAN))
-    assert run(wh, ref, cfg, tmp_path, env=env)["delivery_retrying"] == 1
+    assert run(wh, ref, cfg, tmp_path, env=env).delivery["retrying"] == 1
     assert outbox(wh, "pending")[0]["attempts"] == 3
     # the next day's run (no new anomaly) delivers it, once
     res = run(wh, ref, cfg, tmp_path, day=DAY + dt.timedelta(days=1), now=NOW + dt.timedelta(days=1), env=env)
-    assert res["delivery_delivered"] == 1 and len(robots.delivered("/wecom")) == 1
+    assert res.delivery["delivered"] == 1 and len(robots.delivered("/wecom")) == 1
     assert outbox(wh, "pending") == [] and len(outbox(wh, "delivered")) == 1
 
 
@@ -582,7 +582,7 @@ def test_email_goes_through_a_real_smtp_server_with_the_connections_credentials(
                      {"defaults": {"district": ["mail"]}})
         store(wh, anomaly("district", BAOAN, category_code="housing.property_service"))
         res = run(wh, ref, cfg, tmp_path, env=env)
-        assert res["delivery_delivered"] == 1
+        assert res.delivery["delivered"] == 1
         assert len(smtp.messages) == 1
         m = smtp.messages[0]
         assert (m["authenticated"] and m["to"] == ["baoan@example.gov.cn"]
@@ -608,7 +608,7 @@ def test_a_wrong_smtp_password_is_a_retry_not_a_loss(wh, ref, tmp_path):
         cfg = config({"mail": {"type": "email", "conn_id": "hotline_smtp", "to": ["a@example.gov.cn"]}},
                      {"defaults": {"district": ["mail"]}})
         store(wh, anomaly("district", BAOAN))
-        assert run(wh, ref, cfg, tmp_path, env=env)["delivery_retrying"] == 1
+        assert run(wh, ref, cfg, tmp_path, env=env).delivery["retrying"] == 1
         row = outbox(wh, "pending")[0]
         assert "SMTPAuthenticationError" in row["last_error"] and "wrong" not in row["last_error"]
         assert smtp.messages == []

@@ -110,7 +110,7 @@ def test_citizen_text_reaches_each_robot_and_webhook_inert(wh, ref, tmp_path, ro
     channels, env = robot_channels(robots)
     cfg = config({channel: channels[channel]}, {"defaults": {"district": [channel]}}, report_base_url=REPORTS)
     fp = with_ticket_texts(wh, EVIL)
-    assert run(wh, ref, cfg, tmp_path, env=env)["delivery_delivered"] == 1
+    assert run(wh, ref, cfg, tmp_path, env=env).delivery["delivered"] == 1
     doc = robots.delivered(ROBOT_PATHS[channel])[0].json
     md = {"dingtalk": lambda: doc["markdown"]["text"], "wecom": lambda: doc["markdown"]["content"],
           "feishu": lambda: doc["card"]["elements"][0]["content"], "hub": lambda: doc["markdown"]}[channel]()
@@ -129,7 +129,7 @@ def test_citizen_text_reaches_email_inert_in_html_and_plain_text(wh, ref, tmp_pa
         cfg = config({"mail": {"type": "email", "conn_id": "hotline_smtp", "to": ["baoan@example.gov.cn"]}},
                      {"defaults": {"district": ["mail"]}}, report_base_url=REPORTS)
         fp = with_ticket_texts(wh, EVIL)
-        assert run(wh, ref, cfg, tmp_path, env=env)["delivery_delivered"] == 1
+        assert run(wh, ref, cfg, tmp_path, env=env).delivery["delivered"] == 1
         msg = smtp.messages[0]["message"]
     finally:
         smtp.stop()
@@ -204,7 +204,7 @@ def test_secrets_in_a_webhook_url_never_reach_errors_receipts_history_or_the_cli
                  {"defaults": {"district": ["hub"]}})
     robots.fail_next["/webhook"] = [500] * 3  # a receiver that fails: last_error is written
     store(wh, anomaly("district", BAOAN))
-    assert run(wh, ref, cfg, tmp_path, env=env)["delivery_retrying"] == 1
+    assert run(wh, ref, cfg, tmp_path, env=env).delivery["retrying"] == 1
     error = outbox(wh, "pending")[0]["last_error"]
     assert "HTTP 500" in error and "password=***" in error and "//***@127.0.0.1" in error
     monkeypatch.setenv("HOTLINE_VAR_DIR", str(tmp_path))
@@ -262,8 +262,8 @@ def test_a_hanging_receiver_gets_each_notice_at_most_once_a_run_and_the_others_a
     first = slow_arrivals(hanging)
     assert max(first.values()) == 1  # deliveries per notice per run: one (a timeout is not retried)
     assert len(first) == 2  # then the circuit opened: the other two were not tried
-    assert res["delivery_delivered"] == 4 and len(hanging.delivered("/wecom")) == 4  # the healthy channel: all
-    assert res["delivery_retrying"] == 4 and res["delivery_failed"] == 0 and sleeps == []  # no backoff sleeps
+    assert res.delivery["delivered"] == 4 and len(hanging.delivered("/wecom")) == 4  # the healthy channel: all
+    assert res.delivery["retrying"] == 4 and res.delivery["failed"] == 0 and sleeps == []  # no backoff sleeps
     slow = sorted((r for r in outbox(wh) if r["channel"] == "slow"), key=lambda r: r["id"])
     assert [r["status"] for r in slow] == ["pending"] * 4
     assert [r["attempts"] for r in slow] == [1, 1, 0, 0]
@@ -294,7 +294,7 @@ def test_a_refused_connection_opens_the_circuit_for_the_run(wh, ref, tmp_path):
                                                                  "circuit_breaker_after": 2})
     store(wh, *[anomaly("district", d, category_code=PROPERTY) for d in DISTRICTS[:3]])
     sleeps = Sleeps()
-    assert run(wh, ref, cfg, tmp_path, sleeps=sleeps)["delivery_retrying"] == 3
+    assert run(wh, ref, cfg, tmp_path, sleeps=sleeps).delivery["retrying"] == 3
     rows = sorted(outbox(wh), key=lambda r: r["id"])
     assert [r["attempts"] for r in rows] == [2, 0, 0] and sleeps == [0.5]  # refused twice in a row: open
     assert "ConnectError" in rows[0]["last_error"] and all(r["last_error"].startswith("circuit open") for r in rows[1:])

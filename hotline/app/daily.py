@@ -129,7 +129,7 @@ def notify(rt: Runtime, day: dt.date) -> dict:
     res = notify_day(rt.engine, day, rt.ref, rt.alerts_config, rt.settings.var_dir, rt.secrets())
     for line in summary_lines(res):
         log.info("notify: %s", line)
-    return {k: v for k, v in res.items() if k != "queued"}
+    return res.as_dict()
 
 
 def lights(rt: Runtime, day: dt.date, city: str | None = None, send: bool = True) -> dict:

@@ -56,9 +56,9 @@ def alerts_notify(ctx, day, show, db_url, as_json):
     with _working(f"notify for {day} ..."):
         res = notify_day(engine, day, ref, cfg, s.var_dir, Secrets(os.environ))
     lines = summary_lines(res, show)
-    _emit({k: v for k, v in res.items() if k != "queued"} | {"notices": [
+    _emit(res.as_dict() | {"notices": [
         {k: n[k] for k in ("id", "receiver", "receiver_name", "channel", "subject", "firing", "resolved")}
-        for n in res["queued"]]}, as_json, lines)
+        for n in res.queued]}, as_json, lines)
 
 
 @alerts.command("list")
