@@ -1,5 +1,6 @@
 """A ticket system on MariaDB (OceanBase and TiDB speak the same protocol), read through an Airflow
 connection: no password in config/hotline.yaml. Runs against the machine's real MariaDB server
+(and, for the kill test, a PostgreSQL warehouse on the real server)
 (HOTLINE_TEST_MYSQL_URL, default mysql+pymysql://root@127.0.0.1:3306); an unreachable server
 fails these tests, it never skips them."""
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 from alerts.channels import Secrets
 from hotline.app.ingest import SourceNotConfigured, ingest_day
 from hotline.core.settings import load_settings
+from tests.conftest import _clean, pg_database_url  # noqa: F401
 from warehouse.schema import tickets
 
 MYSQL_SERVER_URL = os.environ.get("HOTLINE_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -121,3 +123,66 @@ def test_a_dry_run_through_the_connection_keeps_the_password_off_the_command_lin
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["read"] == len(frame) and out["would_quarantine"] == 0 and not (tmp_path / "w.db").exists()
+
+
+def test_an_ingest_killed_in_the_middle_leaves_nothing_half_written_and_the_rerun_loads_it_once(
+        source_db, tmp_path, pg_database_url):  # noqa: F811
+    """`hotline ingest sql` from MariaDB into a PostgreSQL warehouse, killed (SIGKILL) while its
+    write waits on a lock the test holds: none of its rows land, its run is marked abandoned by
+    the next run, and the rerun loads every ticket once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from warehouse.db import connect, migrate
+    from warehouse.schema import pipeline_runs
+
+    name, frame = source_db
+    wh = connect(pg_database_url)
+    migrate(wh)
+    _clean(wh)  # the session's database, as other modules left it
+    env = {**os.environ, **_conn_env(name), "HOTLINE_CALLER_SALT": "t", "HOTLINE_DB_URL": pg_database_url,
+           "HOTLINE_VAR_DIR": str(tmp_path / "var")}
+    argv = [sys.executable, "-m", "hotline.cli", "ingest", "sql", "--conn-id", "hotline_source", "--table",
+            "ticket_export", "--mapping", "generator", "--no-aggregate"]
+    holder = wh.connect()
+    lock = holder.begin()
+    holder.execute(text("LOCK TABLE tickets IN EXCLUSIVE MODE"))  # reads go on; the ingest's write waits
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # the ingest has read and mapped its batch and now waits to write it
+            with wh.connect() as watch:  # a new transaction each time: pg_stat_activity is a per-transaction snapshot
+                waiting = watch.execute(text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")).scalar_one()
+            if waiting:
+                break
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "the ingest never reached its write"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        lock.rollback()
+        holder.close()
+    time.sleep(1)  # the killed client's backend ends its transaction without committing
+    with wh.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(tickets)).scalar_one() == 0
+        [killed] = conn.execute(select(pipeline_runs.c.run_id, pipeline_runs.c.status).where(
+            pipeline_runs.c.stage == "ingest")).all()
+    assert killed.status == "running"  # as the killed process left it
+    rerun = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    out = json.loads(rerun.stdout)
+    assert out["read"] == len(frame) == out["loaded"] + out["quarantined"] and out["inserted"] == out["loaded"]
+    with wh.connect() as conn:
+        n = conn.execute(select(func.count()).select_from(tickets)).scalar_one()
+        distinct = conn.execute(select(func.count(func.distinct(tickets.c.ticket_id)))).scalar_one()
+        status = conn.execute(select(pipeline_runs.c.status).where(
+            pipeline_runs.c.run_id == killed.run_id)).scalar_one()
+    assert n == distinct == out["loaded"]
+    assert status == "abandoned"  # the next run of the stage found its process gone
+    _clean(wh)
+    wh.dispose()
