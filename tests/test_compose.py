@@ -100,6 +100,7 @@ def test_the_init_service_migrates_both_databases_and_creates_the_pools(compose)
     assert "airflow pools import /opt/hotline/config/airflow_pools.json" in script
     assert (ROOT / "config" / "airflow_pools.json").is_file()
     assert "HOTLINE_LOAD_DEMO" in script and "hotline demo" in script
+    assert "hotline doctor ||" in script  # its findings in the init log, without stopping the stack
     # it runs as root; the services run as AIRFLOW_UID and must own what it wrote to the volumes
     assert compose["services"]["airflow-init"]["user"] == "0:0"
     assert 'chown -R "${AIRFLOW_UID:-50000}:0" /opt/hotline/var /opt/airflow/logs' in script
