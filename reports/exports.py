@@ -20,14 +20,15 @@ import pandas as pd
 from sqlalchemy import Engine, or_, select
 
 from alerts.render import KIND
+from hotline.core.html import SEVERITY as SEVERITY_ZH
 from hotline.core.reference import Reference
 from hotline.core.severity import SEVERITY_RANK
 from hotline.core.sla import SlaConfig
+from sla.notice import LEVEL_ZH
 from warehouse.schema import alerts, proposals, rankings
 
-LIGHT = {"zh": {"red": "红", "yellow": "黄"}, "en": {"red": "red", "yellow": "yellow"}}
-LEVEL = {"zh": {"district": "区", "city": "市", "province": "省"}, "en": {}}
-SEVERITY = {"zh": {"red": "红", "orange": "橙", "yellow": "黄"}, "en": {}}
+SEVERITY = {"zh": SEVERITY_ZH, "en": {}}  # an alert's severity and a ticket's light (红/黄) alike
+LEVEL = {"zh": LEVEL_ZH, "en": {}}
 STATUS = {"zh": {"firing": "预警中", "acknowledged": "已确认", "silenced": "已静默", "inhibited": "已抑制",
                   "resolved": "已解除"}, "en": {}}
 ROLE = {"zh": {"chosen": "本月一题", "watch": "观察名单", "sprout": "苗头"}, "en": {"chosen": "issue of the month"}}
@@ -70,7 +71,7 @@ def lights_table(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, p
     for r in cur.sort_values(["dep", "red_first", "deadline_at"]).itertuples():
         hours = (end - pd.Timestamp(r.deadline_at)).total_seconds() / 3600
         level = cfg.levels[int(r.level)]
-        rows.append([r.dep, _word(LIGHT, lang, r.light), r.ticket_id, ref.taxonomy.name(r.category_l2, lang),
+        rows.append([r.dep, _word(SEVERITY, lang, r.light), r.ticket_id, ref.taxonomy.name(r.category_l2, lang),
                      ref.regions.name(r.district_code or r.city_code, lang),
                      pd.Timestamp(r.received_at).tz_convert(tz).strftime("%Y-%m-%d %H:%M"),
                      pd.Timestamp(r.deadline_at).tz_convert(tz).strftime("%Y-%m-%d %H:%M"),

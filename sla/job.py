@@ -101,9 +101,7 @@ def lights_list(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, pr
     start, end = day_bounds(day, tz)
     level = ref.regions.level_of(region) if region else None
     city = region if level == "city" else ref.regions.parent_of(region) if level == "district" else None
-    live = read_live(engine, start, end, province_code, city)
-    live = live[live["closed_at"].isna() | (live["closed_at"] > end)]
-    cur = _lit_at(live, end, cfg)
+    cur = _lit_at(read_live(engine, start, end, province_code, city), end, cfg)  # closed ones have no light
     return cur[cur["district_code"] == region].reset_index(drop=True) if level == "district" else cur
 
 
