@@ -95,6 +95,9 @@ def parse_connection(value: str, conn_id: str) -> Connection:
                       urllib.parse.unquote(u.password) if u.password else None, u.path.lstrip("/"), extra)
 
 
+LINK_SECRET_ENV = "HOTLINE_WEB_SECRET"  # the served site's secret: signs the alert links in notices
+
+
 class Secrets:
     """Where channels find their secrets: the environment given (resolved at the edge), then
     Airflow's connection store when running inside Airflow."""

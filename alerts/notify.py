@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, bindparam, insert, or_, select, update
 
-from alerts.channels import Secrets
+from alerts.channels import LINK_SECRET_ENV, Secrets
 from alerts.config import AlertsConfig, parse_matchers
 from alerts.model import event_row, recorded_on, sync_alerts, utc
 from alerts.outbox import deliver_due, enqueue
@@ -192,7 +192,8 @@ def pages_stage(run: NotifyRun, due: list[tuple[Group, list[dict], list[dict]]])
 
 def enqueue_stage(run: NotifyRun, due: list[tuple[Group, list[dict], list[dict]]]) -> list:
     """6. One notice per due group and channel into the outbox (a rerun adds nothing)."""
-    queued = enqueue(run.engine, run.day, due, run.cfg, run.ref, run.var_dir, run.now, run.run_id)
+    queued = enqueue(run.engine, run.day, due, run.cfg, run.ref, run.var_dir, run.now, run.run_id,
+                     link_secret=run.secrets.env.get(LINK_SECRET_ENV))
     run.metrics["notices"] = len(queued)
     return queued
 

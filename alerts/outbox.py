@@ -18,6 +18,7 @@ from alerts.config import AlertsConfig
 from alerts.model import history_event, jsonable, utc
 from alerts.render import LIMITS, channel_payload, compose, office_name
 from alerts.routing import Group, dedup_key
+from hotline.core.links import link_expiry, signed_alert_path
 from hotline.core.reference import Reference
 from warehouse.schema import notifications
 
@@ -32,19 +33,27 @@ def report_link(cfg: AlertsConfig, var_dir: Path, rel: str) -> str:
     return (Path(var_dir) / "reports" / rel).resolve().as_uri()
 
 
-def alert_link(cfg: AlertsConfig, var_dir: Path, day: dt.date, fp: str) -> str:
+def alert_link(cfg: AlertsConfig, var_dir: Path, day: dt.date, fp: str, secret: str | None = None) -> str:
+    """An alert's page: on the served site (``report_base_url``) a signed link that opens it for
+    ``LINK_DAYS`` without a sign-in when the site's secret is given, else its page behind the
+    sign-in; with no site, the offline page on this machine."""
+    if cfg.report_base_url:
+        base = cfg.report_base_url.rstrip("/")
+        return f"{base}/{signed_alert_path(secret, fp, link_expiry(day))}" if secret else f"{base}/alerts/{fp}"
     return report_link(cfg, var_dir, f"alerts/{day}/{fp}.html")
 
 
 def enqueue(engine: Engine, day: dt.date, due: list[tuple[Group, list[dict], list[dict]]], cfg: AlertsConfig,
-            ref: Reference, var_dir: Path, now: dt.datetime, run_id: str | None = None) -> list[dict[str, Any]]:
+            ref: Reference, var_dir: Path, now: dt.datetime, run_id: str | None = None,
+            link_secret: str | None = None) -> list[dict[str, Any]]:
     """Render and queue each due notice on each of its office's channels; returns the rows queued
     (a notice already in the outbox under its dedup key is skipped)."""
     queued = []
     with engine.begin() as conn:
         existing = set(conn.execute(select(notifications.c.dedup_key).where(notifications.c.ds == day)).scalars())
         for g, firing, resolved in due:
-            links = {a["fingerprint"]: alert_link(cfg, var_dir, day, a["fingerprint"]) for a in [*firing, *resolved]}
+            links = {a["fingerprint"]: alert_link(cfg, var_dir, day, a["fingerprint"], link_secret)
+                     for a in [*firing, *resolved]}
             chans = cfg.channels_of(g.receiver)
             if not chans:
                 history_event(conn, now, day, None, "unrouted", "pipeline",

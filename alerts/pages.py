@@ -52,30 +52,41 @@ def series_frame(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd
     return pd.DataFrame(rows, columns=["ds", "observed", "expected", "lower", "upper"]), sorted(marks)
 
 
+def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsConfig,
+               actions: str = "") -> tuple[str, str]:
+    """An alert's page: (title, body markup); ``actions`` (trusted markup: the served site's
+    forms) goes between the chart and the history."""
+    v = alert_view(a, cfg.language, day, None)
+    frame, alert_days = series_frame(engine, a, day)
+    chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
+                         alert_days=alert_days, title=v.title)
+    with engine.connect() as conn:
+        hist = [dict(r) for r in conn.execute(select(alert_events.c.at, alert_events.c.ds, alert_events.c.action,
+                                                     alert_events.c.actor, alert_events.c.detail).where(
+            alert_events.c.fingerprint == a["fingerprint"]).order_by(alert_events.c.id)).mappings()]
+    for h in hist:  # who said what: the verdict and comment of an acknowledgement, a silence's reason
+        d = h.pop("detail") or {}
+        h["why"] = " · ".join(str(d[k]) for k in ("verdict", "comment", "reason") if d.get(k))
+    lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
+    body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
+            f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
+            f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；"
+            f"红点：告警日（灰线为当日预期、阴影为正常范围）；"
+            f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "
+            f"right: the next 30 days' forecast band.</p>{actions}<h2>历史 History</h2>"
+            + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"),
+                           ("actor", "操作人 by"), ("why", "说明 note")]))
+    return v.title, body
+
+
 def write_alert_pages(engine: Engine, day: dt.date, items: Sequence[Mapping[str, Any]], var_dir: Path,
                       cfg: AlertsConfig) -> list[Path]:
     out_dir = var_dir / "reports" / "alerts" / str(day)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for a in {x["fingerprint"]: x for x in items}.values():
-        v = alert_view(a, cfg.language, day, None)
-        frame, alert_days = series_frame(engine, a, day)
-        chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
-                             alert_days=alert_days, title=v.title)
-        with engine.connect() as conn:
-            hist = [dict(r) for r in conn.execute(select(alert_events.c.at, alert_events.c.ds, alert_events.c.action,
-                                                         alert_events.c.actor).where(
-                alert_events.c.fingerprint == a["fingerprint"]).order_by(alert_events.c.id)).mappings()]
-        lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
-        body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
-                f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
-                f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；"
-                f"红点：告警日（灰线为当日预期、阴影为正常范围）；"
-                f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "
-                f"right: the next 30 days' forecast band.</p><h2>历史 History</h2>"
-                + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"),
-                               ("actor", "操作人 by")]))
+        title, body = alert_body(engine, a, day, cfg)
         path = out_dir / f"{a['fingerprint']}.html"
-        path.write_text(page(v.title, body), encoding="utf-8")
+        path.write_text(page(title, body), encoding="utf-8")
         written.append(path)
     return written

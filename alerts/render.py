@@ -197,6 +197,7 @@ def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]]
     """The notice for one group: subject, markdown (robots), plain text and HTML (email)."""
     views = [alert_view(a, lang, ds, links.get(a["fingerprint"])) for a in [*firing, *resolved]]
     counts = {s: sum(1 for a in firing if a["severity"] == s) for s in ("red", "orange", "yellow")}
+    served = any(str(x).startswith(("http://", "https://")) for x in links.values())  # the site: act from the page
     if lang == "en":
         parts = ", ".join(f"{n} {SEVERITY['en'][s].lower()}" for s, n in counts.items() if n)
         subject = f"[12345 early warning] {receiver_name}: {len(firing)} alert(s)" + (f" ({parts})" if parts else "")
@@ -205,8 +206,10 @@ def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]]
         subject += f" · {ds}"
         head = f"{receiver_name} · {ds} · firing {len(firing)}, resolved {len(resolved)}"
         footer = ("Please check and act (first-receiver responsibility). If an alert is not useful, say so: "
-                  "`hotline alerts ack <id> --verdict not_useful` helps tune the detectors.")
-        chart, more = "Chart", "more alert(s) not shown here: see the warning board"
+                  + ("open its page to acknowledge it with your verdict (useful / not useful)" if served else
+                     "`hotline alerts ack <id> --verdict not_useful`") + " helps tune the detectors.")
+        chart = "Open: acknowledge, verdict, silence" if served else "Chart"
+        more = "more alert(s) not shown here: see the warning board"
     else:
         parts = "、".join(f"{SEVERITY['zh'][s][0]} {n}" for s, n in counts.items() if n)
         subject = f"【12345预警】{receiver_name}：{len(firing)} 条预警" + (f"（{parts}）" if parts else "")
@@ -215,9 +218,11 @@ def compose(receiver_name: str, ds: dt.date, firing: Sequence[Mapping[str, Any]]
         subject += f" · {ds}"
         head = f"{receiver_name} · {ds} · 预警 {len(firing)} 条，已恢复 {len(resolved)} 条"
         footer = ("请按首接负责制核实处置，未诉先办。"
-                  "如预警无效，请反馈（hotline alerts ack <编号> --verdict not_useful），"
-                  "用于检测调优。")
-        chart, more = "图表", "条预警未在此列出，请查看预警看板"
+                  + ("如预警无效，请打开预警页面确认并反馈“无用”，" if served else
+                     "如预警无效，请反馈（hotline alerts ack <编号> --verdict not_useful），")
+                  + "用于检测调优。")
+        chart = "打开预警页面（确认·反馈·静默）" if served else "图表"
+        more = "条预警未在此列出，请查看预警看板"
     md_blocks, txt_blocks = [], []
     for i, v in enumerate(views, 1):
         mark = SEVERITY_MARK.get(v.severity, "") if v.state == "firing" else "✅"
@@ -282,18 +287,33 @@ def report_message(subject: str, lines: Sequence[str], tail: str = "", link: str
     return Message(subject, md, text, body, [])
 
 
+MAX_BUTTONS = 5
+
+
 def channel_payload(channel_type: str, msg: Message, meta: Mapping[str, Any]) -> dict[str, Any]:
     """The request body each channel sends (before any signature is added at send time)."""
+    # on the served site each alert's (signed) page is a button: DingTalk's ActionCard, Feishu's card
+    buttons = [(f"{i}. {v.title}"[:40], v.link) for i, v in enumerate(msg.views, 1)
+               if v.link and v.link.startswith(("https://", "http://"))][:MAX_BUTTONS]
     if channel_type == "dingtalk":
+        if buttons:
+            return {"msgtype": "actionCard", "actionCard": {
+                "title": msg.subject, "text": msg.markdown, "btnOrientation": "0",
+                "btns": [{"title": t, "actionURL": u} for t, u in buttons]}}
         return {"msgtype": "markdown", "markdown": {"title": msg.subject, "text": msg.markdown}}
-    if channel_type == "wecom":
+    if channel_type == "wecom":  # a group robot's markdown: its links open in WeCom's browser
         return {"msgtype": "markdown", "markdown": {"content": msg.markdown}}
     if channel_type == "feishu":
         worst = next((v.severity for v in msg.views if v.state == "firing"), None)
         template = {"red": "red", "orange": "orange", "yellow": "yellow"}.get(worst or "", "green")
+        elements: list[dict[str, Any]] = [{"tag": "markdown", "content": msg.markdown}]
+        if buttons:
+            elements.append({"tag": "action", "actions": [
+                {"tag": "button", "text": {"tag": "plain_text", "content": t}, "url": u,
+                 "type": "primary" if i == 0 else "default"} for i, (t, u) in enumerate(buttons)]})
         return {"msg_type": "interactive",
                 "card": {"header": {"title": {"tag": "plain_text", "content": msg.subject}, "template": template},
-                         "elements": [{"tag": "markdown", "content": msg.markdown}]}}
+                         "elements": elements}}
     if channel_type == "email":
         return {"subject": msg.subject, "text": msg.text, "html": msg.html}
     # webhook and file: an Alertmanager-like document with the rendered text

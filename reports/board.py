@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,12 +63,17 @@ def p_surprise(r: Mapping[str, Any]) -> float:
     return 0.0 if p is None else -math.log10(max(p, 1e-300))
 
 
-def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date) -> list[dict[str, Any]]:
+def _anchor(fp: str) -> str:
+    return f"#a-{fp[:12]}"
+
+
+def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date,
+                href: Callable[[str], str] = _anchor) -> list[dict[str, Any]]:
     out = []
     for r in items:
         cat = "全部类别" if r["category_code"] == "*" else ref.taxonomy.name(r["category_code"])
         out.append({"severity": r["severity"], "place": place_name(r["labels"]),
-                    "category": Markup('<a href="#a-{0}">{1}</a>').format(r["fingerprint"][:12], cat),
+                    "category": Markup('<a href="{0}">{1}</a>').format(href(r["fingerprint"]), cat),
                     "kind": KIND["zh"].get(r["kind"], r["kind"]), "observed": r["observed"], "expected": r["expected"],
                     "rarity": frequency(p_of(r.get("surprise"), r.get("score")), r.get("history_days")),
                     "since": r["starts_on"], "new": "今日新增" if r["starts_on"] == day else "",
@@ -76,15 +81,15 @@ def _alert_rows(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date
     return out
 
 
-def _alert_table(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date, fid: str,
-                 place: str) -> str:
+def alert_table(items: Sequence[Mapping[str, Any]], ref: Reference, day: dt.date, fid: str,
+                place: str, href: Callable[[str], str] = _anchor) -> str:
     """The alerts table with filters by severity, ``place`` (city on the province's board,
     district on a city's) and category."""
     data = [{"severity": r["severity"], "city": r.get("city_code") or "",
              "district": r["region_code"] if r["region_level"] == "district" else "",
              "category": "*" if r["category_code"] == "*" else ref.taxonomy.parent(r["category_code"])}
             for r in items]
-    html = table(_alert_rows(items, ref, day), ALERT_COLUMNS, data)
+    html = table(_alert_rows(items, ref, day, href), ALERT_COLUMNS, data)
     if not items:
         return html
 
@@ -315,7 +320,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
             + _kpis(items, _day_tickets(engine, day, "province", province_code))
             + _section("proposal", "每月一题 Issue of the month",
                        _proposal_block(latest(engine, province_code, this_month), ref, out))
-            + _section("alerts", f"今日预警 Alerts ({len(items)})", _alert_table(items, ref, day, "fa", "city"))
+            + _section("alerts", f"今日预警 Alerts ({len(items)})", alert_table(items, ref, day, "fa", "city"))
             + _section("ranking", "赛马排名 Horse race", _ranking_block(ranking, ref, province_code))
             + _section("cities", "各市 Cities",
                        table(city_rows, [("city", "城市 city")] + [(s, SEVERITY[s]) for s in SEVERITY]))
@@ -331,7 +336,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
                  + _kpis(mine, _day_tickets(engine, day, "city", c.code))
                  + _section("proposal", "每月一题 Issue of the month",
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
-                 + _section("alerts", f"今日预警 Alerts ({len(mine)})", _alert_table(mine, ref, day, "fa", "district"))
+                 + _section("alerts", f"今日预警 Alerts ({len(mine)})", alert_table(mine, ref, day, "fa", "district"))
                  + _section("ranking", "赛马排名 Horse race",
                             _ranking_block(ranking, ref, province_code, c.code))
                  + _section("forecast", "未来30天预测 Next 30 days",

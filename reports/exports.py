@@ -57,13 +57,18 @@ def _word(table: dict[str, dict[str, str]], lang: str, key: str) -> str:
 
 
 def lights_table(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, province: str, region: str,
-                 lang: str = "zh") -> Table:
+                 lang: str = "zh", department: str | None = None) -> Table:
     """The red and yellow tickets of a district (or a city) at the end of ``day``, by department:
-    red first, then by deadline."""
+    red first, then by deadline. ``department``: only the tickets assigned to it, or, unassigned,
+    of a category it leads (taxonomy.yaml)."""
     from sla.job import lights_list
 
     tz = ref.regions.province(province).timezone
     cur = lights_list(engine, day, ref, cfg, province, region)
+    if department is not None:
+        cats = ref.taxonomy.categories
+        lead = cur["category_l2"].map(lambda c: cats[c].department if c in cats else None)
+        cur = cur[(cur["department"] == department) | (cur["department"].isna() & (lead == department))]
     end = pd.Timestamp(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), tz=tz)
     unassigned = "（未指定）" if lang == "zh" else "(unassigned)"
     cur = cur.assign(dep=cur["department"].fillna(unassigned), red_first=(cur["light"] != "red").astype(int))
@@ -84,8 +89,9 @@ def lights_table(engine: Engine, day: dt.date, ref: Reference, cfg: SlaConfig, p
 
 
 def alerts_table(engine: Engine, day: dt.date, ref: Reference, province: str, city: str | None = None,
-                 lang: str = "zh") -> Table:
-    """The alerts in play on ``day`` (begun by then, not ended before it), most severe first."""
+                 lang: str = "zh", fingerprints: set[str] | None = None) -> Table:
+    """The alerts in play on ``day`` (begun by then, not ended before it), most severe first;
+    ``fingerprints``: only these (an office's own, on the served site)."""
     a = alerts.c
     q = select(a.fingerprint, a.severity, a.kind, a.region_code, a.category_code, a.starts_on, a.last_seen,
                a.ends_on, a.status, a.observed, a.expected, a.ack_by, a.ack_verdict).where(
@@ -94,6 +100,8 @@ def alerts_table(engine: Engine, day: dt.date, ref: Reference, province: str, ci
         or_(a.city_code.in_(_cities(ref, province)), a.region_code == province))
     with engine.connect() as conn:
         found = conn.execute(q).all()
+    if fingerprints is not None:
+        found = [r for r in found if r.fingerprint in fingerprints]
     found.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), str(r.region_code), str(r.fingerprint)))
     rows = [[r.fingerprint[:8], _word(SEVERITY, lang, r.severity), _word(KIND, lang, r.kind),
              ref.regions.name(r.region_code, lang), ref.taxonomy.name(r.category_code, lang) if r.category_code != "*"

@@ -115,7 +115,7 @@ def test_a_warehouse_behind_the_code_or_missing_is_a_problem(install, tmp_path):
         conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
     eng.dispose()
     code, checks, _ = _doctor(env)
-    assert code == 1 and "schema at 0010, the code needs 0011" in checks["warehouse"]["summary"]
+    assert code == 1 and "schema at 0010, the code needs 0012" in checks["warehouse"]["summary"]
 
 
 @pytest.mark.postgres

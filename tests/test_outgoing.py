@@ -112,7 +112,7 @@ def test_citizen_text_reaches_each_robot_and_webhook_inert(wh, ref, tmp_path, ro
     fp = with_ticket_texts(wh, EVIL)
     assert run(wh, ref, cfg, tmp_path, env=env).delivery["delivered"] == 1
     doc = robots.delivered(ROBOT_PATHS[channel])[0].json
-    md = {"dingtalk": lambda: doc["markdown"]["text"], "wecom": lambda: doc["markdown"]["content"],
+    md = {"dingtalk": lambda: doc["actionCard"]["text"], "wecom": lambda: doc["markdown"]["content"],
           "feishu": lambda: doc["card"]["elements"][0]["content"], "hub": lambda: doc["markdown"]}[channel]()
     assert_inert_markdown(md, [alert_link(cfg, tmp_path, DAY, fp)])
     assert "[手机号]" in md and "13812345678" not in md  # still masked, the placeholder readable

@@ -404,3 +404,41 @@ rankings = Table(
     Column("run_id", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# The served site (hotline.web): office accounts, their sessions, and the audit of every sign-in
+# and action. Passwords are argon2 hashes; a session row keeps the SHA-256 of its cookie's token.
+web_users = Table(
+    "web_users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("office", String(80), nullable=False),       # district:440306, city:440300, province:440000, ...
+    Column("display_name", String(64)),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("disabled_at", UTCDateTime),
+    Column("disabled_by", String(64)),
+)
+
+web_sessions = Table(
+    "web_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime),
+    Index("ix_web_sessions_user", "user_id"),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("office", String(80)),
+    Column("action", String(32), nullable=False),   # signin, signin_failed, signin_limited, ack, silence, ...
+    Column("target", String(120)),
+    Column("ip", String(64)),
+    Column("detail", JSON),
+    Index("ix_audit_log_user", "username", "at"),
+)

@@ -64,6 +64,11 @@ class Runtime:
 
     def secrets(self) -> Any:
         """Channel secrets from this runtime's environment (passed into delivery, never read there)."""
-        from alerts.channels import Secrets
+        from alerts.channels import LINK_SECRET_ENV, Secrets
+        from hotline.app.accounts import web_secret
 
-        return Secrets(self.env)
+        env = dict(self.env)
+        key = web_secret(env, self.settings.var_dir)  # the served site's: signs the alert links in notices
+        if key:
+            env[LINK_SECRET_ENV] = key
+        return Secrets(env)

@@ -1,0 +1,418 @@
+"""The served warning site: each office signs in and sees its own region's alerts, lists and
+tickets (masked), acknowledges an alert with its verdict, silences after a preview, and downloads
+its lists; the notices' signed links open one alert's page read-only.
+
+A FastAPI app of its own (``hotline serve``; the ``web`` service in docker-compose), not an
+Airflow plugin: the offices are not Airflow users, a plugin's endpoints get no protection from
+Airflow's auth anyway, and the site must stay up while the scheduler and api-server restart.
+
+Security: sessions are random tokens in HttpOnly, Secure, SameSite=Lax cookies (kept server-side
+as hashes, ended on sign-out or when the account is disabled); every POST carries a CSRF token
+bound to the session (the sign-in form: to a pre-session cookie); sign-in is rate limited; every
+sign-in and action is audited; an alert outside the office's scope is a 404, like one that does
+not exist; pages carry a Content-Security-Policy with no script at all.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets as pysecrets
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from markupsafe import Markup
+from sqlalchemy import select, text
+
+from hotline.app import accounts
+from hotline.app.runtime import Runtime
+from hotline.web import views
+
+SESSION_COOKIE = "hl_session"
+PRE_COOKIE = "hl_pre"
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'")
+_FP = re.compile(r"[0-9a-f]{32}")
+LIST_ROWS = 200
+SILENCE_HOURS = (24, 72, 168)
+
+
+class NotFound(Exception):
+    pass
+
+
+def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI:
+    """The site over the runtime's warehouse; ``secret`` (at least 32 characters) keys the CSRF
+    tokens and the signed links."""
+    if not secret or len(secret) < 32:
+        raise ValueError("the site's secret (HOTLINE_WEB_SECRET) needs at least 32 characters")
+    from alerts.acks import acknowledge
+    from alerts.config import matches_all, parse_matchers
+    from alerts.pages import alert_body
+    from alerts.render import office_name
+    from alerts.silences import add_silence, expire_silence, silences_list
+    from hotline.core.links import check_alert_link
+    from proposals.panel import last_day
+    from reports.board import alert_table, open_alerts
+    from warehouse.schema import alerts, daily_counts, web_users
+
+    app = FastAPI(title="12345 hotline early warning", docs_url=None, redoc_url=None, openapi_url=None)
+    engine, ref, province = rt.engine, rt.ref, rt.province
+
+    def mac(purpose: str, value: str) -> str:
+        return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    def now() -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def ip_of(request: Request) -> str | None:
+        return request.client.host if request.client else None
+
+    def current(request: Request) -> tuple[dict[str, Any], accounts.Office, str] | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        user = accounts.session_user(engine, token)
+        if not user:
+            return None
+        return user, accounts.parse_office(user["office"], ref, province), mac("csrf", user["token_hash"])
+
+    def office_label(office: accounts.Office) -> str:
+        return "运维 operators" if office.kind == "operator" else office_name(office.id, ref, rt.alerts_config, "zh")
+
+    def html(title: str, body: str, who=None, status: int = 200) -> HTMLResponse:
+        user, office, csrf = who or (None, None, None)
+        return HTMLResponse(views.site_page(title, body, user, office_label(office) if office else "", csrf),
+                            status_code=status)
+
+    def check_csrf(who, token: str | None) -> None:
+        if not token or not hmac.compare_digest(str(token), who[2]):
+            raise PermissionError("csrf")
+
+    def the_day() -> dt.date:
+        return last_day(engine, province) or dt.date.today()
+
+    def seen_alert(office: accounts.Office, fp: str) -> dict[str, Any]:
+        if not _FP.fullmatch(fp or ""):
+            raise NotFound
+        with engine.connect() as conn:
+            row = conn.execute(select(alerts).where(alerts.c.fingerprint == fp)).mappings().first()
+        if row is None or not office.sees(row):
+            raise NotFound  # the same answer whether it does not exist or is not the office's
+        return dict(row)
+
+    def page_day(a: dict[str, Any]) -> dt.date:
+        return min(the_day(), a["ends_on"] or a["last_seen"]) if a["state"] == "resolved" else the_day()
+
+    def sign_in_first(request: Request) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
+
+    @app.exception_handler(NotFound)
+    def not_found(request: Request, exc: NotFound):
+        return HTMLResponse(views.site_page("未找到 Not found", "<h1>未找到 Not found</h1>", None, "", None),
+                            status_code=404)
+
+    @app.exception_handler(PermissionError)
+    def forbidden(request: Request, exc: PermissionError):
+        return HTMLResponse(views.site_page("请求无效 Forbidden", "<h1>请求无效 Forbidden</h1><p>表单已过期，"
+                                            "请返回刷新后重试。The form expired: go back, reload and retry.</p>",
+                                            None, "", None), status_code=403)
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next):
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    def set_cookie(resp: Response, name: str, value: str, max_age: int) -> None:
+        resp.set_cookie(name, value, max_age=max_age, httponly=True, secure=secure_cookies, samesite="lax", path="/")
+
+    # ------------------------------------------------------------------ health, sign-in
+    @app.get("/healthz")
+    def healthz():
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - the answer is the health, not the error's text
+            return JSONResponse({"status": "warehouse unreachable"}, status_code=503)
+        return {"status": "ok"}
+
+    def safe_next(value: str | None) -> str:
+        v = value or "/"
+        return v if v.startswith("/") and not v.startswith("//") and "\\" not in v else "/"
+
+    @app.get("/login")
+    def login_page(request: Request, next: str = "/"):
+        pre = request.cookies.get(PRE_COOKIE) or pysecrets.token_urlsafe(24)
+        resp = html("登录 Sign in", views.login_body(mac("login", pre), safe_next(next), None))
+        set_cookie(resp, PRE_COOKIE, pre, 3600)
+        return resp
+
+    @app.post("/login")
+    def login(request: Request, username: str = Form(""), password: str = Form(""), csrf: str = Form(""),
+              next: str = Form("/")):
+        pre = request.cookies.get(PRE_COOKIE)
+        if not pre or not hmac.compare_digest(mac("login", pre), csrf):
+            raise PermissionError("csrf")
+        res = accounts.sign_in(engine, username, password, ip_of(request))
+        if res.outcome == "signin_limited":
+            return html("登录 Sign in", views.login_body(csrf, safe_next(next),
+                        "尝试次数过多，请 15 分钟后再试。Too many tries: wait 15 minutes."), status=429)
+        if res.outcome != "signin":
+            return html("登录 Sign in", views.login_body(csrf, safe_next(next),
+                        "用户名或密码错误。Wrong username or password."), status=401)
+        resp = RedirectResponse(safe_next(next), status_code=303)
+        set_cookie(resp, SESSION_COOKIE, res.token, accounts.SESSION_HOURS * 3600)
+        set_cookie(resp, PRE_COOKIE, "", 0)
+        return resp
+
+    @app.post("/logout")
+    def logout(request: Request, csrf: str = Form("")):
+        who = current(request)
+        if who:
+            check_csrf(who, csrf)
+            accounts.end_session(engine, request.cookies[SESSION_COOKIE])
+            accounts.audit(engine, who[0]["username"], "signout", office=who[1].id, ip=ip_of(request))
+        resp = RedirectResponse("/login", status_code=303)
+        set_cookie(resp, SESSION_COOKIE, "", 0)
+        return resp
+
+    # ------------------------------------------------------------------ the workbench
+    def tickets_of(day: dt.date, office: accounts.Office) -> int | None:
+        if office.kind == "department":
+            return None
+        level = "province" if office.kind == "operator" else office.kind
+        c = daily_counts.c
+        with engine.connect() as conn:
+            return conn.execute(select(c.n_tickets).where(c.ds == day, c.region_level == level,
+                                                          c.region_code == office.code,
+                                                          c.category_level == "all")).scalar()
+
+    def lights(day: dt.date, office: accounts.Office) -> str:
+        from reports.exports import lights_table
+
+        if office.kind in ("province", "operator"):
+            return ""
+        t = lights_table(engine, day, ref, rt.sla_config, province, office.region, department=office.department)
+        return (f"<h2>红黄灯 Red and yellow tickets ({len(t.rows)})</h2>"
+                '<p><a href="/export/lights.xlsx">导出 Excel</a> · <a href="/export/lights.csv">CSV</a></p>'
+                + views.list_table(t.headers, t.rows, LIST_ROWS))
+
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        user, office, csrf = who
+        day = the_day()
+        items = [a for a in open_alerts(engine, day) if office.sees(a)]
+        title = f"{office_label(office)} · {day}"
+        if office.kind == "district":
+            tiles, place = "", "district"
+        else:
+            cities = ([c.code for c in ref.regions.province(province).cities]
+                      if office.kind in ("province", "operator") else [office.code])
+            tiles = "<h2>区县方格图 District map</h2>" + views.tile_map(ref, cities, items)
+            place = "city" if office.kind in ("province", "operator") else "district"
+        body = (f"<h1>{views.esc(title)}</h1>" + views.kpis(items, tickets_of(day, office)) + tiles
+                + f"<h2>今日预警 Alerts ({len(items)})</h2>"
+                + alert_table(items, ref, day, "fa", place, href=lambda fp: f"/alerts/{fp}")
+                + lights(day, office))
+        return html(title, body, who)
+
+    # ------------------------------------------------------------------ one alert
+    def actions(a: dict[str, Any], csrf: str, message: str | None = None) -> str:
+        note = str(Markup('<p class="notice">{0}</p>').format(message)) if message else ""
+        return note + views.ack_form(a["fingerprint"], csrf, a) + views.silence_form(a["fingerprint"], csrf)
+
+    @app.get("/alerts/{fp}", response_class=HTMLResponse)
+    def alert_page(request: Request, fp: str, done: str | None = None):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        a = seen_alert(who[1], fp)
+        msg = {"ack": "已确认，谢谢反馈。Acknowledged, thank you.", "silence": "已静默。Silenced."}.get(done or "")
+        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, actions(a, who[2], msg))
+        return html(title, body, who)
+
+    @app.get("/a/{fp}", response_class=HTMLResponse)
+    def signed_link(request: Request, fp: str, e: str = "", s: str = ""):
+        why = check_alert_link(secret, fp, e, s, now())
+        if why:
+            accounts.audit(engine, "(link)", "link_refused", target=fp[:32], ip=ip_of(request), detail={"why": why})
+            text_ = ("链接已过期，请登录后查看。This link has expired: sign in to see the alert."
+                     if why == "expired" else "链接无效。This link is not valid.")
+            return html("链接无效 Link refused", str(Markup('<h1>{0}</h1><p><a href="/login?next=/alerts/{1}">登录 '
+                                                           'sign in</a></p>').format(text_, fp if _FP.fullmatch(fp)
+                                                                                     else "")), status=403)
+        who = current(request)
+        if who:
+            return RedirectResponse(f"/alerts/{fp}", status_code=303)
+        with engine.connect() as conn:
+            row = conn.execute(select(alerts).where(alerts.c.fingerprint == fp)).mappings().first()
+        if row is None:
+            raise NotFound
+        a = dict(row)
+        accounts.audit(engine, "(link)", "link_view", target=fp, ip=ip_of(request))
+        until = dt.datetime.fromtimestamp(int(e), dt.timezone(dt.timedelta(hours=8)))
+        note = str(Markup('<p class="notice">通过通知中的签名链接查看（只读，有效至 {0}）。'
+                          '<a href="/login?next=/alerts/{1}">登录</a>后可确认、反馈、静默。'
+                          'Opened from a notice\'s signed link (read-only until then): sign in to act.</p>').format(
+            f"{until:%Y-%m-%d %H:%M}", fp))
+        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, note)
+        return html(title, body)
+
+    @app.post("/alerts/{fp}/ack")
+    def ack(request: Request, fp: str, verdict: str = Form(""), comment: str = Form(""), csrf: str = Form("")):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        check_csrf(who, csrf)
+        a = seen_alert(who[1], fp)
+        if verdict not in ("useful", "not_useful"):
+            return html("确认 Acknowledge", "<h1>请选择有用或无用 Choose useful or not useful</h1>", who, 400)
+        acknowledge(engine, a["fingerprint"], who[0]["username"], verdict, comment.strip()[:500] or None)
+        accounts.audit(engine, who[0]["username"], "ack", office=who[1].id, target=fp, ip=ip_of(request),
+                       detail={"verdict": verdict})
+        return RedirectResponse(f"/alerts/{fp}?done=ack", status_code=303)
+
+    def silence_matchers(a: dict[str, Any], what: str) -> list[str]:
+        if what == "category":
+            return [f'region_code="{a["region_code"]}"', f'category_code="{a["category_code"]}"']
+        return [f'series_id="{a["series_id"]}"']
+
+    def silence_args(what: str, hours: str, reason: str) -> tuple[str, int, str]:
+        try:
+            h = int(hours)
+        except ValueError:
+            h = 0
+        if what not in ("series", "category") or h not in SILENCE_HOURS or not reason.strip():
+            raise ValueError("bad silence")
+        return what, h, reason.strip()[:300]
+
+    @app.post("/alerts/{fp}/silence/preview", response_class=HTMLResponse)
+    def silence_preview(request: Request, fp: str, what: str = Form(""), hours: str = Form(""),
+                        reason: str = Form(""), csrf: str = Form("")):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        check_csrf(who, csrf)
+        a = seen_alert(who[1], fp)
+        try:
+            what, h, reason = silence_args(what, hours, reason)
+        except ValueError:
+            return html("静默 Silence", "<h1>请填写原因并选择时长 Give a reason and a duration</h1>", who, 400)
+        ms = silence_matchers(a, what)
+        parsed = parse_matchers(ms, "silence")
+        with engine.connect() as conn:
+            live = [dict(r) for r in conn.execute(select(alerts).where(alerts.c.state == "firing")).mappings()]
+        hits = [x for x in live if who[1].sees(x) and matches_all(parsed, x["labels"] or {})]
+        return html("静默预览 Silence preview", views.silence_preview(fp, who[2], ms, h, reason, what, hits,
+                                                                   now() + dt.timedelta(hours=h)), who)
+
+    @app.post("/alerts/{fp}/silence")
+    def silence(request: Request, fp: str, what: str = Form(""), hours: str = Form(""), reason: str = Form(""),
+                csrf: str = Form("")):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        check_csrf(who, csrf)
+        a = seen_alert(who[1], fp)
+        try:
+            what, h, reason = silence_args(what, hours, reason)
+        except ValueError:
+            return html("静默 Silence", "<h1>请填写原因并选择时长 Give a reason and a duration</h1>", who, 400)
+        sid = add_silence(engine, silence_matchers(a, what), who[0]["username"], reason,
+                          now() + dt.timedelta(hours=h))
+        accounts.audit(engine, who[0]["username"], "silence", office=who[1].id, target=f"silence:{sid}",
+                       ip=ip_of(request), detail={"alert": fp, "hours": h, "what": what})
+        return RedirectResponse(f"/alerts/{fp}?done=silence", status_code=303)
+
+    def creators() -> dict[str, str]:
+        with engine.connect() as conn:
+            return dict(conn.execute(select(web_users.c.username, web_users.c.office)).all())
+
+    def may_end(office: accounts.Office, row: dict[str, Any], offices: dict[str, str]) -> bool:
+        if office.kind in ("province", "operator"):
+            return True
+        by = offices.get(row["created_by"])
+        if by is None:
+            return False  # set from the command line: the operators end it
+        other = accounts.parse_office(by, ref, province)
+        return other.id == office.id or (office.kind == "city" and other.kind == "district"
+                                         and office.sees_region(other.code, ref))
+
+    @app.get("/silences", response_class=HTMLResponse)
+    def silences_page(request: Request):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        offices = creators()
+        rows = [r for r in silences_list(engine) if may_end(who[1], r, offices)]
+        return html("静默 Silences", views.silences_body(rows, who[2], [r["state"] != "ended" for r in rows]), who)
+
+    @app.post("/silences/{sid}/end")
+    def unsilence(request: Request, sid: int, csrf: str = Form("")):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        check_csrf(who, csrf)
+        row = next((r for r in silences_list(engine, include_ended=True) if r["id"] == sid), None)
+        if row is None or not may_end(who[1], row, creators()):
+            raise NotFound
+        try:
+            expire_silence(engine, sid, who[0]["username"], "ended from the site")
+        except ValueError:
+            pass  # already ended: nothing to do
+        accounts.audit(engine, who[0]["username"], "unsilence", office=who[1].id, target=f"silence:{sid}",
+                       ip=ip_of(request))
+        return RedirectResponse("/silences", status_code=303)
+
+    # ------------------------------------------------------------------ exports
+    @app.get("/export/{name}.{fmt}")
+    def export(request: Request, name: str, fmt: str):
+        from reports.exports import alerts_table, lights_table, to_csv, to_xlsx
+
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        office = who[1]
+        if fmt not in ("csv", "xlsx") or name not in ("lights", "alerts"):
+            raise NotFound
+        day = the_day()
+        if name == "lights":
+            if office.kind in ("province", "operator"):
+                raise NotFound  # the province's list is each city's: export it there
+            t = lights_table(engine, day, ref, rt.sla_config, province, office.region, department=office.department)
+        else:
+            with engine.connect() as conn:
+                rows = conn.execute(select(alerts)).mappings().all()
+            t = alerts_table(engine, day, ref, province, fingerprints={r["fingerprint"] for r in rows
+                                                                       if office.sees(r)})
+        data = to_csv(t) if fmt == "csv" else to_xlsx(t)
+        accounts.audit(engine, who[0]["username"], "export", office=office.id, target=f"{name}.{fmt}",
+                       ip=ip_of(request), detail={"rows": len(t.rows), "day": str(day)})
+        media = ("text/csv; charset=utf-8" if fmt == "csv"
+                 else "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        filename = f"{name}-{office.code}-{day}.{fmt}"
+        return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The site as ``uvicorn hotline.web.app:app_from_env --factory`` serves it: the settings and
+    HOTLINE_WEB_SECRET from the environment (a missing secret is an error, not a default)."""
+    import os
+
+    rt = Runtime.from_env()
+    secret = accounts.web_secret(os.environ, rt.settings.var_dir)
+    if not secret:
+        raise SystemExit("HOTLINE_WEB_SECRET is not set (at least 32 characters): the site will not start without it")
+    insecure = os.environ.get("HOTLINE_WEB_INSECURE_COOKIES", "").lower() in ("1", "true", "yes")
+    return create_app(rt, secret, secure_cookies=not insecure)
