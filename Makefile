@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv browser run lint test test-fast bench lock clean
+.PHONY: venv browser run serve lint test test-fast bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 run: venv
 	@VENV=$(VENV) scripts/run_demo.sh
+
+# The warning site over the warehouse `make run` built: http://127.0.0.1:8765/ (the accounts it printed).
+serve: venv
+	$(BIN)/hotline serve
 
 # Headless Chromium + a CJK font for the browser tests (Debian packages, as root).
 # Quick no-op when both are there; `apt-get update` only if the install needs it.

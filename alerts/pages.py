@@ -22,6 +22,7 @@ from hotline.core.svg import series_chart
 from warehouse.schema import alert_events, anomalies, daily_counts, forecasts
 
 PAST_DAYS = 90
+HISTORY_ROWS = 100  # the latest events on the page (the CLI's alerts show has them all)
 
 
 def series_frame(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd.DataFrame, list[dt.date]]:
@@ -52,18 +53,26 @@ def series_frame(engine: Engine, a: Mapping[str, Any], day: dt.date) -> tuple[pd
     return pd.DataFrame(rows, columns=["ds", "observed", "expected", "lower", "upper"]), sorted(marks)
 
 
-def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsConfig,
-               actions: str = "") -> tuple[str, str]:
-    """An alert's page: (title, body markup); ``actions`` (trusted markup: the served site's
-    forms) goes between the chart and the history."""
-    v = alert_view(a, cfg.language, day, None)
+def alert_chart(engine: Engine, a: Mapping[str, Any], day: dt.date, title: str) -> str:
+    """The alert's series: the last 90 days with its alert days and their expected range, and the
+    next 30 days' forecast band (inline SVG)."""
     frame, alert_days = series_frame(engine, a, day)
-    chart = series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
-                         alert_days=alert_days, title=v.title)
+    return series_chart(frame["ds"], frame["observed"], frame["expected"], frame["lower"], frame["upper"],
+                        alert_days=alert_days, title=title)
+
+
+def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsConfig,
+               actions: str = "", chart: str | None = None) -> tuple[str, str]:
+    """An alert's page: (title, body markup); ``actions`` (trusted markup: the served site's
+    forms) goes between the chart and the history; ``chart``: the chart already drawn (the served
+    site keeps it until the next pipeline run)."""
+    v = alert_view(a, cfg.language, day, None)
+    chart = alert_chart(engine, a, day, v.title) if chart is None else chart
+    e = alert_events.c
     with engine.connect() as conn:
-        hist = [dict(r) for r in conn.execute(select(alert_events.c.at, alert_events.c.ds, alert_events.c.action,
-                                                     alert_events.c.actor, alert_events.c.detail).where(
-            alert_events.c.fingerprint == a["fingerprint"]).order_by(alert_events.c.id)).mappings()]
+        n = conn.execute(select(func.count()).where(e.fingerprint == a["fingerprint"])).scalar()
+        hist = [dict(r) for r in conn.execute(select(e.at, e.ds, e.action, e.actor, e.detail).where(
+            e.fingerprint == a["fingerprint"]).order_by(e.id.desc()).limit(HISTORY_ROWS)).mappings()][::-1]
     for h in hist:  # who said what: the verdict and comment of an acknowledgement, a silence's reason
         d = h.pop("detail") or {}
         h["why"] = " · ".join(str(d[k]) for k in ("verdict", "comment", "reason") if d.get(k))
@@ -74,6 +83,8 @@ def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsCo
             f"红点：告警日（灰线为当日预期、阴影为正常范围）；"
             f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "
             f"right: the next 30 days' forecast band.</p>{actions}<h2>历史 History</h2>"
+            + (f'<p class="meta">共 {n} 条，显示最近 {HISTORY_ROWS} 条（完整记录：hotline alerts show '
+               f'{a["fingerprint"][:8]}）。The latest {HISTORY_ROWS} of {n} events.</p>' if n > HISTORY_ROWS else "")
             + table(hist, [("at", "时间 at"), ("ds", "日期 day"), ("action", "事件 event"),
                            ("actor", "操作人 by"), ("why", "说明 note")]))
     return v.title, body

@@ -684,7 +684,7 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", default=None,
                     help="generator, ingest_sqlite, ingest_pg, quality_sqlite, quality_pg, forecast, rerun_sqlite, "
                          "rerun_pg, detect_sqlite, detect_pg, score_csv, alerts, proposals, lights, lights_pg, "
-                         "ranking_pg")
+                         "ranking_pg, web")
     ap.add_argument("--pg", default=os.environ.get("HOTLINE_BENCH_PG_URL",
                                                    "postgresql+psycopg2://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--history-years", type=int, default=3)
@@ -693,7 +693,7 @@ def main() -> None:
     args = ap.parse_args()
     todo = args.only or ["generator", "ingest_sqlite", "ingest_pg", "quality_sqlite", "quality_pg", "forecast",
                          "rerun_sqlite", "rerun_pg", "detect_sqlite", "detect_pg", "score_csv", "alerts", "proposals",
-                         "lights", "lights_pg", "ranking_pg"]
+                         "lights", "lights_pg", "ranking_pg", "web"]
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}")
     if "generator" in todo:
@@ -729,6 +729,13 @@ def main() -> None:
         bench_lights_stage(fresh_pg(args.pg, "hotline_bench_lights"), "PostgreSQL")
     if "ranking_pg" in todo:
         bench_ranking(fresh_pg(args.pg, "hotline_bench_rank"), "PostgreSQL", args.history_years, args.ranking_scale)
+    if "web" in todo:
+        from bench.web import run as bench_web
+
+        for workers in (1, 2):
+            for r in bench_web(workers=workers):
+                record(f"site, {workers} process(es), 20 sessions: {r['page']} p95", r["p95_ms"], "ms",
+                       r["alone_p50_ms"], f"p50 {r['p50_ms']} ms; baseline: the page alone (p50)")
     out = ROOT / "var" / "bench" / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(RESULTS, ensure_ascii=False, indent=2))

@@ -101,3 +101,23 @@ for f in "$HOTLINE_VAR_DIR/site/index.html" "$HOTLINE_VAR_DIR/reports/proposals/
          "$HOTLINE_VAR_DIR/reports/ranking/$MONTH/province-440000.zh.html"; do
   [ -s "$f" ] || { echo "missing: $f" >&2; exit 1; }
 done
+
+echo
+echo "== the served site: each office signs in, acknowledges, silences and exports from the page"
+if [ -z "${HOTLINE_DB_URL:-}" ]; then
+  # three demo accounts on the demo warehouse, one password made for this run (var/demo-accounts.txt)
+  DEMO_PASSWORD=$("$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(12))')
+  export DEMO_PASSWORD
+  for acct in "demo-baoan district:440306 宝安区" "demo-shenzhen city:440300 深圳市" \
+              "demo-guangdong province:440000 广东省"; do
+    set -- $acct
+    "$BIN/hotline" users add "$1" --office "$2" --name "$3 demo" --password-env DEMO_PASSWORD --by demo > /dev/null
+  done
+  ( umask 077; printf 'demo-baoan demo-shenzhen demo-guangdong: %s\n' "$DEMO_PASSWORD" > "$HOTLINE_VAR_DIR/demo-accounts.txt" )
+  echo "   serve it:   make serve    (or: $BIN/hotline serve)"
+  echo "   then open:  http://127.0.0.1:8765/"
+  echo "   sign in as: demo-baoan (宝安区 district office), demo-shenzhen (深圳市 city centre) or"
+  echo "               demo-guangdong (广东省 province), password $DEMO_PASSWORD (this run's; also in $HOTLINE_VAR_DIR/demo-accounts.txt)"
+else
+  echo "   serve it:   $BIN/hotline serve   ->  http://127.0.0.1:8765/  (accounts: hotline users add NAME --office district:CODE)"
+fi

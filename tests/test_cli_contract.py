@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from hotline.cli import main
 
 DAY, MONTH = "2026-03-04", "2026-02"
+PASSWORD = "contract password 1"  # an account's, read from the environment: never printed
 
 
 def _json_commands(group=main, prefix=()):
@@ -38,7 +39,8 @@ def shop(tmp_path_factory):
     """The warehouse, a runner bound to it, and the files the commands read."""
     tmp = tmp_path_factory.mktemp("cli")
     db = f"sqlite:///{tmp / 'w.db'}"
-    env = {"HOTLINE_DB_URL": db, "HOTLINE_VAR_DIR": str(tmp / "var"), "HOTLINE_CALLER_SALT": "cli-contract-salt"}
+    env = {"HOTLINE_DB_URL": db, "HOTLINE_VAR_DIR": str(tmp / "var"), "HOTLINE_CALLER_SALT": "cli-contract-salt",
+           "HL_TEST_PW": PASSWORD}
     runner = CliRunner(env=env)
     demo = runner.invoke(main, ["demo", "--end", "2026-03-05", "--days", "60", "--scale", "0.003",
                                 "--detect-days", "1", "--json"])
@@ -101,6 +103,9 @@ def _args(tmp, ids):
         ("export", "alerts"): ["--date", DAY, "--out", str(tmp / "x" / "alerts.csv")],
         ("export", "ranking"): ["--month", MONTH, "--out", str(tmp / "x" / "ranking.xlsx")],
         ("export", "watchlist"): ["--month", MONTH, "--out", str(tmp / "x" / "watch.csv")],
+        ("users", "add"): ["ops-zhang", "--office", "district:440306", "--name", "张三", "--password-env", "HL_TEST_PW"],
+        ("users", "list"): [],
+        ("users", "disable"): ["ops-zhang"],
     }
 
 
@@ -118,7 +123,9 @@ def test_every_json_command_prints_exactly_one_json_document_on_stdout(shop):
             assert listed["alerts"], "the day's detection raised no alert to show"
             ids["alert"] = listed["alerts"][0]["fingerprint"][:8]
         args = _args(tmp, ids)[path]
-        doc = _stdout_json(runner.invoke(main, [*path, *args, "--json"]), (0, 1) if path == ("doctor",) else (0,))
+        res = runner.invoke(main, [*path, *args, "--json"])
+        assert PASSWORD not in res.output
+        doc = _stdout_json(res, (0, 1) if path == ("doctor",) else (0,))
         assert isinstance(doc, dict) and doc, path
         if path == ("alerts", "silence"):
             ids["silence"] = str(doc["silence"])

@@ -20,7 +20,7 @@ def compose():
 
 
 def test_the_compose_file_has_the_official_layout(compose):
-    assert set(compose["services"]) == AIRFLOW_SERVICES | {"postgres", "redis"}
+    assert set(compose["services"]) == AIRFLOW_SERVICES | {"postgres", "redis", "web"}
 
 
 def test_every_airflow_service_runs_the_project_image_with_the_shared_settings(compose):
@@ -34,7 +34,7 @@ def test_every_airflow_service_runs_the_project_image_with_the_shared_settings(c
     for name, env in envs.items():
         for key in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CELERY__BROKER_URL",
                     "AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__CORE__EXECUTION_API_SERVER_URL", "HOTLINE_DB_URL",
-                    "HOTLINE_CALLER_SALT", "HOTLINE_LOAD_DEMO"):
+                    "HOTLINE_CALLER_SALT", "HOTLINE_LOAD_DEMO", "HOTLINE_WEB_SECRET"):
             assert env.get(key) == first[key], (name, key)
     # a production stack loads synthetic tickets only when asked (tests/test_dags.py: it stops at ingest)
     assert first["HOTLINE_LOAD_DEMO"] == "${HOTLINE_LOAD_DEMO:-false}"
@@ -104,3 +104,47 @@ def test_the_init_service_migrates_both_databases_and_creates_the_pools(compose)
     # it runs as root; the services run as AIRFLOW_UID and must own what it wrote to the volumes
     assert compose["services"]["airflow-init"]["user"] == "0:0"
     assert 'chown -R "${AIRFLOW_UID:-50000}:0" /opt/hotline/var /opt/airflow/logs' in script
+
+
+def test_the_web_service_serves_the_site_with_its_own_secret_and_a_health_check(compose):
+    web = compose["services"]["web"]
+    assert web["image"] == "hotline-early-warning:latest" and web["command"].startswith("hotline serve --host 0.0.0.0")
+    port = re.search(r"--port (\d+)", web["command"])[1]
+    assert web["ports"] == [f"{port}:{port}"]
+    assert web["healthcheck"]["test"] == ["CMD", "curl", "--fail", f"http://localhost:{port}/healthz"]
+    assert web["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
+    env = web["environment"]
+    airflow = compose["services"]["airflow-worker"]["environment"]
+    for key in ("HOTLINE_DB_URL", "HOTLINE_CALLER_SALT", "HOTLINE_WEB_SECRET"):
+        assert env[key] == airflow[key], key  # the same warehouse, and the workers sign links with its secret
+    assert env["HOTLINE_WEB_SECRET"].startswith("${HOTLINE_WEB_SECRET:?")  # no default: a missing secret stops it
+    # least privilege: the site has none of Airflow's secrets
+    assert not {k for k in env if k.startswith("AIRFLOW")} and "env_file" not in web
+
+
+def test_no_secret_goes_into_the_image():
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.startswith("#")]
+    for must in (".env", "var/", ".venv/", ".git/", "*.db"):
+        assert must in ignored, must
+    assert "!.env.example" in ignored  # the example (no secret in it) stays
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert not re.search(r"(?i)^(ENV|ARG)\b.*(SECRET|PASSWORD|SALT|KEY|TOKEN)", dockerfile, re.M)
+    # what `COPY . .` would bring from a working copy that ran `make run` and `hotline serve`
+    import fnmatch
+
+    def kept(path: str) -> bool:
+        keep = True
+        for pat in ignored:
+            neg = pat.startswith("!")
+            p = pat[1:] if neg else pat
+            hit = (path.startswith(p) if p.endswith("/") else fnmatch.fnmatch(path, p)
+                   or fnmatch.fnmatch(path.rsplit("/", 1)[-1], p))
+            if hit:
+                keep = neg
+        return keep
+    for secret_file in (".env", "var/web-secret", "var/demo-accounts.txt", "var/hotline.db", ".env.production"):
+        assert not kept(secret_file), secret_file
+    assert kept(".env.example") and kept("config/alerts.yaml")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert "HOTLINE_WEB_SECRET=change-me" in example

@@ -17,6 +17,9 @@ from tests.conftest import PG_SERVER_URL, pg_database_url  # noqa: F401
 ROOT = Path(__file__).resolve().parents[1]
 
 
+WEB_SECRET = "WEB-SECRET-3-" + "w" * 32
+
+
 @pytest.fixture
 def install(tmp_path):
     """A copy of config/ whose alerts use a DingTalk connection and a WeCom URL from the
@@ -35,7 +38,8 @@ def install(tmp_path):
     env = {"HOTLINE_CONFIG_DIR": str(config), "HOTLINE_SETTINGS": str(config / "hotline.yaml"),
            "HOTLINE_DB_URL": f"sqlite:///{tmp_path / 'w.db'}", "HOTLINE_CALLER_SALT": "doctor-salt",
            "HOTLINE_WECOM_440300": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=SECRET-KEY-1",
-           "AIRFLOW_CONN_HOTLINE_DINGTALK_440306": "https://:SEC-SIGNING-2@oapi.dingtalk.com/robot/send"}
+           "AIRFLOW_CONN_HOTLINE_DINGTALK_440306": "https://:SEC-SIGNING-2@oapi.dingtalk.com/robot/send",
+           "HOTLINE_VAR_DIR": str(tmp_path / "var"), "HOTLINE_WEB_SECRET": WEB_SECRET}
     assert CliRunner().invoke(main, ["init"], env=env).exit_code == 0
     return config, env
 
@@ -44,7 +48,7 @@ def _doctor(env, *args):
     res = CliRunner().invoke(main, ["doctor", "--today", "2026-12-03", "--json", *args], env=env)
     assert res.exit_code in (0, 1), res.output
     doc = json.loads(res.stdout)
-    assert "SECRET-KEY-1" not in res.output and "SEC-SIGNING-2" not in res.output
+    assert "SECRET-KEY-1" not in res.output and "SEC-SIGNING-2" not in res.output and WEB_SECRET not in res.output
     return res.exit_code, {c["name"]: c for c in doc["checks"]}, doc
 
 
@@ -99,6 +103,16 @@ def test_an_unset_report_base_url_is_a_problem(install):
     (config / "alerts.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     code, checks, _ = _doctor(env)
     assert code == 1 and "report_base_url is not set" in checks["report_links"]["summary"]
+
+
+def test_a_served_site_without_its_secret_or_with_a_short_one_is_a_problem(install):
+    _, env = install
+    code, checks, _ = _doctor({k: v for k, v in env.items() if k != "HOTLINE_WEB_SECRET"})
+    assert code == 1 and "HOTLINE_WEB_SECRET) is not set" in checks["report_links"]["summary"]
+    code, checks, _ = _doctor({**env, "HOTLINE_WEB_SECRET": "short"})
+    assert code == 1 and "shorter than 32" in checks["report_links"]["summary"]
+    code, checks, _ = _doctor(env)
+    assert checks["report_links"]["ok"] and "signed links" in checks["report_links"]["summary"]
 
 
 def test_a_warehouse_behind_the_code_or_missing_is_a_problem(install, tmp_path):

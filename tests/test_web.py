@@ -28,9 +28,9 @@ from tests.web_site import OFFICES, PASSWORD, SECRET, add_accounts, build, runti
 from warehouse.schema import alerts, audit_log, silences
 
 # which of the warehouse's alerts each office may see (the scope rule, written out by hand)
+ALL = {"baoan", "longgang", "shenzhen", "tianhe", "foshan"}
 SEES = {"baoan": {"baoan"}, "longgang": {"longgang"}, "shenzhen": {"baoan", "longgang", "shenzhen"},
-        "tianhe": {"tianhe"}, "guangzhou": {"tianhe"}, "province": {"baoan", "longgang", "shenzhen", "tianhe", "foshan"},
-        "water_sz": {"baoan"}, "ops": {"baoan", "longgang", "shenzhen", "tianhe", "foshan"}}
+        "tianhe": {"tianhe"}, "guangzhou": {"tianhe"}, "province": ALL, "water_sz": {"baoan"}, "ops": ALL}
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -50,11 +50,6 @@ def site(request, tmp_path_factory, ref):
     app = create_app(rt, SECRET)
     yield rt, app, fps
     rt.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def pg_database_url(request):
-    return request.getfixturevalue("pg_database_url")
 
 
 def client(app) -> TestClient:
@@ -333,3 +328,49 @@ def test_accounts_refuse_bad_offices_usernames_and_short_passwords(site):
     with rt.engine.connect() as conn:
         h = conn.execute(select(web_users.c.password_hash).where(web_users.c.username == "baoan")).scalar()
     assert h.startswith("$argon2id$") and PASSWORD not in h
+
+
+def test_hotline_serve_runs_the_site_on_postgresql_with_two_processes(pg_database_url, tmp_path):
+    """`hotline serve` as the compose service runs it: two processes over PostgreSQL, the secret
+    made on first use (mode 600), the health check, a sign-in through real HTTP."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.alert_servers import free_port
+
+    env = {**os.environ, "HOTLINE_DB_URL": pg_database_url, "HOTLINE_VAR_DIR": str(tmp_path / "var"),
+           "HOTLINE_CALLER_SALT": "serve-salt", "PW": PASSWORD}
+    env.pop("HOTLINE_WEB_SECRET", None)
+    hotline = [sys.executable, "-m", "hotline.cli"]
+    made = subprocess.run([*hotline, "users", "add", "serve-test", "--office", "city:440300", "--password-env", "PW"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0 or "is taken" in made.stderr, made.stderr
+    port = free_port()
+    proc = subprocess.Popen([*hotline, "serve", "--port", str(port), "--workers", "2"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else ""
+                time.sleep(0.2)
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
+        secret = tmp_path / "var" / "web-secret"
+        assert secret.is_file() and (secret.stat().st_mode & 0o777) == 0o600
+        with httpx.Client(base_url=base) as c:
+            page = c.get("/login")
+            r = c.post("/login", data={"username": "serve-test", "password": PASSWORD, "csrf": csrf_of(page.text)},
+                       cookies={"hl_pre": page.cookies["hl_pre"]})
+        assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
+        assert secret.read_text().strip() not in r.text + str(r.headers)
+    finally:
+        proc.terminate()
+        proc.wait(20)

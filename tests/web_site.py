@@ -34,24 +34,21 @@ OFFICES = {"baoan": f"district:{BAOAN}", "longgang": f"district:{LONGGANG}", "sh
 def hostile_config(dest: Path) -> Path:
     """config/ copied with 宝安区 and the water-supply category renamed to markup."""
     shutil.copytree(ROOT / "config", dest)
-    regions = dest / "regions" / "440000_guangdong.yaml"
-    doc = yaml.safe_load(regions.read_text(encoding="utf-8"))
-
-    def rename(node):
+    def rename(node, code, name):
         if isinstance(node, dict):
-            if str(node.get("code")) == BAOAN:
-                node["zh"] = f"宝安区{EVIL_NAME}"
+            if str(node.get("code")) == code:
+                node["zh"] = name
             for v in node.values():
-                rename(v)
+                rename(v, code, name)
         elif isinstance(node, list):
             for v in node:
-                rename(v)
-    rename(doc)
-    regions.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    tax = dest / "taxonomy.yaml"
-    text_ = tax.read_text(encoding="utf-8")
-    assert "供水" in text_
-    tax.write_text(text_.replace("供水", f"供水{EVIL_NAME}", 1), encoding="utf-8")
+                rename(v, code, name)
+
+    for path, code, name in ((dest / "regions" / "440000_guangdong.yaml", BAOAN, f"宝安区{EVIL_NAME}"),
+                             (dest / "taxonomy.yaml", "water_supply", f"供水{EVIL_NAME}")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rename(doc, code, name)
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return dest
 
 

@@ -167,7 +167,17 @@ def check_report_links(rt: Runtime) -> Check:
     if not base:
         return Check("report_links", False, "report_base_url is not set in config/alerts.yaml: notices link to files "
                                             "on this server's disk, which no recipient can open")
-    return Check("report_links", True, f"notices link to {base}")
+    from hotline.app.accounts import web_secret
+    from hotline.core.links import LINK_DAYS, MIN_SECRET
+
+    key = web_secret(rt.env, rt.settings.var_dir)
+    if not key:
+        return Check("report_links", False, f"notices link to {base}, but the site's secret (HOTLINE_WEB_SECRET) "
+                                            "is not set: links are not signed and ask every reader to sign in")
+    if len(key) < MIN_SECRET:
+        return Check("report_links", False, f"HOTLINE_WEB_SECRET is shorter than {MIN_SECRET} characters: "
+                                            "links and forms would be signed with a guessable key")
+    return Check("report_links", True, f"notices link to {base} with signed links (valid {LINK_DAYS} days)")
 
 
 def check_fonts() -> Check:

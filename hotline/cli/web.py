@@ -83,22 +83,26 @@ def users_disable(ctx, username, by, db_url, as_json):
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 32),
+              help="Server processes (the compose stack runs one per core).")
 @click.option("--insecure-cookies", is_flag=True,
               help="Cookies without the Secure flag, for a plain-http address other than localhost (not for "
                    "production: put the site behind TLS instead).")
 @db_option
 @click.pass_context
-def serve(ctx, host, port, insecure_cookies, db_url):
+def serve(ctx, host, port, workers, insecure_cookies, db_url):
     """Serve the warning site: each office signs in and sees its region's alerts and lists,
     acknowledges with its verdict, silences after a preview, and downloads its lists. The secret is
     HOTLINE_WEB_SECRET, else var/web-secret (made on first use)."""
     import uvicorn
 
     from hotline.app.accounts import web_secret
-    from hotline.web.app import create_app
 
-    rt = _runtime(ctx, db_url)
-    secret = web_secret(os.environ, rt.settings.var_dir, create=True)
+    rt = _runtime(ctx, db_url)  # the warehouse migrated once, before the workers start
+    web_secret(os.environ, rt.settings.var_dir, create=True)
+    os.environ["HOTLINE_DB_URL"] = rt.settings.db_url  # the workers' settings: this command's
+    if insecure_cookies:
+        os.environ["HOTLINE_WEB_INSECURE_COOKIES"] = "1"
     click.echo(f"serving the warning site on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
-    uvicorn.run(create_app(rt, secret, secure_cookies=not insecure_cookies), host=host, port=port,
+    uvicorn.run("hotline.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", proxy_headers=True)

@@ -14,18 +14,22 @@ not exist; pages carry a Content-Security-Policy with no script at all.
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets as pysecrets
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from hotline.app import accounts
 from hotline.app.runtime import Runtime
@@ -44,6 +48,73 @@ class NotFound(Exception):
     pass
 
 
+class Fragments:
+    """Parts of pages drawn from the daily data (a chart, a red and yellow list), kept until the
+    warehouse's next pipeline run (the count and latest stamps of pipeline_runs, read at most every
+    ``check_every`` seconds) and at most ``ttl`` seconds, least recently used first out. What an
+    office changes (acknowledgements, silences) is never kept: alerts and histories are read fresh."""
+
+    def __init__(self, engine, size: int = 512, ttl: float = 600.0, check_every: float = 5.0):
+        self.engine, self.size, self.ttl, self.check_every = engine, size, ttl, check_every
+        self.items: collections.OrderedDict = collections.OrderedDict()
+        self.lock = threading.Lock()
+        self._version: tuple = ()
+        self._checked = -1e9
+
+    def version(self) -> tuple:
+        from warehouse.schema import pipeline_runs
+
+        t = time.monotonic()
+        if t - self._checked > self.check_every:
+            p = pipeline_runs.c
+            with self.engine.connect() as conn:
+                self._version = tuple(conn.execute(select(func.count(), func.max(p.started_at),
+                                                          func.max(p.finished_at))).one())
+            self._checked = t
+        return self._version
+
+    def get(self, key: tuple, make: Callable[[], str]) -> str:
+        version, t = self.version(), time.monotonic()
+        with self.lock:
+            hit = self.items.get(key)
+            if hit and hit[0] == version and t - hit[1] < self.ttl:
+                self.items.move_to_end(key)
+                return hit[2]
+        value = make()
+        with self.lock:
+            self.items[key] = (version, t, value)
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
+class SecurityHeaders:
+    """Every response's security headers (a plain ASGI middleware: no per-request task)."""
+
+    HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+               (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY")]
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [h for h in self.HEADERS if h[0] not in names]
+                if b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI:
     """The site over the runtime's warehouse; ``secret`` (at least 32 characters) keys the CSRF
     tokens and the signed links."""
@@ -51,8 +122,8 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         raise ValueError("the site's secret (HOTLINE_WEB_SECRET) needs at least 32 characters")
     from alerts.acks import acknowledge
     from alerts.config import matches_all, parse_matchers
-    from alerts.pages import alert_body
-    from alerts.render import office_name
+    from alerts.pages import alert_body, alert_chart
+    from alerts.render import alert_view, office_name
     from alerts.silences import add_silence, expire_silence, silences_list
     from hotline.core.links import check_alert_link
     from proposals.panel import last_day
@@ -61,6 +132,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     app = FastAPI(title="12345 hotline early warning", docs_url=None, redoc_url=None, openapi_url=None)
     engine, ref, province = rt.engine, rt.ref, rt.province
+    kept = Fragments(engine)
 
     def mac(purpose: str, value: str) -> str:
         return hmac.new(secret.encode(), f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
@@ -91,7 +163,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
             raise PermissionError("csrf")
 
     def the_day() -> dt.date:
-        return last_day(engine, province) or dt.date.today()
+        return dt.date.fromisoformat(kept.get(("day",), lambda: str(last_day(engine, province) or dt.date.today())))
 
     def seen_alert(office: accounts.Office, fp: str) -> dict[str, Any]:
         if not _FP.fullmatch(fp or ""):
@@ -104,6 +176,11 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     def page_day(a: dict[str, Any]) -> dt.date:
         return min(the_day(), a["ends_on"] or a["last_seen"]) if a["state"] == "resolved" else the_day()
+
+    def chart(a: dict[str, Any]) -> str:
+        day = page_day(a)
+        title = alert_view(a, rt.alerts_config.language, day, None).title
+        return kept.get(("chart", a["fingerprint"], day, title), lambda: alert_chart(engine, a, day, title))
 
     def sign_in_first(request: Request) -> RedirectResponse:
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
@@ -119,15 +196,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                                             "请返回刷新后重试。The form expired: go back, reload and retry.</p>",
                                             None, "", None), status_code=403)
 
-    @app.middleware("http")
-    async def headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers["Content-Security-Policy"] = CSP
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     def set_cookie(resp: Response, name: str, value: str, max_age: int) -> None:
         resp.set_cookie(name, value, max_age=max_age, httponly=True, secure=secure_cookies, samesite="lax", path="/")
@@ -194,10 +263,14 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                                                           c.category_level == "all")).scalar()
 
     def lights(day: dt.date, office: accounts.Office) -> str:
-        from reports.exports import lights_table
 
         if office.kind in ("province", "operator"):
             return ""
+        return kept.get(("lights", office.region, office.department, day), lambda: lights_html(day, office))
+
+    def lights_html(day: dt.date, office: accounts.Office) -> str:
+        from reports.exports import lights_table
+
         t = lights_table(engine, day, ref, rt.sla_config, province, office.region, department=office.department)
         return (f"<h2>红黄灯 Red and yellow tickets ({len(t.rows)})</h2>"
                 '<p><a href="/export/lights.xlsx">导出 Excel</a> · <a href="/export/lights.csv">CSV</a></p>'
@@ -237,7 +310,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
             return sign_in_first(request)
         a = seen_alert(who[1], fp)
         msg = {"ack": "已确认，谢谢反馈。Acknowledged, thank you.", "silence": "已静默。Silenced."}.get(done or "")
-        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, actions(a, who[2], msg))
+        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, actions(a, who[2], msg), chart(a))
         return html(title, body, who)
 
     @app.get("/a/{fp}", response_class=HTMLResponse)
@@ -264,7 +337,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                           '<a href="/login?next=/alerts/{1}">登录</a>后可确认、反馈、静默。'
                           'Opened from a notice\'s signed link (read-only until then): sign in to act.</p>').format(
             f"{until:%Y-%m-%d %H:%M}", fp))
-        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, note)
+        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, note, chart(a))
         return html(title, body)
 
     @app.post("/alerts/{fp}/ack")

@@ -24,6 +24,9 @@ form.act { border: 1px solid #d0d7de; border-radius: 4px; padding: .5em 1em; mar
 form.act label { margin-right: 1em; }
 form.act textarea, form.act input[type=text], form.act input[type=password] { width: 100%; box-sizing: border-box; }
 button { padding: .25em 1em; }
+.kpi { display: inline-block; margin: 0 1.2em .6em 0; padding: .3em .8em; border: 1px solid #d0d7de;
+  border-radius: 4px; }
+.kpi b { font-size: 1.4em; }
 .tiles { display: grid; grid-template-columns: 7em repeat(var(--cols), 5.2em); gap: 3px; margin: .4em 0 1em; }
 .tile { border: 1px solid #ccc; border-radius: 3px; padding: 2px 3px; font-size: .8em; min-height: 2.6em;
   background: #f6f8fa; overflow: hidden; }
