@@ -7,7 +7,8 @@ alerts open on the last day; one alert (宝安区 · 供水) that has fired ever
 alert days on its chart, 730 events in its history); 3,000 open tickets in 深圳市, a third of them
 overdue (the red and yellow lists). The site runs as `hotline serve` does (uvicorn, one process)
 in a subprocess; the load is 20 threads, each its own session (province, city and district
-accounts), each asking for its workbench and the year-long alert page in turn (the sessions sign in before the clock starts).
+accounts), each asking for its workbench and the year-long alert page in turn (the sessions sign
+in before the clock starts).
 """
 from __future__ import annotations
 

@@ -90,6 +90,14 @@ class RobotServer:
                                              hashlib.sha256).digest()).decode()
             if query.get("sign") != want:
                 return 200, {"errcode": 310000, "errmsg": "sign not match"}
+            if doc.get("msgtype") == "actionCard":  # an ActionCard: title, text, and buttons that open a URL
+                card = doc.get("actionCard") or {}
+                btns = card.get("btns") or []
+                if not card.get("title") or not card.get("text") or not btns or not all(
+                        b.get("title") and str(b.get("actionURL", "")).startswith(("https://", "http://"))
+                        for b in btns):
+                    return 200, {"errcode": 40035, "errmsg": "missing actionCard"}
+                return 200, {"errcode": 0, "errmsg": "ok"}
             if doc.get("msgtype") != "markdown" or not doc["markdown"].get("text"):
                 return 200, {"errcode": 40035, "errmsg": "missing markdown"}
             return 200, {"errcode": 0, "errmsg": "ok"}

@@ -103,7 +103,8 @@ def _args(tmp, ids):
         ("export", "alerts"): ["--date", DAY, "--out", str(tmp / "x" / "alerts.csv")],
         ("export", "ranking"): ["--month", MONTH, "--out", str(tmp / "x" / "ranking.xlsx")],
         ("export", "watchlist"): ["--month", MONTH, "--out", str(tmp / "x" / "watch.csv")],
-        ("users", "add"): ["ops-zhang", "--office", "district:440306", "--name", "张三", "--password-env", "HL_TEST_PW"],
+        ("users", "add"): ["ops-zhang", "--office", "district:440306", "--name", "张三",
+                           "--password-env", "HL_TEST_PW"],
         ("users", "list"): [],
         ("users", "disable"): ["ops-zhang"],
     }

@@ -116,6 +116,11 @@ def test_citizen_text_reaches_each_robot_and_webhook_inert(wh, ref, tmp_path, ro
           "feishu": lambda: doc["card"]["elements"][0]["content"], "hub": lambda: doc["markdown"]}[channel]()
     assert_inert_markdown(md, [alert_link(cfg, tmp_path, DAY, fp)])
     assert "[手机号]" in md and "13812345678" not in md  # still masked, the placeholder readable
+    if channel == "dingtalk":  # the alert's page is the card's button
+        assert [b["actionURL"] for b in doc["actionCard"]["btns"]] == [alert_link(cfg, tmp_path, DAY, fp)]
+    if channel == "feishu":
+        (action,) = [e for e in doc["card"]["elements"] if e["tag"] == "action"]
+        assert [b["url"] for b in action["actions"]] == [alert_link(cfg, tmp_path, DAY, fp)]
     if channel == "hub":  # the generic webhook: its plain text is inert, its alerts are data
         assert_inert_text(doc["text"])
         assert doc["alerts"][0]["samples"][0] == mask_outgoing(f"{EVIL} 0")[:120]  # JSON: masked, not escaped

@@ -374,3 +374,34 @@ def test_hotline_serve_runs_the_site_on_postgresql_with_two_processes(pg_databas
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+BOARD_FILES = ["site/index.html", "site/city-440300.html", "site/city-440100.html", "site/dq/2026-03-10/feed.html",
+               "reports/proposals/2026-02/440300.zh.html", "reports/proposals/2026-02/440100.zh.html",
+               "reports/proposals/2026-02/440000.zh.html", "reports/ranking/2026-02/province-440000.zh.html"]
+# who may open which (by the rule: the province and operators all; a city its board page and its
+# proposal; everyone the horse race and their city's proposal)
+READS = {"baoan": {4, 7}, "longgang": {4, 7}, "shenzhen": {1, 4, 7}, "water_sz": {1, 4, 7}, "tianhe": {5, 7},
+         "guangzhou": {2, 5, 7}, "province": set(range(8)), "ops": set(range(8))}
+
+
+def test_the_board_proposals_and_rankings_are_served_to_the_offices_they_concern(site):
+    rt, app, _ = site
+    var = rt.settings.var_dir
+    for rel in BOARD_FILES:
+        (var / rel).parent.mkdir(parents=True, exist_ok=True)
+        (var / rel).write_text(f"<html><body>{rel}</body></html>", encoding="utf-8")
+    (var / "site" / "secret.txt").write_text("not a page", encoding="utf-8")
+    for name, allowed in READS.items():
+        c, _ = session(app, name)
+        for i, rel in enumerate(BOARD_FILES):
+            root, _, rest = rel.partition("/")
+            url = f"/board/{rest}" if root == "site" else f"/reports/{rest}"
+            r = c.get(url)
+            assert (r.status_code == 200) == (i in allowed), (name, url, r.status_code)
+            assert (rel in r.text) == (i in allowed)
+        for url in ["/board/secret.txt", "/board/%2e%2e/web.db", "/reports/..%2fweb.db", "/reports/alerts/x.html"]:
+            assert c.get(url).status_code == 404, (name, url)
+    anon = client(app)
+    assert anon.get("/board/index.html").status_code == 303
+    assert anon.get("/reports/" + BOARD_FILES[7][8:]).status_code == 303

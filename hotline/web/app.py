@@ -446,6 +446,89 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                        ip=ip_of(request))
         return RedirectResponse("/silences", status_code=303)
 
+    # ------------------------------------------------------------------ the board, proposals, rankings
+    def city_of(office: accounts.Office) -> str | None:
+        if office.kind in ("city", "department"):
+            return office.code
+        return ref.regions.parent_of(office.code) if office.kind == "district" else None
+
+    def may_read(office: accounts.Office, rel: str) -> bool:
+        """The static board's pages (var/site) and reports (var/reports) an office may open:
+        the province and the operators everything; a city its own board page; every office the
+        horse race and its city's (the province's: the province's) issue of the month."""
+        if office.kind in ("province", "operator"):
+            return True
+        parts = rel.split("/")
+        city = city_of(office)
+        if rel == f"city-{city}.html":
+            return office.kind in ("city", "department")
+        if parts[0] == "ranking" and len(parts) == 3:
+            return True
+        if parts[0] == "proposals" and len(parts) == 3:
+            return parts[2].split(".")[0] == city
+        return False
+
+    def static_file(root_dir, rel: str, office: accounts.Office) -> Response:
+        root_dir = root_dir.resolve()
+        path = (root_dir / rel).resolve()
+        if (not rel or ".." in rel.split("/") or not path.is_relative_to(root_dir) or not path.is_file()
+                or path.suffix != ".html" or not may_read(office, path.relative_to(root_dir).as_posix())):
+            raise NotFound
+        return HTMLResponse(path.read_text(encoding="utf-8"))
+
+    @app.get("/board/{rel:path}")
+    def board(request: Request, rel: str = ""):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        office = who[1]
+        if rel in ("", "index.html") and office.kind not in ("province", "operator"):
+            city = city_of(office)
+            if office.kind == "district":
+                raise NotFound
+            return RedirectResponse(f"/board/city-{city}.html", status_code=303)
+        return static_file(rt.settings.var_dir / "site", rel or "index.html", office)
+
+    @app.get("/reports/{rel:path}")
+    def report(request: Request, rel: str):
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        if rel.split("/")[0] not in ("proposals", "ranking"):
+            raise NotFound
+        return static_file(rt.settings.var_dir / "reports", rel, who[1])
+
+    @app.get("/proposal")
+    def proposal(request: Request, lang: str = "zh"):
+        from pathlib import Path
+
+        from proposals.job import latest
+
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        office = who[1]
+        scope = office.code if office.kind in ("province", "operator") else city_of(office)
+        rec = latest(engine, scope)
+        src = Path(((rec or {}).get("reports") or {}).get("zh" if lang != "en" else "en", {}).get("html") or "")
+        if not rec or not src.is_file():
+            return html("每月一题 Issue of the month", "<h1>每月一题 Issue of the month</h1><p>尚无建议：每月初由 "
+                        "hotline_monthly 生成。No proposal yet: the monthly DAG makes one each month.</p>", who)
+        return RedirectResponse(f"/reports/proposals/{src.parent.name}/{src.name}", status_code=303)
+
+    @app.get("/ranking")
+    def ranking(request: Request):
+        from sla.race import latest_month
+
+        who = current(request)
+        if not who:
+            return sign_in_first(request)
+        month = latest_month(engine, province, the_day() + dt.timedelta(days=1))
+        rel = f"ranking/{month}/province-{province}.zh.html" if month else ""
+        if not month or not (rt.settings.var_dir / "reports" / rel).is_file():
+            return html("赛马 Horse race", "<h1>赛马 Horse race</h1><p>尚无排名。No ranking yet.</p>", who)
+        return RedirectResponse(f"/{'reports/' + rel}", status_code=303)
+
     # ------------------------------------------------------------------ exports
     @app.get("/export/{name}.{fmt}")
     def export(request: Request, name: str, fmt: str):
