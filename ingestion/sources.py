@@ -14,6 +14,7 @@ import gzip
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import MetaData, Table, create_engine, select
@@ -202,6 +203,17 @@ class CsvSource:
         return Batch(frame, str(self.path), lines[0])
 
 
+def window_query(table: Any, stamp: Any, since: Any, until: Any) -> Any:
+    """The rows of ``table`` changed in [since, until) by their change stamp, oldest first: the one
+    statement a SQL source sends (tests/test_domestic_dialects.py compiles it on each dialect)."""
+    q = select(table)
+    if since is not None:
+        q = q.where(stamp >= since)
+    if until is not None:
+        q = q.where(stamp < until)
+    return q.order_by(stamp)
+
+
 class SqlSource:
     """Rows of a source table changed in [since, until), by the mapping's change-stamp column."""
 
@@ -222,6 +234,9 @@ class SqlSource:
         return t.astimezone(zoneinfo.ZoneInfo(self.tz)).replace(tzinfo=None)
 
     def batches(self) -> Iterator[Batch]:
+        from ingestion.dialects import register
+
+        register()  # 达梦, 人大金仓, openGauss by name, where their extras are installed
         engine = create_engine(self.url)
         try:
             table = Table(self.table_name, MetaData(), autoload_with=engine, schema=self.schema)
@@ -234,12 +249,7 @@ class SqlSource:
         stamp = table.c[self.stamp_column]
         naive = not getattr(stamp.type, "timezone", False)
         since, until = self._bound(self.since, naive), self._bound(self.until, naive)
-        q = select(table)
-        if since is not None:
-            q = q.where(stamp >= since)
-        if until is not None:
-            q = q.where(stamp < until)
-        q = q.order_by(stamp)
+        q = window_query(table, stamp, since, until)
         row_no = 1
         try:
             with engine.connect() as conn:

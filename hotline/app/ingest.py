@@ -55,7 +55,10 @@ def check_source(settings: Settings, spec: dict[str, Any]) -> None:
 
 # Airflow connection types -> SQLAlchemy drivers. OceanBase and TiDB speak MySQL's protocol.
 DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2", "mysql": "mysql+pymysql",
-           "mariadb": "mysql+pymysql", "oceanbase": "mysql+pymysql", "tidb": "mysql+pymysql", "sqlite": "sqlite"}
+           "mariadb": "mysql+pymysql", "oceanbase": "mysql+pymysql", "tidb": "mysql+pymysql", "sqlite": "sqlite",
+           # the domestic databases (ingestion/dialects.py; pip install '.[dameng]', '.[kingbase]', '.[opengauss]')
+           "dm": "dm+dmPython", "dameng": "dm+dmPython", "kingbase": "kingbase+ksycopg2",
+           "opengauss": "opengauss+psycopg2", "gaussdb": "opengauss+psycopg2"}
 
 
 def connection_url(conn: Any, conn_id: str) -> str:
