@@ -48,7 +48,10 @@ test: venv browser lint
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# wrk (Debian's) drives the served site's page-time benchmark (bench/web.py).
 bench: venv
+	@command -v wrk > /dev/null || { export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends wrk || { apt-get update && apt-get install -y --no-install-recommends wrk; }; }
 	$(BIN)/python -m bench.run
 
 # Re-resolve the pins from pyproject.toml (needs the package index).

@@ -5,10 +5,11 @@ health check under the same load (the server's own floor), all in one run.
 The warehouse: Guangdong's districts with a year of daily counts for every alerting series; 240
 alerts open on the last day; one alert (宝安区 · 供水) that has fired every day for a year (365
 alert days on its chart, 730 events in its history); 3,000 open tickets in 深圳市, a third of them
-overdue (the red and yellow lists). The site runs as `hotline serve` does (uvicorn, one process)
-in a subprocess; the load is 20 threads, each its own session (province, city and district
-accounts), each asking for its workbench and the year-long alert page in turn (the sessions sign
-in before the clock starts).
+overdue (the red and yellow lists). The site runs as `hotline serve` does (uvicorn, one or two
+processes) in a subprocess; the load is wrk (Debian's; `make bench` installs it): each page in
+turn for 10 s, 20 threads with a connection and a session cookie each (province, city and district
+accounts signed in before the clock starts), no pause between requests; then the same page from
+one session alone, the baseline of the same run.
 """
 from __future__ import annotations
 
@@ -18,10 +19,8 @@ import os
 import platform
 import random
 import re
-import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -34,7 +33,6 @@ NOW = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.timezone.utc)
 SECRET = "bench-secret-" + "b" * 40
 PASSWORD = "bench password 1"
 SESSIONS = 20
-ROUNDS = 30
 
 
 def build(path: Path) -> str:
@@ -138,20 +136,28 @@ def session(base: str, user: str) -> httpx.Client:
     return c
 
 
-def timed(c: httpx.Client, path: str) -> float:
-    t0 = time.perf_counter()
-    r = c.get(path)
-    took = (time.perf_counter() - t0) * 1000
-    assert r.status_code == 200, (path, r.status_code)
-    return took
+def wrk(url: str, path: str, cookies: list[str], sessions: int, seconds: int, folder: Path) -> dict:
+    """One page under ``sessions`` concurrent sessions (wrk: a thread and a connection each, no
+    pause between requests) for ``seconds``."""
+    import shutil
+
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: `make bench` installs it (Debian's wrk)")
+    jar = folder / "cookies.txt"
+    jar.write_text("\n".join(cookies) + "\n")
+    out = subprocess.run(["wrk", "-t", str(sessions), "-c", str(sessions), "-d", f"{seconds}s", "--timeout", "10s",
+                          "-s", str(ROOT / "bench" / "wrk_sessions.lua"), url, "--", str(jar), path],
+                         capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk: {out.stdout}\n{out.stderr}")
+    r = {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+    if r["non2xx"] or r["errors"]:
+        raise RuntimeError(f"{path}: {r['non2xx']:.0f} non-2xx answers, {r['errors']:.0f} errors under load")
+    return r
 
 
-def pct(xs: list[float], q: float) -> float:
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
-
-
-def run(port: int = 8799, workers: int = 2) -> list[dict]:
+def run(port: int = 8799, workers: int = 2, seconds: int = 10) -> list[dict]:
     db = ROOT / "var" / "bench" / "web.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -159,58 +165,35 @@ def run(port: int = 8799, workers: int = 2) -> list[dict]:
     print(f"  bench warehouse built in {time.perf_counter() - t0:.1f} s", flush=True)
     proc = serve(db, port, workers)
     base = f"http://127.0.0.1:{port}"
-    users = ["gd", "sz", "gz"] + [u for u in ("d440303", "d440304", "d440305", "d440306", "d440307")]
-    pages = {"workbench (province)": ("gd", "/"), "workbench (city, 红黄灯 list)": ("sz", "/"),
-             "workbench (district)": ("d440306", "/"), "alert page (a year of alerts)": ("sz", f"/alerts/{fp}"),
-             "health check": ("gd", "/healthz")}
+    districts = ["d440303", "d440304", "d440305", "d440306", "d440307"]
+    pages = {"workbench (province)": (["gd"], "/"), "workbench (city, with its 红黄灯 list)": (["sz"], "/"),
+             "workbench (district, with its 红黄灯 list)": (districts, "/"),
+             "alert page (a year of alerts)": (["sz"], f"/alerts/{fp}"), "health check (no page)": (["gd"], "/healthz")}
+    rows = []
     try:
-        alone: dict[str, list[float]] = {k: [] for k in pages}
-        clients = {u: session(base, u) for u in set(u for u, _ in pages.values())}
-        for _ in range(10):  # one at a time: the unloaded baseline
-            for k, (u, path) in pages.items():
-                alone[k].append(timed(clients[u], path))
-        loaded: dict[str, list[float]] = {k: [] for k in pages}
-        lock = threading.Lock()
-
-        signed = [session(base, users[i % len(users)]) for i in range(SESSIONS)]  # sign-ins are not timed
-
-        def worker(i: int) -> None:
-            user, c = users[i % len(users)], signed[i]
-            mine = [(k, p) for k, (u, p) in pages.items() if u == user] or [("workbench (district)", "/")]
-            mine += [("alert page (a year of alerts)", f"/alerts/{fp}")] if user in ("gd", "sz", "d440306") else []
-            mine += [("health check", "/healthz")]
-            for _ in range(ROUNDS):
-                for k, path in mine:
-                    took = timed(c, path)
-                    with lock:
-                        loaded[k].append(took)
-
-        threads = [threading.Thread(target=worker, args=(i,)) for i in range(SESSIONS)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - t0
+        for name, (users, path) in pages.items():
+            cookies = [f"hl_session={session(base, users[i % len(users)]).cookies['hl_session']}"
+                       for i in range(SESSIONS)]  # sign-ins are not timed
+            alone = wrk(base, path, cookies[:1], 1, max(3, seconds // 2), db.parent)
+            loaded = wrk(base, path, cookies, SESSIONS, seconds, db.parent)
+            rows.append({"page": name, "requests": int(loaded["requests"]), "rps": round(loaded["requests"]
+                                                                                         / loaded["seconds"]),
+                         "p50_ms": round(loaded["p50"], 1), "p95_ms": round(loaded["p95"], 1),
+                         "p99_ms": round(loaded["p99"], 1), "alone_p50_ms": round(alone["p50"], 1)})
+            print(f"  {name}: p50 {loaded['p50']:.1f} ms, p95 {loaded['p95']:.1f} ms", flush=True)
     finally:
         proc.terminate()
         proc.wait(10)
-    total = sum(len(v) for v in loaded.values())
-    rows = []
-    for k in pages:
-        if loaded[k]:
-            rows.append({"page": k, "requests": len(loaded[k]), "p50_ms": round(statistics.median(loaded[k]), 1),
-                         "p95_ms": round(pct(loaded[k], 0.95), 1),
-                         "alone_p50_ms": round(statistics.median(alone[k]), 1)})
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; {workers} server process(es), {SESSIONS} concurrent sessions, "
-          f"{total} requests in {wall:.1f} s "
-          f"({total / wall:.0f} req/s)")
-    print("\n| page | requests under load | p50 (ms) | p95 (ms) | alone, p50 (ms) |\n|---|---|---|---|---|")
+          f"{platform.python_version()}; {workers} server process(es); each page for {seconds} s under "
+          f"{SESSIONS} concurrent sessions (wrk), no pause between requests")
+    print("\n| page | requests | req/s | p50 (ms) | p95 (ms) | p99 (ms) | one session alone, p50 (ms) |\n"
+          "|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['page']} | {r['requests']} | {r['p50_ms']} | {r['p95_ms']} | {r['alone_p50_ms']} |")
+        print(f"| {r['page']} | {r['requests']} | {r['rps']} | {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | "
+              f"{r['alone_p50_ms']} |")
     out = ROOT / "var" / "bench" / f"web-{workers}.json"
-    out.write_text(json.dumps({"sessions": SESSIONS, "requests": total, "wall_s": round(wall, 1), "pages": rows},
+    out.write_text(json.dumps({"sessions": SESSIONS, "seconds": seconds, "workers": workers, "pages": rows},
                               ensure_ascii=False, indent=2))
     return rows
 

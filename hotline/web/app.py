@@ -41,6 +41,7 @@ CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; for
        "frame-ancestors 'none'; base-uri 'none'")
 _FP = re.compile(r"[0-9a-f]{32}")
 LIST_ROWS = 200
+ACTIONS_SLOT = "<!--hotline:actions-->"  # where an alert page's forms (with the session's CSRF token) go
 SILENCE_HOURS = (24, 72, 168)
 
 
@@ -58,6 +59,7 @@ class Fragments:
         self.engine, self.size, self.ttl, self.check_every = engine, size, ttl, check_every
         self.items: collections.OrderedDict = collections.OrderedDict()
         self.lock = threading.Lock()
+        self.making: dict[tuple, threading.Lock] = {}
         self._version: tuple = ()
         self._checked = -1e9
 
@@ -73,19 +75,34 @@ class Fragments:
             self._checked = t
         return self._version
 
-    def get(self, key: tuple, make: Callable[[], str]) -> str:
-        version, t = self.version(), time.monotonic()
+    def _fresh(self, key: tuple, version: tuple, t: float) -> Any:
         with self.lock:
             hit = self.items.get(key)
             if hit and hit[0] == version and t - hit[1] < self.ttl:
                 self.items.move_to_end(key)
                 return hit[2]
-        value = make()
+        return None
+
+    def get(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """The kept value, else ``make()``: made once, however many requests miss it at once (the
+        others wait for it rather than all drawing the same page together)."""
+        version, t = self.version(), time.monotonic()
+        value = self._fresh(key, version, t)
+        if value is not None:
+            return value
         with self.lock:
-            self.items[key] = (version, t, value)
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
+            making = self.making.setdefault(key, threading.Lock())
+        with making:
+            value = self._fresh(key, version, t)
+            if value is None:
+                value = make()
+                with self.lock:
+                    self.items[key] = (version, t, value)
+                    self.items.move_to_end(key)
+                    while len(self.items) > self.size:
+                        self.items.popitem(last=False)
+        with self.lock:
+            self.making.pop(key, None)
         return value
 
 
@@ -128,7 +145,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     from hotline.core.links import check_alert_link
     from proposals.panel import last_day
     from reports.board import alert_table, open_alerts
-    from warehouse.schema import alerts, daily_counts, web_users
+    from warehouse.schema import alert_events, alerts, daily_counts, web_users
 
     app = FastAPI(title="12345 hotline early warning", docs_url=None, redoc_url=None, openapi_url=None)
     engine, ref, province = rt.engine, rt.ref, rt.province
@@ -283,8 +300,14 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
             return sign_in_first(request)
         user, office, csrf = who
         day = the_day()
-        items = [a for a in open_alerts(engine, day) if office.sees(a)]
         title = f"{office_label(office)} · {day}"
+        with engine.connect() as conn:  # what an acknowledgement or a run changes: the alerts' count and stamp
+            changed = tuple(conn.execute(select(func.count(), func.max(alerts.c.updated_at))).one())
+        body = kept.get(("workbench", office.id, day, changed), lambda: workbench(office, day, title))
+        return html(title, body + lights(day, office), who)
+
+    def workbench(office: accounts.Office, day: dt.date, title: str) -> str:
+        items = [a for a in open_alerts(engine, day, city_of(office)) if office.sees(a)]
         if office.kind == "district":
             tiles, place = "", "district"
         else:
@@ -292,11 +315,9 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                       if office.kind in ("province", "operator") else [office.code])
             tiles = "<h2>区县方格图 District map</h2>" + views.tile_map(ref, cities, items)
             place = "city" if office.kind in ("province", "operator") else "district"
-        body = (f"<h1>{views.esc(title)}</h1>" + views.kpis(items, tickets_of(day, office)) + tiles
+        return (f"<h1>{views.esc(title)}</h1>" + views.kpis(items, tickets_of(day, office)) + tiles
                 + f"<h2>今日预警 Alerts ({len(items)})</h2>"
-                + alert_table(items, ref, day, "fa", place, href=lambda fp: f"/alerts/{fp}")
-                + lights(day, office))
-        return html(title, body, who)
+                + alert_table(items, ref, day, "fa", place, href=lambda fp: f"/alerts/{fp}"))
 
     # ------------------------------------------------------------------ one alert
     def actions(a: dict[str, Any], csrf: str, message: str | None = None) -> str:
@@ -310,8 +331,19 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
             return sign_in_first(request)
         a = seen_alert(who[1], fp)
         msg = {"ack": "已确认，谢谢反馈。Acknowledged, thank you.", "silence": "已静默。Silenced."}.get(done or "")
-        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, actions(a, who[2], msg), chart(a))
-        return html(title, body, who)
+        title, body = alert_page_body(a)
+        return html(title, body.replace(ACTIONS_SLOT, actions(a, who[2], msg)), who)
+
+    def alert_page_body(a: dict[str, Any]) -> tuple[str, str]:
+        """The alert's page with a slot for the session's forms, kept until the alert or its
+        history changes (or the next pipeline run)."""
+        e = alert_events.c
+        with engine.connect() as conn:
+            events = tuple(conn.execute(select(func.count(), func.max(e.id)).where(
+                e.fingerprint == a["fingerprint"])).one())
+        day = page_day(a)
+        key = ("alert", a["fingerprint"], day, a["updated_at"], a["status"], events)
+        return kept.get(key, lambda: alert_body(engine, a, day, rt.alerts_config, ACTIONS_SLOT, chart(a)))
 
     @app.get("/a/{fp}", response_class=HTMLResponse)
     def signed_link(request: Request, fp: str, e: str = "", s: str = ""):
