@@ -134,15 +134,17 @@ def ranking_table(engine: Engine, month: pd.Period, ref: Reference, province: st
     return Table(f"赛马 {month}" if lang == "zh" else f"ranking {month}", headers, rows)
 
 
-def watchlist_table(engine: Engine, month: pd.Period, ref: Reference, province: str, lang: str = "zh") -> Table:
-    """Each scope's 每月一题, watch list and sprouts (苗头) for the month after ``month``."""
+def watchlist_table(engine: Engine, month: pd.Period, ref: Reference, province: str, lang: str = "zh",
+                    scope: str | None = None) -> Table:
+    """Each scope's 每月一题, watch list and sprouts (苗头) for the month after ``month``;
+    ``scope``: that city's (or the province's) only."""
     from proposals.report import label
 
     p = proposals.c
     with engine.connect() as conn:
         found = conn.execute(select(p.scope, p.status, p.candidates).where(p.month == month.start_time.date())
                              .order_by(p.scope)).all()
-    scopes = {province} | _cities(ref, province)
+    scopes = {province} | _cities(ref, province) if scope is None else {scope}
     rows = []
     for rec in found:
         if rec.scope not in scopes:

@@ -405,3 +405,36 @@ def test_the_board_proposals_and_rankings_are_served_to_the_offices_they_concern
     anon = client(app)
     assert anon.get("/board/index.html").status_code == 303
     assert anon.get("/reports/" + BOARD_FILES[7][8:]).status_code == 303
+
+
+def test_the_watch_list_and_ranking_exports_follow_the_scope(site):
+    import openpyxl
+    from sqlalchemy import delete, insert
+
+    from tests.test_alerts import NOW
+    from warehouse.schema import proposals
+
+    rt, app, _ = site
+    cand = lambda code, role: {"candidate": f"city:{code}|l2:utilities.water_supply", "role": role,  # noqa: E731
+                               "score": 0.5}
+    rows = [{"month": dt.date(2026, 2, 1), "scope": code, "status": "proposed", "candidates":
+             [cand(code, "chosen"), cand(code, "watch")], "weights": {}, "complete": True, "run_id": "t",
+             "created_at": NOW, "updated_at": NOW} for code in ("440300", "440100")]
+    with rt.engine.begin() as conn:
+        conn.execute(delete(proposals))
+        conn.execute(insert(proposals), rows)
+    try:
+        def scopes(name):
+            r = session(app, name)[0].get("/export/watchlist.xlsx")
+            if r.status_code != 200:
+                return r.status_code
+            ws = openpyxl.load_workbook(io.BytesIO(r.content)).active
+            return {row[0] for row in ws.iter_rows(min_row=2, values_only=True)}
+        assert scopes("shenzhen") == {"深圳市"} and scopes("baoan") == {"深圳市"}  # its city's, not 广州's
+        assert scopes("guangzhou") == {"广州市"} and scopes("province") == {"深圳市", "广州市"}
+        # the horse race: the province's league table, for the province and the operators only
+        assert session(app, "shenzhen")[0].get("/export/ranking.xlsx").status_code == 404
+        assert session(app, "baoan")[0].get("/export/ranking.csv").status_code == 404
+    finally:
+        with rt.engine.begin() as conn:
+            conn.execute(delete(proposals))

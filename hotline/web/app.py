@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import pandas as pd
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from markupsafe import Markup
@@ -564,16 +565,38 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     # ------------------------------------------------------------------ exports
     @app.get("/export/{name}.{fmt}")
     def export(request: Request, name: str, fmt: str):
-        from reports.exports import alerts_table, lights_table, to_csv, to_xlsx
+        from reports.exports import alerts_table, lights_table, ranking_table, to_csv, to_xlsx, watchlist_table
 
         who = current(request)
         if not who:
             return sign_in_first(request)
         office = who[1]
-        if fmt not in ("csv", "xlsx") or name not in ("lights", "alerts"):
+        if fmt not in ("csv", "xlsx") or name not in ("lights", "alerts", "ranking", "watchlist"):
             raise NotFound
         day = the_day()
-        if name == "lights":
+        if name == "ranking":  # the province's league table: the province and the operators
+            from sla.race import latest_month
+
+            month = latest_month(engine, province, day + dt.timedelta(days=1))
+            if office.kind not in ("province", "operator") or month is None:
+                raise NotFound
+            t = ranking_table(engine, month, ref, province)
+        elif name == "watchlist":  # a city's own 每月一题 and watch list; the province's all
+            from proposals.job import latest
+            from warehouse.schema import proposals
+
+            if office.kind in ("province", "operator"):
+                scope = None
+                with engine.connect() as conn:
+                    month = conn.execute(select(func.max(proposals.c.month)).where(
+                        proposals.c.complete.is_(True))).scalar()
+            else:
+                scope = city_of(office)
+                month = (latest(engine, scope) or {}).get("month")
+            if month is None:
+                raise NotFound
+            t = watchlist_table(engine, pd.Timestamp(month).to_period("M"), ref, province, scope=scope)
+        elif name == "lights":
             if office.kind in ("province", "operator"):
                 raise NotFound  # the province's list is each city's: export it there
             t = lights_table(engine, day, ref, rt.sla_config, province, office.region, department=office.department)
