@@ -62,13 +62,18 @@ def alert_chart(engine: Engine, a: Mapping[str, Any], day: dt.date, title: str) 
 
 
 def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsConfig,
-               actions: str = "", chart: str | None = None) -> tuple[str, str]:
+               actions: str = "", chart: str | None = None, history: bool = True) -> tuple[str, str]:
     """An alert's page: (title, body markup); ``actions`` (trusted markup: the served site's
     forms) goes between the chart and the history; ``chart``: the chart already drawn (the served
-    site keeps it until the next pipeline run)."""
+    site keeps it until the next pipeline run); ``history=False``: no history (who acknowledged,
+    their comments), for a page opened from a signed link."""
     v = alert_view(a, cfg.language, day, None)
     chart = alert_chart(engine, a, day, v.title) if chart is None else chart
     e = alert_events.c
+    if not history:  # a page for whoever holds a link: not the offices' names and comments
+        return v.title, (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
+                         f"{a['fingerprint'][:8]}</p><ul>{''.join(f'<li>{inert_html(x)}</li>' for x in v.lines)}</ul>"
+                         f"{chart}{actions}")
     with engine.connect() as conn:
         n = conn.execute(select(func.count()).where(e.fingerprint == a["fingerprint"])).scalar()
         hist = [dict(r) for r in conn.execute(select(e.at, e.ds, e.action, e.actor, e.detail).where(

@@ -320,6 +320,7 @@ def test_accounts_refuse_bad_offices_usernames_and_short_passwords(site):
     bad = [("x", OFFICES["baoan"], PASSWORD), ("newuser", "district:440300", PASSWORD),
            ("newuser", "district:999999", PASSWORD), ("newuser", "city:440306", PASSWORD),
            ("newuser", "county:440306", PASSWORD), ("newuser", OFFICES["baoan"], "short"),
+           ("newuser", "department:440300: ", PASSWORD), ("newuser", "department:440300:不存在的局", PASSWORD),
            ("baoan", OFFICES["baoan"], PASSWORD)]
     for username, office, pw in bad:
         with pytest.raises(accounts.AccountError):
@@ -380,8 +381,9 @@ BOARD_FILES = ["site/index.html", "site/city-440300.html", "site/city-440100.htm
                "reports/proposals/2026-02/440300.zh.html", "reports/proposals/2026-02/440100.zh.html",
                "reports/proposals/2026-02/440000.zh.html", "reports/ranking/2026-02/province-440000.zh.html"]
 # who may open which (by the rule: the province and operators all; a city its board page and its
-# proposal; everyone the horse race and their city's proposal)
-READS = {"baoan": {4, 7}, "longgang": {4, 7}, "shenzhen": {1, 4, 7}, "water_sz": {1, 4, 7}, "tianhe": {5, 7},
+# proposal; everyone the horse race and their city's proposal; a department not the city's board,
+# which shows every category)
+READS = {"baoan": {4, 7}, "longgang": {4, 7}, "shenzhen": {1, 4, 7}, "water_sz": {4, 7}, "tianhe": {5, 7},
          "guangzhou": {2, 5, 7}, "province": set(range(8)), "ops": set(range(8))}
 
 
@@ -400,7 +402,8 @@ def test_the_board_proposals_and_rankings_are_served_to_the_offices_they_concern
             r = c.get(url)
             assert (r.status_code == 200) == (i in allowed), (name, url, r.status_code)
             assert (rel in r.text) == (i in allowed)
-        for url in ["/board/secret.txt", "/board/%2e%2e/web.db", "/reports/..%2fweb.db", "/reports/alerts/x.html"]:
+        for url in ["/board/secret.txt", "/board/%2e%2e/web.db", "/reports/..%2fweb.db", "/reports/alerts/x.html",
+                    "/board/%00.html", "/board/city-440300.html%00", "/reports/proposals/2026-02/..%5c..%5cweb.db"]:
             assert c.get(url).status_code == 404, (name, url)
     anon = client(app)
     assert anon.get("/board/index.html").status_code == 303
@@ -438,3 +441,64 @@ def test_the_watch_list_and_ranking_exports_follow_the_scope(site):
     finally:
         with rt.engine.begin() as conn:
             conn.execute(delete(proposals))
+
+
+def test_odd_tokens_are_refused_not_errors(site):
+    rt, app, fps = site
+    c, csrf = session(app, "baoan")
+    r = c.post(f"/alerts/{fps['baoan']}/ack", data={"csrf": "令牌" * 16, "verdict": "useful"})
+    assert r.status_code == 403
+    fresh = client(app)
+    fresh.get("/login")
+    assert fresh.post("/login", data={"username": "baoan", "password": PASSWORD, "csrf": "口令"}).status_code == 403
+    exp = link_expiry(dt.date.today())
+    assert client(app).get(f"/a/{fps['baoan']}?e={exp}&s=签名").status_code == 403
+
+
+def test_a_signed_link_shows_no_history_of_who_acted(site):
+    rt, app, fps = site
+    fp = fps["tianhe"]
+    c, csrf = session(app, "tianhe")
+    c.post(f"/alerts/{fp}/ack", data={"csrf": csrf, "verdict": "useful", "comment": "内部备注：已报分管领导"})
+    r = client(app).get(f"/{signed_alert_path(SECRET, fp, link_expiry(dt.date.today()))}")
+    assert r.status_code == 200 and "只读" in r.text
+    assert "内部备注" not in r.text and "tianhe" not in r.text and "历史 History" not in r.text
+    assert "内部备注" in c.get(f"/alerts/{fp}").text  # the office's own page has it
+
+
+def test_a_silence_set_from_the_command_line_is_not_ended_by_an_office_named_like_its_author(site):
+    from alerts.silences import add_silence
+
+    rt, app, fps = site
+    sid = add_silence(rt.engine, ['region_code="440306"'], "baoan", "operators' maintenance window",
+                      dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1))
+    try:
+        c, csrf = session(app, "baoan")  # an account named like the silence's author
+        assert c.post(f"/silences/{sid}/end", data={"csrf": csrf}).status_code == 404
+        assert f"/silences/{sid}/end" in session(app, "ops")[0].get("/silences").text
+    finally:
+        from alerts.silences import expire_silence
+
+        expire_silence(rt.engine, sid, "test", "cleanup")
+
+
+def test_parallel_wrong_passwords_do_not_get_past_the_limit(site):
+    from concurrent.futures import ThreadPoolExecutor
+
+    rt, _, _ = site
+    accounts.add_user(rt.engine, "racer", OFFICES["longgang"], PASSWORD, "test", rt.ref, rt.province)
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(lambda i: accounts.sign_in(rt.engine, "racer", f"guess {i}", "10.1.1.1").outcome,
+                                 range(12)))
+    assert outcomes.count("signin_failed") == accounts.LIMIT_PER_USER
+    assert outcomes.count("signin_limited") == 12 - accounts.LIMIT_PER_USER
+
+
+def test_a_short_site_secret_signs_no_link_and_stops_no_notice(tmp_path):
+    from alerts.channels import LINK_SECRET_ENV
+
+    rt = runtime(f"sqlite:///{tmp_path / 'w.db'}", tmp_path)
+    rt.env = {**rt.env, "HOTLINE_WEB_SECRET": "short"}
+    assert LINK_SECRET_ENV not in rt.secrets().env  # unsigned links (the doctor says why), not a failed notify
+    rt.env = {**rt.env, "HOTLINE_WEB_SECRET": SECRET}
+    assert rt.secrets().env[LINK_SECRET_ENV] == SECRET

@@ -21,6 +21,7 @@ import hashlib
 import os
 import re
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +108,10 @@ def parse_office(text: str, ref: Reference, province: str) -> Office:
     if m["dept"]:
         if ref.regions.level_of(m["city"]) != "city":
             raise AccountError(f"office {text!r}: {m['city']} is not a city of the reference data")
+        known = {c.department for c in ref.taxonomy.categories.values() if c.department}
+        if m["dept"].strip() not in known:
+            raise AccountError(f"office {text!r}: {m['dept'].strip()!r} leads no category of taxonomy.yaml "
+                               f"(known: {', '.join(sorted(known))})")
         return Office("department", m["city"], m["dept"].strip())
     kind, code = m["kind"], m["code"]
     if ref.regions.level_of(code) != kind:
@@ -211,10 +216,21 @@ class SignIn:
     token: str | None = None
 
 
+_USER_LOCKS = [threading.Lock() for _ in range(64)]  # by the username's hash: bounded, whatever names come
+_HASHING = threading.BoundedSemaphore(4)  # argon2 takes 64 MiB a check: at most four at once per process
+
+
 def sign_in(engine: Engine, username: str, password: str, ip: str | None, now: dt.datetime | None = None) -> SignIn:
-    """Check a password (within the rate limit) and start a session; every try is audited."""
-    now = _now(now)
+    """Check a password (within the rate limit) and start a session; every try is audited. The
+    tries of one account are taken one at a time in this process (the check, the hash, the audit
+    row), so parallel requests cannot all pass the limit before the first failure is written."""
     username = (username or "").strip().lower()[:64]
+    lock = _USER_LOCKS[int(hashlib.sha256(username.encode()).hexdigest()[:8], 16) % len(_USER_LOCKS)]
+    with lock, _HASHING:
+        return _sign_in(engine, username, password, ip, _now(now))
+
+
+def _sign_in(engine: Engine, username: str, password: str, ip: str | None, now: dt.datetime) -> SignIn:
     with engine.connect() as conn:
         limited = _limited(conn, username, ip, now)
         row = conn.execute(select(web_users).where(web_users.c.username == username)).mappings().first()

@@ -66,9 +66,11 @@ class Runtime:
         """Channel secrets from this runtime's environment (passed into delivery, never read there)."""
         from alerts.channels import LINK_SECRET_ENV, Secrets
         from hotline.app.accounts import web_secret
+        from hotline.core.links import MIN_SECRET
 
         env = dict(self.env)
         key = web_secret(env, self.settings.var_dir)  # the served site's: signs the alert links in notices
-        if key:
+        env.pop(LINK_SECRET_ENV, None)
+        if key and len(key) >= MIN_SECRET:  # a short one signs nothing (unsigned links; hotline doctor says so)
             env[LINK_SECRET_ENV] = key
         return Secrets(env)

@@ -88,9 +88,13 @@ def users_disable(ctx, username, by, db_url, as_json):
 @click.option("--insecure-cookies", is_flag=True,
               help="Cookies without the Secure flag, for a plain-http address other than localhost (not for "
                    "production: put the site behind TLS instead).")
+@click.option("--forwarded-allow-ips", default=lambda: os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+              show_default="$FORWARDED_ALLOW_IPS or 127.0.0.1",
+              help="The TLS proxy's address: only its X-Forwarded-For is believed, so that the sign-in limit "
+                   "counts each office's address, not the proxy's.")
 @db_option
 @click.pass_context
-def serve(ctx, host, port, workers, insecure_cookies, db_url):
+def serve(ctx, host, port, workers, insecure_cookies, forwarded_allow_ips, db_url):
     """Serve the warning site: each office signs in and sees its region's alerts and lists,
     acknowledges with its verdict, silences after a preview, and downloads its lists. The secret is
     HOTLINE_WEB_SECRET, else var/web-secret (made on first use)."""
@@ -105,4 +109,4 @@ def serve(ctx, host, port, workers, insecure_cookies, db_url):
         os.environ["HOTLINE_WEB_INSECURE_COOKIES"] = "1"
     click.echo(f"serving the warning site on http://{host}:{port}/ (Ctrl-C stops it)", err=True)
     uvicorn.run("hotline.web.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", proxy_headers=True)
+                log_level="warning", proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips)

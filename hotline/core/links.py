@@ -41,7 +41,7 @@ def check_alert_link(secret: str, fp: str, expires: str | int, sig: str, now: dt
         exp = int(expires)
     except (TypeError, ValueError):
         return "tampered"
-    if not _FP.fullmatch(fp or "") or not hmac.compare_digest(_sig(secret, fp, exp), str(sig or "")):
+    if not _FP.fullmatch(fp or "") or not hmac.compare_digest(_sig(secret, fp, exp).encode(), str(sig or "").encode()):
         return "tampered"
     if now.timestamp() >= exp:
         return "expired"

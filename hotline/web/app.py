@@ -146,7 +146,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     from hotline.core.links import check_alert_link
     from proposals.panel import last_day
     from reports.board import alert_table, open_alerts
-    from warehouse.schema import alert_events, alerts, daily_counts, web_users
+    from warehouse.schema import alert_events, alerts, audit_log, daily_counts
 
     app = FastAPI(title="12345 hotline early warning", docs_url=None, redoc_url=None, openapi_url=None)
     engine, ref, province = rt.engine, rt.ref, rt.province
@@ -166,7 +166,11 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         user = accounts.session_user(engine, token)
         if not user:
             return None
-        return user, accounts.parse_office(user["office"], ref, province), mac("csrf", user["token_hash"])
+        try:
+            office = accounts.parse_office(user["office"], ref, province)
+        except accounts.AccountError:  # its region left the reference data: no scope, so no access
+            return None
+        return user, office, mac("csrf", user["token_hash"])
 
     def office_label(office: accounts.Office) -> str:
         return "运维 operators" if office.kind == "operator" else office_name(office.id, ref, rt.alerts_config, "zh")
@@ -177,7 +181,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                             status_code=status)
 
     def check_csrf(who, token: str | None) -> None:
-        if not token or not hmac.compare_digest(str(token), who[2]):
+        if not token or not hmac.compare_digest(str(token).encode(), who[2].encode()):
             raise PermissionError("csrf")
 
     def the_day() -> dt.date:
@@ -244,7 +248,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     def login(request: Request, username: str = Form(""), password: str = Form(""), csrf: str = Form(""),
               next: str = Form("/")):
         pre = request.cookies.get(PRE_COOKIE)
-        if not pre or not hmac.compare_digest(mac("login", pre), csrf):
+        if not pre or not hmac.compare_digest(mac("login", pre).encode(), csrf.encode()):
             raise PermissionError("csrf")
         res = accounts.sign_in(engine, username, password, ip_of(request))
         if res.outcome == "signin_limited":
@@ -370,7 +374,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                           '<a href="/login?next=/alerts/{1}">登录</a>后可确认、反馈、静默。'
                           'Opened from a notice\'s signed link (read-only until then): sign in to act.</p>').format(
             f"{until:%Y-%m-%d %H:%M}", fp))
-        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, note, chart(a))
+        title, body = alert_body(engine, a, page_day(a), rt.alerts_config, note, chart(a), history=False)
         return html(title, body)
 
     @app.post("/alerts/{fp}/ack")
@@ -439,17 +443,24 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                        ip=ip_of(request), detail={"alert": fp, "hours": h, "what": what})
         return RedirectResponse(f"/alerts/{fp}?done=silence", status_code=303)
 
-    def creators() -> dict[str, str]:
+    def creators() -> dict[int, str]:
+        """Silence id -> the office that set it on the site (its audit row); a silence set from
+        the command line has none."""
+        a = audit_log.c
         with engine.connect() as conn:
-            return dict(conn.execute(select(web_users.c.username, web_users.c.office)).all())
+            rows = conn.execute(select(a.target, a.office).where(a.action == "silence")).all()
+        return {int(t.split(":", 1)[1]): o for t, o in rows if t and t.startswith("silence:") and o}
 
-    def may_end(office: accounts.Office, row: dict[str, Any], offices: dict[str, str]) -> bool:
+    def may_end(office: accounts.Office, row: dict[str, Any], offices: dict[int, str]) -> bool:
         if office.kind in ("province", "operator"):
             return True
-        by = offices.get(row["created_by"])
+        by = offices.get(int(row["id"]))
         if by is None:
             return False  # set from the command line: the operators end it
-        other = accounts.parse_office(by, ref, province)
+        try:
+            other = accounts.parse_office(by, ref, province)
+        except accounts.AccountError:
+            return False
         return other.id == office.id or (office.kind == "city" and other.kind == "district"
                                          and office.sees_region(other.code, ref))
 
@@ -494,7 +505,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         parts = rel.split("/")
         city = city_of(office)
         if rel == f"city-{city}.html":
-            return office.kind in ("city", "department")
+            return office.kind == "city"  # a department sees its categories only: not the city's board
         if parts[0] == "ranking" and len(parts) == 3:
             return True
         if parts[0] == "proposals" and len(parts) == 3:
@@ -502,6 +513,8 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         return False
 
     def static_file(root_dir, rel: str, office: accounts.Office) -> Response:
+        if "\x00" in rel or "\\" in rel:
+            raise NotFound
         root_dir = root_dir.resolve()
         path = (root_dir / rel).resolve()
         if (not rel or ".." in rel.split("/") or not path.is_relative_to(root_dir) or not path.is_file()
@@ -517,7 +530,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         office = who[1]
         if rel in ("", "index.html") and office.kind not in ("province", "operator"):
             city = city_of(office)
-            if office.kind == "district":
+            if office.kind != "city":
                 raise NotFound
             return RedirectResponse(f"/board/city-{city}.html", status_code=303)
         return static_file(rt.settings.var_dir / "site", rel or "index.html", office)

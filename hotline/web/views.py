@@ -45,7 +45,8 @@ def site_page(title: str, body: str, user: Mapping[str, Any] | None, office_labe
         who = Markup('{0} · {1} <form method="post" action="/logout"><input type="hidden" name="csrf" value="{2}">'
                      '<button type="submit">退出 sign out</button></form>').format(
             user["display_name"] or user["username"], office_label, csrf or "")
-        board = "" if str(user["office"]).startswith("district:") else '<a href="/board/">看板 board</a>'
+        kind = str(user["office"]).split(":")[0]
+        board = '<a href="/board/">看板 board</a>' if kind in ("city", "province", "operator") else ""
         nav = Markup('<nav><a href="/">工作台 workbench</a>' + board
                      + '<a href="/proposal">每月一题 issue of the month</a>'
                      '<a href="/ranking">赛马 horse race</a><a href="/silences">静默 silences</a>'
