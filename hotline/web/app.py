@@ -405,18 +405,26 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
             raise ValueError("bad silence")
         return what, h, reason.strip()[:300]
 
-    @app.post("/alerts/{fp}/silence/preview", response_class=HTMLResponse)
-    def silence_preview(request: Request, fp: str, what: str = Form(""), hours: str = Form(""),
-                        reason: str = Form(""), csrf: str = Form("")):
+    def silence_form_in(request: Request, fp: str, what: str, hours: str, reason: str, csrf: str):
+        """The silence form, checked (session, CSRF, scope, fields): a response to send back, or
+        (who, alert, what, hours, reason)."""
         who = current(request)
         if not who:
             return sign_in_first(request)
         check_csrf(who, csrf)
         a = seen_alert(who[1], fp)
         try:
-            what, h, reason = silence_args(what, hours, reason)
+            return (who, a, *silence_args(what, hours, reason))
         except ValueError:
             return html("静默 Silence", "<h1>请填写原因并选择时长 Give a reason and a duration</h1>", who, 400)
+
+    @app.post("/alerts/{fp}/silence/preview", response_class=HTMLResponse)
+    def silence_preview(request: Request, fp: str, what: str = Form(""), hours: str = Form(""),
+                        reason: str = Form(""), csrf: str = Form("")):
+        got = silence_form_in(request, fp, what, hours, reason, csrf)
+        if isinstance(got, Response):
+            return got
+        who, a, what, h, reason = got
         ms = silence_matchers(a, what)
         parsed = parse_matchers(ms, "silence")
         with engine.connect() as conn:
@@ -428,15 +436,10 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     @app.post("/alerts/{fp}/silence")
     def silence(request: Request, fp: str, what: str = Form(""), hours: str = Form(""), reason: str = Form(""),
                 csrf: str = Form("")):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
-        check_csrf(who, csrf)
-        a = seen_alert(who[1], fp)
-        try:
-            what, h, reason = silence_args(what, hours, reason)
-        except ValueError:
-            return html("静默 Silence", "<h1>请填写原因并选择时长 Give a reason and a duration</h1>", who, 400)
+        got = silence_form_in(request, fp, what, hours, reason, csrf)
+        if isinstance(got, Response):
+            return got
+        who, a, what, h, reason = got
         sid = add_silence(engine, silence_matchers(a, what), who[0]["username"], reason,
                           now() + dt.timedelta(hours=h))
         accounts.audit(engine, who[0]["username"], "silence", office=who[1].id, target=f"silence:{sid}",
