@@ -34,6 +34,8 @@ from typing import Any
 
 import httpx
 
+from hotline.core.links import SECRET_ENV
+
 
 class DeliveryError(Exception):
     """A notice could not be delivered this time; the message is safe to log (no secrets)."""
@@ -95,7 +97,7 @@ def parse_connection(value: str, conn_id: str) -> Connection:
                       urllib.parse.unquote(u.password) if u.password else None, u.path.lstrip("/"), extra)
 
 
-LINK_SECRET_ENV = "HOTLINE_WEB_SECRET"  # the served site's secret: signs the alert links in notices
+LINK_SECRET_ENV = SECRET_ENV  # the served site's secret: signs the alert links in notices
 
 
 class Secrets:

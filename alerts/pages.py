@@ -69,11 +69,11 @@ def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsCo
     their comments), for a page opened from a signed link."""
     v = alert_view(a, cfg.language, day, None)
     chart = alert_chart(engine, a, day, v.title) if chart is None else chart
-    e = alert_events.c
+    head = f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id {a['fingerprint'][:8]}"
+    lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
     if not history:  # a page for whoever holds a link: not the offices' names and comments
-        return v.title, (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
-                         f"{a['fingerprint'][:8]}</p><ul>{''.join(f'<li>{inert_html(x)}</li>' for x in v.lines)}</ul>"
-                         f"{chart}{actions}")
+        return v.title, f"{head}</p><ul>{lines}</ul>{chart}{actions}"
+    e = alert_events.c
     with engine.connect() as conn:
         n = conn.execute(select(func.count()).where(e.fingerprint == a["fingerprint"])).scalar()
         hist = [dict(r) for r in conn.execute(select(e.at, e.ds, e.action, e.actor, e.detail).where(
@@ -81,9 +81,7 @@ def alert_body(engine: Engine, a: Mapping[str, Any], day: dt.date, cfg: AlertsCo
     for h in hist:  # who said what: the verdict and comment of an acknowledgement, a silence's reason
         d = h.pop("detail") or {}
         h["why"] = " · ".join(str(d[k]) for k in ("verdict", "comment", "reason") if d.get(k))
-    lines = "".join(f"<li>{inert_html(x)}</li>" for x in v.lines)  # ticket texts: inert
-    body = (f"<h1>{Markup.escape(v.title)}</h1><p class=\"meta\">{day} · 预警编号 alert id "
-            f"{a['fingerprint'][:8]} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
+    body = (f"{head} · 状态 status {Markup.escape(a.get('status', a['state']))}</p>"
             f"<ul>{lines}</ul>{chart}<p class=\"meta\">蓝线：每日工单量；"
             f"红点：告警日（灰线为当日预期、阴影为正常范围）；"
             f"右侧阴影：未来 30 天预测区间（95%）。Blue: daily tickets; red: alert days with the expected range; "

@@ -271,14 +271,14 @@ def _dq_links(engine: Engine, day: dt.date, out: Path) -> str:
             else '<p class="meta">当日无数据质量记录 (no data-quality verdict for the day).</p>')
 
 
-def _kpis(items: Sequence[Mapping[str, Any]], tickets: int | None) -> str:
+def kpis(items: Sequence[Mapping[str, Any]], tickets: int | None) -> str:
     counts = {s: sum(1 for a in items if a["severity"] == s) for s in SEVERITY}
     parts = [f'<span class="kpi">当日诉求 tickets <b>{tickets if tickets is not None else "—"}</b></span>']
     parts += [f'<span class="kpi">{severity_badge(s)} <b>{n}</b></span>' for s, n in counts.items()]
     return "<p>" + "".join(parts) + "</p>"
 
 
-def _day_tickets(engine: Engine, day: dt.date, level: str, code: str) -> int | None:
+def day_tickets(engine: Engine, day: dt.date, level: str, code: str) -> int | None:
     c = daily_counts.c
     with engine.connect() as conn:
         return conn.execute(select(c.n_tickets).where(and_(c.ds == day, c.region_level == level, c.region_code == code,
@@ -317,7 +317,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
     title = f"{prov.zh}12345热线预警看板 · {day}"
     body = (f"<h1>{escape(title)}</h1>{nav}<p class=\"meta\">Early-warning board · 生成于 generated "
             f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC · 离线页面，无需服务器 (offline, no server)</p>"
-            + _kpis(items, _day_tickets(engine, day, "province", province_code))
+            + kpis(items, day_tickets(engine, day, "province", province_code))
             + _section("proposal", "每月一题 Issue of the month",
                        _proposal_block(latest(engine, province_code, this_month), ref, out))
             + _section("alerts", f"今日预警 Alerts ({len(items)})", alert_table(items, ref, day, "fa", "city"))
@@ -333,7 +333,7 @@ def build_board(engine: Engine, day: dt.date, ref: Reference, province_code: str
         mine = by_city.get(c.code, [])
         ctitle = f"{c.zh}12345热线预警看板 · {day}"
         cbody = (f"<h1>{escape(ctitle)}</h1>{nav}"
-                 + _kpis(mine, _day_tickets(engine, day, "city", c.code))
+                 + kpis(mine, day_tickets(engine, day, "city", c.code))
                  + _section("proposal", "每月一题 Issue of the month",
                             _proposal_block(latest(engine, c.code, this_month), ref, out))
                  + _section("alerts", f"今日预警 Alerts ({len(mine)})", alert_table(mine, ref, day, "fa", "district"))

@@ -31,6 +31,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, func, insert, select, update
 
+from hotline.core.links import SECRET_ENV
 from hotline.core.reference import Reference
 from warehouse.schema import audit_log, web_sessions, web_users
 
@@ -282,7 +283,7 @@ def end_session(engine: Engine, token: str, now: dt.datetime | None = None) -> N
 def web_secret(env: Mapping[str, str], var_dir: Path, create: bool = False) -> str | None:
     """The site's secret (signs links and CSRF tokens): HOTLINE_WEB_SECRET, else the file
     var/web-secret (mode 600), made on first use when ``create`` (the embedded demo)."""
-    value = env.get("HOTLINE_WEB_SECRET")
+    value = env.get(SECRET_ENV)
     if value:
         return value
     path = Path(var_dir) / SECRET_FILE

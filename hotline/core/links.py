@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 
+SECRET_ENV = "HOTLINE_WEB_SECRET"  # the served site's secret: signs its forms and the alert links in notices
 LINK_DAYS = 7
 MIN_SECRET = 32
 _FP = re.compile(r"[0-9a-f]{32}")

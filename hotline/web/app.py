@@ -50,6 +50,10 @@ class NotFound(Exception):
     pass
 
 
+class SignInFirst(Exception):
+    """No live session: the answer is the sign-in page, then back."""
+
+
 class Fragments:
     """Parts of pages drawn from the daily data (a chart, a red and yellow list), kept until the
     warehouse's next pipeline run (the count and latest stamps of pipeline_runs, read at most every
@@ -145,8 +149,8 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     from alerts.silences import add_silence, expire_silence, silences_list
     from hotline.core.links import check_alert_link
     from proposals.panel import last_day
-    from reports.board import alert_table, open_alerts
-    from warehouse.schema import alert_events, alerts, audit_log, daily_counts
+    from reports.board import alert_table, day_tickets, kpis, open_alerts
+    from warehouse.schema import alert_events, alerts, audit_log
 
     app = FastAPI(title="12345 hotline early warning", docs_url=None, redoc_url=None, openapi_url=None)
     engine, ref, province = rt.engine, rt.ref, rt.province
@@ -204,7 +208,16 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
         title = alert_view(a, rt.alerts_config.language, day, None).title
         return kept.get(("chart", a["fingerprint"], day, title), lambda: alert_chart(engine, a, day, title))
 
-    def sign_in_first(request: Request) -> RedirectResponse:
+    def signed(request: Request) -> tuple[dict[str, Any], accounts.Office, str]:
+        """The request's account, office and CSRF token; without a live session the page answers
+        with the sign-in page (SignInFirst)."""
+        who = current(request)
+        if not who:
+            raise SignInFirst
+        return who
+
+    @app.exception_handler(SignInFirst)
+    def sign_in_first(request: Request, exc: SignInFirst):
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
     @app.exception_handler(NotFound)
@@ -277,12 +290,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     def tickets_of(day: dt.date, office: accounts.Office) -> int | None:
         if office.kind == "department":
             return None
-        level = "province" if office.kind == "operator" else office.kind
-        c = daily_counts.c
-        with engine.connect() as conn:
-            return conn.execute(select(c.n_tickets).where(c.ds == day, c.region_level == level,
-                                                          c.region_code == office.code,
-                                                          c.category_level == "all")).scalar()
+        return day_tickets(engine, day, "province" if office.kind == "operator" else office.kind, office.code)
 
     def lights(day: dt.date, office: accounts.Office) -> str:
 
@@ -300,9 +308,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.get("/", response_class=HTMLResponse)
     def home(request: Request):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         user, office, csrf = who
         day = the_day()
         title = f"{office_label(office)} · {day}"
@@ -320,7 +326,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
                       if office.kind in ("province", "operator") else [office.code])
             tiles = "<h2>区县方格图 District map</h2>" + views.tile_map(ref, cities, items)
             place = "city" if office.kind in ("province", "operator") else "district"
-        return (f"<h1>{views.esc(title)}</h1>" + views.kpis(items, tickets_of(day, office)) + tiles
+        return (f"<h1>{views.esc(title)}</h1>" + kpis(items, tickets_of(day, office)) + tiles
                 + f"<h2>今日预警 Alerts ({len(items)})</h2>"
                 + alert_table(items, ref, day, "fa", place, href=lambda fp: f"/alerts/{fp}"))
 
@@ -331,9 +337,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.get("/alerts/{fp}", response_class=HTMLResponse)
     def alert_page(request: Request, fp: str, done: str | None = None):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         a = seen_alert(who[1], fp)
         msg = {"ack": "已确认，谢谢反馈。Acknowledged, thank you.", "silence": "已静默。Silenced."}.get(done or "")
         title, body = alert_page_body(a)
@@ -379,9 +383,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.post("/alerts/{fp}/ack")
     def ack(request: Request, fp: str, verdict: str = Form(""), comment: str = Form(""), csrf: str = Form("")):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         check_csrf(who, csrf)
         a = seen_alert(who[1], fp)
         if verdict not in ("useful", "not_useful"):
@@ -408,9 +410,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     def silence_form_in(request: Request, fp: str, what: str, hours: str, reason: str, csrf: str):
         """The silence form, checked (session, CSRF, scope, fields): a response to send back, or
         (who, alert, what, hours, reason)."""
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         check_csrf(who, csrf)
         a = seen_alert(who[1], fp)
         try:
@@ -469,18 +469,14 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.get("/silences", response_class=HTMLResponse)
     def silences_page(request: Request):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         offices = creators()
         rows = [r for r in silences_list(engine) if may_end(who[1], r, offices)]
         return html("静默 Silences", views.silences_body(rows, who[2], [r["state"] != "ended" for r in rows]), who)
 
     @app.post("/silences/{sid}/end")
     def unsilence(request: Request, sid: int, csrf: str = Form("")):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         check_csrf(who, csrf)
         row = next((r for r in silences_list(engine, include_ended=True) if r["id"] == sid), None)
         if row is None or not may_end(who[1], row, creators()):
@@ -527,9 +523,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.get("/board/{rel:path}")
     def board(request: Request, rel: str = ""):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         office = who[1]
         if rel in ("", "index.html") and office.kind not in ("province", "operator"):
             city = city_of(office)
@@ -540,9 +534,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
     @app.get("/reports/{rel:path}")
     def report(request: Request, rel: str):
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         if rel.split("/")[0] not in ("proposals", "ranking"):
             raise NotFound
         return static_file(rt.settings.var_dir / "reports", rel, who[1])
@@ -553,9 +545,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
 
         from proposals.job import latest
 
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         office = who[1]
         scope = office.code if office.kind in ("province", "operator") else city_of(office)
         rec = latest(engine, scope)
@@ -569,9 +559,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     def ranking(request: Request):
         from sla.race import latest_month
 
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         month = latest_month(engine, province, the_day() + dt.timedelta(days=1))
         rel = f"ranking/{month}/province-{province}.zh.html" if month else ""
         if not month or not (rt.settings.var_dir / "reports" / rel).is_file():
@@ -583,9 +571,7 @@ def create_app(rt: Runtime, secret: str, secure_cookies: bool = True) -> FastAPI
     def export(request: Request, name: str, fmt: str):
         from reports.exports import alerts_table, lights_table, ranking_table, to_csv, to_xlsx, watchlist_table
 
-        who = current(request)
-        if not who:
-            return sign_in_first(request)
+        who = signed(request)
         office = who[1]
         if fmt not in ("csv", "xlsx") or name not in ("lights", "alerts", "ranking", "watchlist"):
             raise NotFound

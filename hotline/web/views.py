@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 from hotline.core.html import SEVERITY, page, table
 from hotline.core.reference import Reference
 from hotline.core.severity import SEVERITY_RANK
+from reports.board import BOARD_CSS
 
 SITE_CSS = """
 header.site { display: flex; justify-content: space-between; align-items: center; border-bottom: 1px solid #d0d7de;
@@ -24,9 +25,6 @@ form.act { border: 1px solid #d0d7de; border-radius: 4px; padding: .5em 1em; mar
 form.act label { margin-right: 1em; }
 form.act textarea, form.act input[type=text], form.act input[type=password] { width: 100%; box-sizing: border-box; }
 button { padding: .25em 1em; }
-.kpi { display: inline-block; margin: 0 1.2em .6em 0; padding: .3em .8em; border: 1px solid #d0d7de;
-  border-radius: 4px; }
-.kpi b { font-size: 1.4em; }
 .tiles { display: grid; grid-template-columns: 7em repeat(var(--cols), 5.2em); gap: 3px; margin: .4em 0 1em; }
 .tile { border: 1px solid #ccc; border-radius: 3px; padding: 2px 3px; font-size: .8em; min-height: 2.6em;
   background: #f6f8fa; overflow: hidden; }
@@ -54,7 +52,7 @@ def site_page(title: str, body: str, user: Mapping[str, Any] | None, office_labe
     else:
         who, nav = Markup(""), Markup("<nav><a href=\"/login\">登录 sign in</a></nav>")
     head = Markup('<header class="site">{0}<span class="meta">{1}</span></header>').format(nav, who)
-    return page(title, f"<style>{SITE_CSS}</style>{head}{body}")
+    return page(title, f"<style>{BOARD_CSS}{SITE_CSS}</style>{head}{body}")
 
 
 def login_body(form_token: str, next_url: str, message: str | None) -> str:
@@ -70,13 +68,6 @@ def login_body(form_token: str, next_url: str, message: str | None) -> str:
         '<button type="submit">登录 sign in</button></form>'
         '<p class="meta">账户由运维人员用 <code>hotline users add</code> 开设。Accounts are made by the operators '
         '(<code>hotline users add</code>).</p>').format(msg, form_token, next_url))
-
-
-def kpis(items: Sequence[Mapping[str, Any]], tickets: int | None) -> str:
-    counts = {s: sum(1 for a in items if a["severity"] == s) for s in SEVERITY}
-    parts = [f'<span class="kpi">当日诉求 tickets <b>{tickets if tickets is not None else "—"}</b></span>']
-    parts += [f'<span class="kpi">{SEVERITY[s]} {s} <b>{n}</b></span>' for s, n in counts.items()]
-    return "<p>" + "".join(parts) + "</p>"
 
 
 def tile_map(ref: Reference, cities: Sequence[str], items: Sequence[Mapping[str, Any]]) -> str:
